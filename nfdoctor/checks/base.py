@@ -1,0 +1,53 @@
+"""What a check is: an id, a title, what it needs, and a function that measures."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nfdoctor.results import CheckResult, Hint, Metric, Status
+
+if TYPE_CHECKING:
+    from nfdoctor.context import Context
+
+
+class Check(abc.ABC):
+    """A check measures one thing and returns one result per subject it looked at.
+
+    ``run`` may be a plain method (it then runs in a worker thread, so blocking I/O is fine)
+    or a coroutine. It may raise: the runner turns any exception into an UNKNOWN result.
+    """
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    #: ids of checks that must be OK or WARNING for this one to mean anything
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def run(self, ctx: Context) -> Sequence[CheckResult] | Any:
+        """Measure; return results (or a coroutine returning them)."""
+
+    def result(
+        self,
+        status: Status,
+        summary: str,
+        *,
+        details: Sequence[str] = (),
+        hint: Hint | None = None,
+        next_command: str | None = None,
+        metrics: Sequence[Metric] = (),
+        subject: str | None = None,
+    ) -> CheckResult:
+        """A result of this check (id and title filled in)."""
+        return CheckResult(
+            id=self.id,
+            title=self.title,
+            status=status,
+            summary=summary,
+            details=tuple(details),
+            hint=hint,
+            next_command=next_command,
+            metrics=tuple(metrics),
+            subject=subject,
+        )

@@ -1,0 +1,158 @@
+"""Database connectivity: connect and latency, schema against crm-schema.md, integrity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from nfdoctor.checks.base import Check
+from nfdoctor.errors import DatabaseLockedError, DatabaseUnreachableError, NotADatabaseError
+from nfdoctor.hints import HINTS
+from nfdoctor.results import CheckResult, Metric, Status
+
+if TYPE_CHECKING:
+    from nfdoctor.context import Context
+    from nfdoctor.store.database import DatabaseProbe, DatabaseUrl
+
+
+def configured_database(ctx: Context) -> DatabaseUrl | None:
+    """The configured database URL (password resolved and attached), or None."""
+    from nfdoctor.store.database import parse_database_url
+
+    loaded = ctx.load_config()
+    section = loaded.config.database
+    if section is None:
+        return None
+    url = parse_database_url(section.url, base_dir=loaded.base_dir)
+    if section.password is not None:
+        secret = next(s for s in loaded.secrets if s.key_path == "database.password")
+        url = url.with_password(ctx.secrets.resolve(secret.ref, where=secret.where))
+    return url
+
+
+def _probe(ctx: Context, *, integrity: bool) -> tuple[DatabaseUrl | None, DatabaseProbe | None]:
+    from nfdoctor.store.database import probe_database
+
+    url = configured_database(ctx)
+    if url is None:
+        return None, None
+    timeout_s = ctx.load_config().config.database.timeout.total_seconds()
+    return url, probe_database(url, timeout_s=timeout_s, integrity=integrity)
+
+
+_NO_DATABASE = "no database configured (database.url)"
+
+
+class DatabaseConnectCheck(Check):
+    """Connect, run ``SELECT 1``, and time it."""
+
+    id = "database.connect"
+    title = "Database connectivity"
+
+    def run(self, ctx: Context) -> Sequence[CheckResult]:
+        """OK with the latency; CRITICAL when the database cannot be reached."""
+        try:
+            url, probe = _probe(ctx, integrity=False)
+        except NotADatabaseError as exc:
+            # nfdoctor cannot judge the CRM's database through a file that is not one:
+            # the config points at the wrong thing (UNKNOWN, like a bad config).
+            return [self.result(Status.UNKNOWN, exc.message, hint=HINTS["database.not_sqlite"],
+                                next_command="nfdoctor config show")]
+        except DatabaseLockedError as exc:
+            return [self.result(Status.UNKNOWN, exc.message, hint=HINTS["database.locked"])]
+        except DatabaseUnreachableError as exc:
+            return [self.result(Status.CRITICAL, exc.message, hint=HINTS["database.unreachable"],
+                                next_command="nfdoctor config show")]
+        if url is None or probe is None:
+            return [self.result(Status.SKIPPED, _NO_DATABASE)]
+        limits = ctx.load_config().config.thresholds
+        warn = limits.database_latency_warning.total_seconds()
+        crit = limits.database_latency_critical.total_seconds()
+        latency = probe.latency_s
+        status = Status.OK
+        if latency >= crit:
+            status = Status.CRITICAL
+        elif latency >= warn:
+            status = Status.WARNING
+        return [
+            self.result(
+                status,
+                f"{probe.backend} {probe.server_version} answered in {latency * 1000:.0f} ms, "
+                f"warn ≥ {warn * 1000:.0f} ms",
+                details=[f"at {url.redacted()}"],
+                hint=HINTS["database.slow"] if status is not Status.OK else None,
+                metrics=[Metric(name="latency", value=round(latency, 6), unit="s",
+                                warn=warn, crit=crit)],
+                subject=url.redacted(),
+            )
+        ]
+
+
+class DatabaseSchemaCheck(Check):
+    """Every table and column of CRM schema v1 is present."""
+
+    id = "database.schema"
+    title = "Database schema (CRM v1)"
+    requires = ("database.connect",)
+
+    def run(self, ctx: Context) -> Sequence[CheckResult]:
+        """CRITICAL naming each missing table and column."""
+        url, probe = _probe(ctx, integrity=False)
+        if url is None or probe is None:
+            return [self.result(Status.SKIPPED, _NO_DATABASE)]
+        missing = [f"table {t}" for t in probe.missing_tables]
+        missing += [f"column {c}" for c in probe.missing_columns]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            return [
+                self.result(
+                    Status.CRITICAL,
+                    f"schema drift: missing {shown}",
+                    details=missing,
+                    hint=HINTS["database.schema"],
+                    subject=url.redacted(),
+                    metrics=[Metric(name="missing_objects", value=float(len(missing)))],
+                )
+            ]
+        return [
+            self.result(
+                Status.OK,
+                "all tables and columns of CRM schema v1 are present",
+                subject=url.redacted(),
+                metrics=[Metric(name="missing_objects", value=0.0)],
+            )
+        ]
+
+
+class DatabaseIntegrityCheck(Check):
+    """SQLite's own page and index consistency check."""
+
+    id = "database.integrity"
+    title = "Database integrity"
+    requires = ("database.connect",)
+
+    def run(self, ctx: Context) -> Sequence[CheckResult]:
+        """OK when ``PRAGMA integrity_check`` says ok; CRITICAL with its findings otherwise."""
+        url, probe = _probe(ctx, integrity=True)
+        if url is None or probe is None:
+            return [self.result(Status.SKIPPED, _NO_DATABASE)]
+        if probe.integrity is None:
+            return [
+                self.result(
+                    Status.SKIPPED,
+                    f"not applicable to {probe.backend} (it checks its own pages)",
+                    subject=url.redacted(),
+                )
+            ]
+        lines = probe.integrity.splitlines()
+        if lines == ["ok"]:
+            return [self.result(Status.OK, f"{probe.integrity_method}: ok", subject=url.redacted())]
+        return [
+            self.result(
+                Status.CRITICAL,
+                f"{probe.integrity_method} found {len(lines)} problem(s): {lines[0]}",
+                details=lines[:20],
+                hint=HINTS["database.integrity"],
+                subject=url.redacted(),
+            )
+        ]

@@ -1,0 +1,78 @@
+"""The ``nfdoctor`` command: its Typer app and the process entry point.
+
+Only Typer and the standard library are imported here; every command imports what it
+needs when it runs, so ``nfdoctor --version`` and ``--help`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, NoReturn
+
+import typer
+
+from nfdoctor import __version__
+from nfdoctor.cli.config_cmd import config_app
+from nfdoctor.cli.diagnose import diagnose
+
+HELP = """Troubleshoot NextFlow CRM's Shopee, Lazada, TikTok Shop, Facebook and Zalo integrations.
+
+Exit codes (monitoring-plugins convention): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+Bad arguments and bad config also exit 3, with one line on stderr saying what and where.
+Data goes to stdout; messages, warnings and tips go to stderr.
+
+Example: nfdoctor diagnose
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    # Pretty exceptions can print local variables, and a local may hold a secret.
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nfdoctor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Troubleshoot NextFlow CRM's multichannel integrations."""
+
+
+app.command("diagnose")(diagnose)
+app.add_typer(config_app, name="config")
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point: run the app; Click usage errors exit 3, not Click's 2."""
+    try:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # Typer before it vendored Click
+        from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = app(args=args, prog_name="nfdoctor", standalone_mode=False)
+    except NoArgsIsHelpError:
+        code = 0  # Typer has printed the help already
+    except ClickException as exc:
+        message = exc.format_message()
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "nfdoctor"  # type: ignore[attr-defined]
+        typer.echo(f"nfdoctor: usage: {message} (see `{command} --help`)", err=True)
+        code = 3
+    except KeyboardInterrupt:
+        typer.echo("nfdoctor: interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,91 @@
+"""What every command shares: its options, building the context, logging, running guarded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from nfdoctor.context import Context
+
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP045 - Typer reads the annotation at runtime on 3.10
+    typer.Option("--config", "-c", help="Config file (default: discovery order in the README).",
+                 show_default=False),
+]
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show debug logs and tracebacks (secrets still masked).")
+]
+LangOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--lang", help="Hint language: vi or en (default: from the locale).",
+                 show_default=False),
+]
+
+
+def make_context(*, config: Path | None, debug: bool, lang: str | None) -> Context:
+    """The run's context, with logging to stderr through the redactor."""
+    from nfdoctor.context import Context
+    from nfdoctor.errors import UsageError
+
+    ctx = Context(config_path=config, debug=debug)
+    _setup_logging(ctx)
+    if lang is not None:
+        if lang not in ("vi", "en"):
+            raise UsageError(f"--lang: expected vi or en, got {lang!r}")
+        ctx.lang = lang
+    return ctx
+
+
+def _setup_logging(ctx: Context) -> None:
+    import logging
+
+    from nfdoctor.secrets.redaction import RedactingFilter
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_nfdoctor", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(ctx.stderr)
+    handler._nfdoctor = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter(ctx.redactor))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if ctx.debug else logging.WARNING)
+    # httpx logs every URL at INFO, query-string tokens included: keep it quiet unless asked.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG if ctx.debug else logging.WARNING)
+
+
+def guarded(
+    body: Callable[[Context], int], *, config: Path | None, debug: bool, lang: str | None = None
+) -> None:
+    """Build the context, run ``body``, turn any exception into a message; exit with its code."""
+    from nfdoctor.cli.errors import report_error
+    from nfdoctor.context import Context
+
+    ctx = Context(config_path=config, debug=debug)
+    try:
+        ctx = make_context(config=config, debug=debug, lang=lang)
+        code = body(ctx)
+    except KeyboardInterrupt:
+        ctx.stderr.write("nfdoctor: interrupted\n")
+        code = 130
+    except Exception as exc:
+        code = report_error(ctx, exc)
+    raise typer.Exit(code)
+
+
+def warn_config(ctx: Context) -> None:
+    """Print the loaded config's warnings (unknown keys, inline secrets) to stderr."""
+    for problem in ctx.load_config().warnings:
+        ctx.stderr.write(ctx.redactor.redact(f"nfdoctor: warning: {problem.located()}") + "\n")
+
+
+def emit(ctx: Context, text: str) -> None:
+    """Write data to stdout, redacted."""
+    ctx.stdout.write(ctx.redactor.redact(text))
+    ctx.stdout.flush()

@@ -1,0 +1,58 @@
+"""The translation table: each nfdoctor exception becomes one line, a tip, and an exit code.
+
+Ordered: the first matching row wins, so subclasses come before their bases.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+from nfdoctor import errors
+from nfdoctor.context import Context
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Translation:
+    """How one kind of error is shown to the operator."""
+
+    kind: type[BaseException]
+    prefix: str
+    exit_code: int
+
+
+TABLE: tuple[Translation, ...] = (
+    Translation(errors.ConfigNotFoundError, "config", EXIT_UNKNOWN),
+    Translation(errors.ConfigError, "config", EXIT_UNKNOWN),
+    Translation(errors.KeyringUnavailableError, "keyring", EXIT_UNKNOWN),
+    Translation(errors.SecretError, "secret", EXIT_UNKNOWN),
+    Translation(errors.UsageError, "usage", EXIT_UNKNOWN),
+    Translation(errors.StateError, "state", EXIT_UNKNOWN),
+    Translation(errors.DatabaseError, "database", EXIT_UNKNOWN),
+    Translation(errors.PlatformError, "platform", EXIT_UNKNOWN),
+    Translation(errors.NfdoctorError, "error", EXIT_UNKNOWN),
+)
+
+
+def report_error(ctx: Context, exc: BaseException) -> int:
+    """Write the one-line message (and tip) for ``exc`` to stderr; return its exit code."""
+    redact = ctx.redactor.redact
+    if ctx.debug:
+        ctx.stderr.write(redact("".join(traceback.format_exception(exc))))
+    for row in TABLE:
+        if isinstance(exc, row.kind):
+            assert isinstance(exc, errors.NfdoctorError)
+            ctx.stderr.write(redact(f"nfdoctor: {row.prefix}: {exc.message}") + "\n")
+            if isinstance(exc, errors.ConfigError) and len(exc.problems) > 1:
+                for problem in exc.problems[1:]:
+                    ctx.stderr.write(redact(f"  also: {problem.located()}") + "\n")
+            if exc.next_command:
+                ctx.stderr.write(f"Tip: run `{exc.next_command}`\n")
+            return row.exit_code
+    # Not one of ours: a bug or an unexpected environment. One line; details with --debug.
+    ctx.stderr.write(redact(f"nfdoctor: internal error: {type(exc).__name__}: {exc}") + "\n")
+    if not ctx.debug:
+        ctx.stderr.write("Tip: run again with --debug for the traceback\n")
+    return EXIT_UNKNOWN

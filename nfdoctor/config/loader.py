@@ -1,0 +1,381 @@
+"""The config loader: the only place that reads YAML.
+
+It finds the file (design.md's discovery order), parses it keeping each node's line and
+column, validates it against :mod:`nfdoctor.config.model`, and reports every problem at
+once, each located by file, line, column and key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nfdoctor.errors import ConfigError, ConfigNotFoundError, ConfigProblem
+from nfdoctor.secrets.reference import SecretRef
+
+KeyPath = tuple[str | int, ...]
+# Config files are small; a huge one is a mistake (a log or a dump given by accident).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """Where a node starts in the file (1-based)."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocatedSecret:
+    """A secret reference with the key path and place it was written at."""
+
+    key_path: str
+    ref: SecretRef
+    where: str  # "file:line:col: key.path"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedConfig:
+    """A validated config, where it came from, and the warnings found loading it."""
+
+    path: Path
+    config: Any  # NfdoctorConfig; Any keeps pydantic out of this module's import
+    raw: dict[str, Any]
+    warnings: tuple[ConfigProblem, ...] = ()
+    secrets: tuple[LocatedSecret, ...] = ()
+    locations: Mapping[KeyPath, Location] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative paths in the config are resolved against."""
+        return self.path.parent
+
+
+def format_key_path(path: KeyPath) -> str:
+    """``('platforms', 'shopee', 'shops', 1, 'shop_id')`` → ``platforms.shopee.shops[1].shop_id``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def candidate_paths(
+    *, explicit: Path | None, environ: Mapping[str, str], cwd: Path
+) -> list[tuple[Path, str]]:
+    """Where to look, in design.md's order, each with the reason it is looked at."""
+    if explicit is not None:
+        return [(explicit, "--config")]
+    if environ.get("NFDOCTOR_CONFIG"):
+        return [(Path(environ["NFDOCTOR_CONFIG"]), "$NFDOCTOR_CONFIG")]
+    xdg = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
+    return [
+        (cwd / "nfdoctor.yaml", "./nfdoctor.yaml"),
+        (Path(xdg).expanduser() / "nfdoctor" / "config.yaml", "$XDG_CONFIG_HOME"),
+        (Path("/etc/nfdoctor/config.yaml"), "/etc/nfdoctor"),
+    ]
+
+
+def discover(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """The config file to use; an explicit or ``$NFDOCTOR_CONFIG`` path must exist."""
+    candidates = candidate_paths(explicit=explicit, environ=environ, cwd=cwd)
+    for path, _reason in candidates:
+        if path.is_file():
+            return path
+    if explicit is not None or environ.get("NFDOCTOR_CONFIG"):
+        path, reason = candidates[0]
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigNotFoundError(
+            ConfigProblem(file=str(path), key_path="", message=f"config file {what} ({reason})")
+        )
+    looked = ", ".join(str(p) for p, _ in candidates)
+    raise ConfigNotFoundError(
+        ConfigProblem(
+            file="nfdoctor",
+            key_path="",
+            message=f"no config file found (looked in {looked}); create one with: nfdoctor config init",
+        )
+    )
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read, parse and validate ``path``; raise ConfigError listing every problem."""
+    text = _read_text(path)
+    raw, locations = parse_yaml(text, str(path))
+    return validate(raw, locations, path)
+
+
+def _read_text(path: Path) -> str:
+    def problem(message: str) -> ConfigError:
+        return ConfigError(ConfigProblem(file=str(path), key_path="", message=message))
+
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise problem(f"file is larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config file?")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigNotFoundError(
+            ConfigProblem(file=str(path), key_path="", message="config file does not exist")
+        ) from None
+    except IsADirectoryError:
+        raise problem("is a directory, not a config file") from None
+    except PermissionError:
+        raise problem("cannot read the config file (permission denied)") from None
+    except OSError as exc:
+        raise problem(f"cannot read the config file: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise problem(f"not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
+    """Parse YAML into plain data plus the location of every key and item."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, {}
+        locations: dict[KeyPath, Location] = {}
+        problems: list[ConfigProblem] = []
+        data = _construct(loader, node, (), locations, problems, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            ConfigProblem(
+                file=file,
+                key_path="",
+                message=f"invalid YAML: {what}",
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
+            )
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(ConfigProblem(file=file, key_path="", message=f"invalid YAML: {exc}"))
+    finally:
+        loader.dispose()
+    if problems:
+        raise ConfigError(problems)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            ConfigProblem(
+                file=file,
+                key_path="",
+                message=f"the top level must be a mapping of sections, got {_type_name(data)}",
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+            )
+        )
+    return data, locations
+
+
+def _construct(
+    loader: Any,
+    node: Any,
+    path: KeyPath,
+    locations: dict[KeyPath, Location],
+    problems: list[ConfigProblem],
+    file: str,
+) -> Any:
+    import yaml
+
+    locations[path] = Location(line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            # Keys are names: take the text as written, so YAML 1.1 does not turn `on:`
+            # or `no:` into booleans.
+            if isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+            else:
+                key = str(loader.construct_object(key_node, deep=True))
+            if key in result:
+                # YAML keeps the last silently; an operator editing at 3 a.m. deserves to know.
+                problems.append(
+                    ConfigProblem(
+                        file=file,
+                        key_path=format_key_path((*path, key)),
+                        message="duplicate key (the earlier value would be ignored)",
+                        line=key_node.start_mark.line + 1,
+                        column=key_node.start_mark.column + 1,
+                    )
+                )
+            result[key] = _construct(loader, value_node, (*path, key), locations, problems, file)
+            # A key's own position is more useful than its value's for "missing/unknown" errors.
+            locations[(*path, key)] = Location(
+                line=key_node.start_mark.line + 1, column=key_node.start_mark.column + 1
+            )
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _construct(loader, item, (*path, index), locations, problems, file)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def _type_name(value: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+             list: "a list", dict: "a mapping", type(None): "nothing (null)"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _locate(path: KeyPath, locations: Mapping[KeyPath, Location]) -> Location | None:
+    """The location of ``path``, or of its nearest ancestor written in the file."""
+    for end in range(len(path), -1, -1):
+        if path[:end] in locations:
+            return locations[path[:end]]
+    return None
+
+
+def _problem(
+    file: str, path: KeyPath, message: str, locations: Mapping[KeyPath, Location]
+) -> ConfigProblem:
+    location = _locate(path, locations)
+    return ConfigProblem(
+        file=file,
+        key_path=format_key_path(path),
+        message=message,
+        line=location.line if location else None,
+        column=location.column if location else None,
+    )
+
+
+def validate(raw: dict[str, Any], locations: Mapping[KeyPath, Location], path: Path) -> LoadedConfig:
+    """Validate parsed data; every error at once, unknown keys as warnings."""
+    from pydantic import ValidationError
+
+    from nfdoctor.config.model import NfdoctorConfig
+
+    file = str(path)
+    try:
+        config = NfdoctorConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            _problem(file, tuple(error["loc"]), _message(error, raw), locations)
+            for error in exc.errors(include_url=False)
+        ]
+        raise ConfigError(problems) from None
+    warnings = [
+        _problem(file, key_path, message, locations)
+        for key_path, message in _unknown_keys(config, ())
+    ]
+    secrets = []
+    for key_path, ref in _secret_refs(config, ()):
+        located = _problem(file, key_path, "", locations)
+        where = located.located().removesuffix(": ")
+        secrets.append(LocatedSecret(key_path=format_key_path(key_path), ref=ref, where=where))
+        if ref.is_inline:
+            warnings.append(
+                _problem(
+                    file,
+                    key_path,
+                    "inline secret; keep it out of the file with env:VAR, file:PATH "
+                    "or keyring:SERVICE/NAME",
+                    locations,
+                )
+            )
+    return LoadedConfig(
+        path=path,
+        config=config,
+        raw=raw,
+        warnings=tuple(warnings),
+        secrets=tuple(secrets),
+        locations=dict(locations),
+    )
+
+
+def _message(error: Mapping[str, Any], raw: Any) -> str:
+    """A short operator-facing message for one pydantic error."""
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    got = error.get("input")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden" and loc[:1] == ("platforms",):
+        from nfdoctor.config.model import PLATFORM_NAMES
+
+        return f"unknown platform {loc[-1]!r}{_did_you_mean(str(loc[-1]), PLATFORM_NAMES)}" + (
+            f"; known platforms: {', '.join(PLATFORM_NAMES)}"
+        )
+    expected = {
+        "int_parsing": "expected an integer",
+        "int_type": "expected an integer",
+        "int_from_float": "expected a whole number",
+        "float_parsing": "expected a number",
+        "float_type": "expected a number",
+        "bool_parsing": "expected true or false",
+        "bool_type": "expected true or false",
+        "string_type": "expected a string",
+        "list_type": "expected a list",
+        "dict_type": "expected a mapping of keys",
+        "model_type": "expected a mapping of keys",
+        "model_attributes_type": "expected a mapping of keys",
+        "url_parsing": "expected an http(s) URL",
+        "url_scheme": "expected an http(s) URL",
+        "literal_error": f"expected one of {error.get('ctx', {}).get('expected', '')}",
+    }.get(kind)
+    if expected:
+        return f"{expected}, got {_show(got)}"
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    message: str = error["msg"]
+    return f"{message[0].lower()}{message[1:]}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)) or value is None:
+        return _type_name(value)
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_keys(model: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """Walk a validated model; yield each key the model does not know."""
+    from pydantic import BaseModel
+
+    if isinstance(model, BaseModel):
+        known = list(type(model).model_fields)
+        for key in (model.model_extra or {}):
+            yield (*path, key), f"unknown key{_did_you_mean(key, known)}; it is ignored"
+        for name in type(model).model_fields:
+            yield from _unknown_keys(getattr(model, name), (*path, name))
+    elif isinstance(model, list):
+        for index, item in enumerate(model):
+            yield from _unknown_keys(item, (*path, index))
+
+
+def _secret_refs(model: Any, path: KeyPath) -> Iterator[tuple[KeyPath, SecretRef]]:
+    """Walk a validated model; yield every secret reference with its key path."""
+    from pydantic import BaseModel
+
+    if isinstance(model, SecretRef):
+        yield path, model
+    elif isinstance(model, BaseModel):
+        for name in type(model).model_fields:
+            yield from _secret_refs(getattr(model, name), (*path, name))
+    elif isinstance(model, list):
+        for index, item in enumerate(model):
+            yield from _secret_refs(item, (*path, index))
+
+
+def default_config_path(environ: Mapping[str, str]) -> Path:
+    """Where ``config init`` writes when not told: the per-user XDG config file."""
+    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
+    return Path(xdg).expanduser() / "nfdoctor" / "config.yaml"

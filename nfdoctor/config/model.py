@@ -1,0 +1,265 @@
+"""The typed config: one model per section the design names.
+
+Models allow unknown keys (``extra="allow"``) so the loader can warn about them with a
+"did you mean" instead of failing; the ``platforms`` section forbids them, because an
+unknown platform is an error, not a typo to shrug at.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from nfdoctor.durations import parse_span
+from nfdoctor.secrets.reference import SecretRef
+
+PLATFORM_NAMES = ("shopee", "lazada", "tiktok", "facebook", "zalo")
+
+
+def _span(value: Any) -> Any:
+    """Accept ``"7d"``-style spans, and bare numbers as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a time span such as 30s or 7d, got a boolean")
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_span(value)
+    return value
+
+
+Span = Annotated[
+    timedelta,
+    BeforeValidator(_span),
+    PlainSerializer(lambda v: f"{v.total_seconds():g}s", return_type=str),
+]
+Url = Annotated[AnyHttpUrl, PlainSerializer(str, return_type=str)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are kept so they can be warned about."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
+
+
+class CrmConfig(Section):
+    """The CRM itself: its base URL, status endpoint and API key."""
+
+    base_url: Url | None = None
+    status_url: Url | None = None
+    api_key: SecretRef | None = None
+
+
+class DatabaseConfig(Section):
+    """The CRM database: ``sqlite:///path`` (embedded default) or ``postgresql://…``."""
+
+    url: str
+    # Kept out of the URL so the URL can be shown and logged as it is.
+    password: SecretRef | None = None
+    timeout: Span = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        from nfdoctor.store.database import parse_database_url
+
+        parse_database_url(value)  # raises ValueError naming the accepted forms
+        return value
+
+
+class AiConfig(Section):
+    """The CRM's AI chatbot endpoint."""
+
+    endpoint: Url | None = None
+    api_key: SecretRef | None = None
+    model: str | None = None
+
+
+class LogsConfig(Section):
+    """Where the CRM's error logs live (for ``nfdoctor logs`` and disk checks)."""
+
+    paths: list[str] = Field(default_factory=list)
+
+
+class PlatformBase(Section):
+    """What every platform section has besides credentials and its list of shops."""
+
+    enabled: bool = True
+    base_url: Url | None = None
+    webhook_url: Url | None = None
+
+
+class ShopeeShop(Section):
+    """One Shopee shop."""
+
+    shop_id: int
+    name: str | None = None
+
+
+class ShopeeConfig(PlatformBase):
+    """Shopee Open Platform v2 partner app."""
+
+    partner_id: int
+    partner_key: SecretRef
+    shops: list[ShopeeShop] = Field(default_factory=list)
+
+
+class LazadaShop(Section):
+    """One Lazada seller account."""
+
+    seller_id: str
+    name: str | None = None
+
+
+class LazadaConfig(PlatformBase):
+    """Lazada Open Platform app (Vietnam)."""
+
+    app_key: str
+    app_secret: SecretRef
+    shops: list[LazadaShop] = Field(default_factory=list)
+
+
+class TiktokShop(Section):
+    """One TikTok Shop."""
+
+    shop_id: str
+    shop_cipher: str | None = None
+    name: str | None = None
+
+
+class TiktokConfig(PlatformBase):
+    """TikTok Shop Open API app."""
+
+    app_key: str
+    app_secret: SecretRef
+    shops: list[TiktokShop] = Field(default_factory=list)
+
+
+class FacebookPage(Section):
+    """One Facebook page connected to Messenger."""
+
+    page_id: str
+    name: str | None = None
+
+
+class FacebookConfig(PlatformBase):
+    """Meta app for the Graph API and Messenger Platform."""
+
+    app_id: str
+    app_secret: SecretRef
+    verify_token: SecretRef | None = None
+    graph_version: str = "v21.0"
+    appsecret_proof: bool = True
+    pages: list[FacebookPage] = Field(default_factory=list)
+
+
+class ZaloOA(Section):
+    """One Zalo Official Account."""
+
+    oa_id: str
+    name: str | None = None
+    oa_secret: SecretRef | None = None
+
+
+class ZaloConfig(PlatformBase):
+    """Zalo app with its Official Accounts."""
+
+    app_id: str
+    secret_key: SecretRef
+    oas: list[ZaloOA] = Field(default_factory=list)
+
+
+class PlatformsConfig(BaseModel):
+    """The five platforms; any other key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shopee: ShopeeConfig | None = None
+    lazada: LazadaConfig | None = None
+    tiktok: TiktokConfig | None = None
+    facebook: FacebookConfig | None = None
+    zalo: ZaloConfig | None = None
+
+
+class Thresholds(Section):
+    """Where WARNING and CRITICAL start; defaults come from the runbook."""
+
+    token_expiry_warning: Span = timedelta(days=7)  # runbook: alert 7 days before expiry
+    token_expiry_critical: Span = timedelta(days=1)
+    cert_expiry_warning: Span = timedelta(days=14)
+    cert_expiry_critical: Span = timedelta(days=3)
+    ai_latency: Span = timedelta(seconds=2)  # runbook targets
+    message_delivery: Span = timedelta(seconds=5)
+    dashboard_latency: Span = timedelta(seconds=3)
+    api_latency: Span = timedelta(seconds=1)
+    database_latency_warning: Span = timedelta(milliseconds=500)
+    database_latency_critical: Span = timedelta(seconds=2)
+    disk_free_warning: Percent = 15.0
+    disk_free_critical: Percent = 5.0
+    memory_available_warning: Percent = 10.0
+    memory_available_critical: Percent = 5.0
+    load_per_core_warning: Annotated[float, Field(gt=0)] = 2.0
+    load_per_core_critical: Annotated[float, Field(gt=0)] = 4.0
+    check_timeout: Span = timedelta(seconds=15)
+    config_change_recent: Span = timedelta(hours=24)
+
+    @model_validator(mode="after")
+    def _warning_before_critical(self) -> Thresholds:
+        pairs = [
+            ("token_expiry_warning", "token_expiry_critical", "greater"),
+            ("cert_expiry_warning", "cert_expiry_critical", "greater"),
+            ("disk_free_warning", "disk_free_critical", "greater"),
+            ("memory_available_warning", "memory_available_critical", "greater"),
+            ("database_latency_warning", "database_latency_critical", "less"),
+            ("load_per_core_warning", "load_per_core_critical", "less"),
+        ]
+        for warn, crit, relation in pairs:
+            a, b = getattr(self, warn), getattr(self, crit)
+            if (relation == "greater" and a < b) or (relation == "less" and a > b):
+                raise ValueError(f"{warn} must be {relation} than or equal to {crit}")
+        return self
+
+
+class NotificationsConfig(Section):
+    """Where a failing unattended run is reported."""
+
+    webhook_url: SecretRef | None = None  # chat webhooks carry their token in the URL
+    on: list[Literal["warning", "critical", "unknown"]] = Field(
+        default_factory=lambda: ["critical", "unknown"]
+    )
+
+
+class NfdoctorConfig(Section):
+    """The whole config file."""
+
+    crm: CrmConfig = Field(default_factory=CrmConfig)
+    database: DatabaseConfig | None = None
+    ai: AiConfig = Field(default_factory=AiConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    platforms: PlatformsConfig = Field(default_factory=PlatformsConfig)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    timezone: str = "Asia/Ho_Chi_Minh"
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Ho_Chi_Minh"
+            ) from None
+        return value

@@ -1,0 +1,53 @@
+"""Parsing of spans (``90s``, ``2h``, ``7d``) and of ``WHEN`` values (ISO date/time or span)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SPAN_FORMS = "a number with a unit: 500ms, 30s, 15m, 2h, 3d, 1w"
+
+
+def parse_span(text: str) -> timedelta:
+    """``'2h'`` → ``timedelta(hours=2)``; raises ValueError with the accepted forms."""
+    match = _SPAN.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a time span; use {SPAN_FORMS}")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+
+
+def parse_when(text: str, *, now: datetime, default_tz: timezone | None = None) -> datetime:
+    """A ``WHEN`` value as an aware UTC datetime: a span counts back from ``now``.
+
+    ISO dates and times without an offset are taken in ``default_tz`` (the operator's zone).
+    """
+    try:
+        return now - parse_span(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a date/time (2026-11-01, 2026-11-01T08:00+07:00) "
+            f"nor a span ({SPAN_FORMS})"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=default_tz or timezone.utc)
+    if moment > now:
+        raise ValueError(f"{text!r} is in the future")
+    return moment.astimezone(timezone.utc)
+
+
+def format_span(seconds: float) -> str:
+    """A short human span: ``3 d``, ``5 h``, ``42 s``, ``120 ms``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return f"{seconds:.1f} s"

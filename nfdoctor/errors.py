@@ -1,0 +1,118 @@
+"""nfdoctor's exception tree.
+
+Everything below ``cli/`` raises one of these; the CLI's translation table
+(:mod:`nfdoctor.cli.errors`) turns each into one line, a next command and an exit code.
+
+    NfdoctorError
+    ├── UsageError              bad argument or option value (exit 3)
+    ├── ConfigError             config file problems, each with file/line/column/key path (exit 3)
+    │   └── ConfigNotFoundError
+    ├── SecretError             a secret reference that cannot be resolved (exit 3)
+    │   └── KeyringUnavailableError
+    ├── StateError              nfdoctor's own state dir cannot be read or written (exit 3)
+    ├── DatabaseError           the CRM database (exit 3 where it stops a command)
+    │   ├── DatabaseUnreachableError
+    │   ├── DatabaseLockedError
+    │   └── NotADatabaseError
+    └── PlatformError           a platform API call (classified by error code, issue 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NfdoctorError(Exception):
+    """Base of every error nfdoctor raises on purpose."""
+
+    #: the command an operator should run next, if there is an obvious one
+    next_command: str | None = None
+
+    def __init__(self, message: str, *, next_command: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if next_command is not None:
+            self.next_command = next_command
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(NfdoctorError):
+    """A command-line argument or option has a value nfdoctor cannot use."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigProblem:
+    """One problem found in a config file, located as precisely as the YAML allows."""
+
+    file: str
+    key_path: str
+    message: str
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+
+    def located(self) -> str:
+        """``file:line:col: key: message``, omitting what is unknown."""
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f"{self.key_path}: " if self.key_path else ""
+        return f"{where}: {key}{self.message}"
+
+
+class ConfigError(NfdoctorError):
+    """The config cannot be used; carries every problem found, not only the first."""
+
+    next_command = "nfdoctor config validate"
+
+    def __init__(self, problems: list[ConfigProblem] | ConfigProblem) -> None:
+        self.problems = problems if isinstance(problems, list) else [problems]
+        first = self.problems[0].located()
+        more = len(self.problems) - 1
+        message = first if not more else f"{first} (and {more} more problem{'s' * (more > 1)})"
+        super().__init__(message)
+
+
+class ConfigNotFoundError(ConfigError):
+    """No config file where nfdoctor looked."""
+
+    next_command = "nfdoctor config init"
+
+
+class SecretError(NfdoctorError):
+    """A secret reference (``env:``, ``file:``, ``keyring:``) could not be resolved."""
+
+    next_command = "nfdoctor config validate"
+
+
+class KeyringUnavailableError(SecretError):
+    """The OS keyring has no usable backend (common on headless servers and in cron)."""
+
+
+class StateError(NfdoctorError):
+    """nfdoctor's own state (under the XDG state dir) cannot be read or written."""
+
+
+class DatabaseError(NfdoctorError):
+    """The CRM database cannot be used."""
+
+    next_command = "nfdoctor diagnose --only database"
+
+
+class DatabaseUnreachableError(DatabaseError):
+    """Connecting to the database failed (refused, DNS, auth, missing file)."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """The database stayed locked by another writer past the busy timeout."""
+
+
+class NotADatabaseError(DatabaseError):
+    """The configured file exists but is not a SQLite database."""
+
+
+class PlatformError(NfdoctorError):
+    """A platform API call failed; subclasses classify by the platform's error code."""

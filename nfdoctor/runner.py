@@ -1,0 +1,155 @@
+"""The check runner: every check concurrently, each under a timeout, none able to stop the run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import difflib
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from nfdoctor.checks.base import Check
+from nfdoctor.context import Context
+from nfdoctor.errors import NfdoctorError, UsageError
+from nfdoctor.results import CheckResult, Report, Status
+
+log = logging.getLogger(__name__)
+
+#: called with each check's results as they finish (progress, without the core printing)
+Observer = Callable[[Check, Sequence[CheckResult]], None]
+
+
+def select_checks(
+    checks: Sequence[Check], *, only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> list[Check]:
+    """Filter by ids or id prefixes (``database`` selects ``database.*``); unknown ids are errors."""
+    ids = [c.id for c in checks]
+    groups = sorted({i.split(".")[0] for i in ids})
+
+    def matches(check: Check, pattern: str) -> bool:
+        return check.id == pattern or check.id.startswith(pattern + ".")
+
+    for option, patterns in (("--only", only), ("--skip", skip)):
+        for pattern in patterns:
+            if not any(matches(c, pattern) for c in checks):
+                close = difflib.get_close_matches(pattern, ids + groups, n=1, cutoff=0.5)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UsageError(
+                    f"{option}: unknown check {pattern!r}{hint}; list them with: nfdoctor diagnose --list"
+                )
+    selected = [c for c in checks if not only or any(matches(c, p) for p in only)]
+    return [c for c in selected if not any(matches(c, p) for p in skip)]
+
+
+def run_checks(
+    ctx: Context,
+    checks: Sequence[Check],
+    *,
+    command: str,
+    timeout: timedelta,
+    observer: Observer | None = None,
+) -> Report:
+    """Run ``checks`` concurrently and return the report (results in declaration order)."""
+    from nfdoctor import __version__
+
+    started_at = ctx.clock()
+    start = ctx.monotonic()
+    results = asyncio.run(_run_all(ctx, checks, timeout.total_seconds(), observer))
+    ordered = tuple(r for check in checks for r in results[check.id])
+    return Report(
+        command=command,
+        results=ordered,
+        started_at=started_at,
+        duration_s=ctx.monotonic() - start,
+        version=__version__,
+    )
+
+
+async def _run_all(
+    ctx: Context, checks: Sequence[Check], timeout_s: float, observer: Observer | None
+) -> dict[str, list[CheckResult]]:
+    tasks: dict[str, asyncio.Task[list[CheckResult]]] = {}
+    by_id = {c.id: c for c in checks}
+
+    async def run_after_prerequisites(check: Check) -> list[CheckResult]:
+        for needed in check.requires:
+            if needed not in by_id:
+                continue  # not selected: the operator chose to run this check alone
+            prior = await tasks[needed]
+            blocking = [r for r in prior if r.status not in (Status.OK, Status.WARNING)]
+            if blocking:
+                worst = blocking[0]
+                return [
+                    check.result(
+                        Status.SKIPPED,
+                        f"skipped: {needed} is {worst.status.value}",
+                        subject=worst.subject,
+                    )
+                ]
+        results = await _run_one(ctx, check, timeout_s)
+        if observer is not None:
+            observer(check, results)
+        return results
+
+    for check in checks:
+        tasks[check.id] = asyncio.create_task(run_after_prerequisites(check))
+    await asyncio.gather(*tasks.values())
+    return {check_id: task.result() for check_id, task in tasks.items()}
+
+
+def _in_daemon_thread(fn: Callable[[Context], object], ctx: Context) -> asyncio.Future[object]:
+    """Run a blocking check in a daemon thread.
+
+    A thread cannot be killed. asyncio's default executor is joined when the loop closes and
+    at interpreter exit, so one hung check (a stuck NFS mount, a dead DNS server) would hold
+    the whole run hostage; a daemon thread is abandoned instead, its late result dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[object] = loop.create_future()
+
+    def deliver(ok: bool, value: object) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            value, ok = fn(ctx), True
+        except BaseException as exc:
+            value, ok = exc, False
+        try:
+            loop.call_soon_threadsafe(deliver, ok, value)
+        except RuntimeError:
+            pass  # the loop has closed: the run moved on without this result
+
+    threading.Thread(target=target, name="nfdoctor-check", daemon=True).start()
+    return future
+
+
+async def _run_one(ctx: Context, check: Check, timeout_s: float) -> list[CheckResult]:
+    start = ctx.monotonic()
+    try:
+        if inspect.iscoroutinefunction(check.run):
+            outcome = await asyncio.wait_for(check.run(ctx), timeout_s)
+        else:
+            outcome = await asyncio.wait_for(_in_daemon_thread(check.run, ctx), timeout_s)
+        results = list(outcome)  # type: ignore[call-overload]
+        if not results:
+            raise RuntimeError("the check returned no result")
+    except asyncio.TimeoutError:
+        results = [check.result(Status.UNKNOWN, f"timed out after {timeout_s:g} s")]
+    except NfdoctorError as exc:
+        results = [check.result(Status.UNKNOWN, ctx.redactor.redact(exc.message),
+                                next_command=exc.next_command)]
+    except Exception as exc:
+        log.debug("check %s raised", check.id, exc_info=True)
+        reason = ctx.redactor.redact(f"{type(exc).__name__}: {exc}")
+        results = [check.result(Status.UNKNOWN, f"check failed: {reason}")]
+    elapsed = ctx.monotonic() - start
+    return [r if r.duration_s else dataclasses.replace(r, duration_s=elapsed) for r in results]

@@ -1,0 +1,94 @@
+"""Turning secret references into values, registering each value for redaction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from nfdoctor.errors import KeyringUnavailableError, SecretError
+from nfdoctor.secrets import keyring_access
+from nfdoctor.secrets.redaction import Redactor
+from nfdoctor.secrets.reference import SecretRef
+
+# A secret file larger than this is certainly not a key, and reading it whole could hurt.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+class SecretResolver:
+    """Resolves :class:`SecretRef` values in a fixed order of sources; caches per run."""
+
+    def __init__(
+        self,
+        *,
+        redactor: Redactor,
+        environ: Mapping[str, str] | None = None,
+        base_dir: Path | None = None,
+        keyring_timeout_s: float = 3.0,
+    ) -> None:
+        self.redactor = redactor
+        self.environ = os.environ if environ is None else environ
+        self.base_dir = base_dir or Path.cwd()
+        self.keyring_timeout_s = keyring_timeout_s
+        self._cache: dict[SecretRef, str] = {}
+
+    def resolve(self, ref: SecretRef, *, where: str) -> str:
+        """The secret's value; ``where`` (``file:line: key``) prefixes any error message."""
+        if ref in self._cache:
+            return self._cache[ref]
+        try:
+            value = self._lookup(ref)
+        except KeyringUnavailableError as exc:
+            raise KeyringUnavailableError(f"{where}: {exc.message}") from None
+        except SecretError as exc:
+            raise SecretError(f"{where}: {exc.message}") from None
+        self.redactor.add(value)
+        self._cache[ref] = value
+        return value
+
+    def _lookup(self, ref: SecretRef) -> str:
+        if ref.kind == "inline":
+            return ref.target
+        if ref.kind == "env":
+            value = self.environ.get(ref.target)
+            if value is None:
+                raise SecretError(
+                    f"environment variable {ref.target} is not set "
+                    "(cron and systemd do not inherit your shell's environment)"
+                )
+            if not value.strip():
+                raise SecretError(f"environment variable {ref.target} is empty")
+            return value
+        if ref.kind == "file":
+            return self._read_file(ref.target)
+        service, _, name = ref.target.partition("/")
+        value = keyring_access.get_password(service, name, timeout_s=self.keyring_timeout_s)
+        if value is None:
+            raise SecretError(
+                f"the OS keyring has no entry {service}/{name} "
+                f"(store it with: keyring set {service} {name})"
+            )
+        return value
+
+    def _read_file(self, target: str) -> str:
+        path = Path(target).expanduser()
+        if not path.is_absolute():
+            path = self.base_dir / path
+        try:
+            size = path.stat().st_size
+            if size > MAX_SECRET_FILE_BYTES:
+                raise SecretError(f"secret file {path} is {size} bytes; expected a small key file")
+            value = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise SecretError(f"secret file {path} does not exist") from None
+        except PermissionError:
+            raise SecretError(f"secret file {path} is not readable (permission denied)") from None
+        except IsADirectoryError:
+            raise SecretError(f"secret file {path} is a directory") from None
+        except UnicodeDecodeError:
+            raise SecretError(f"secret file {path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise SecretError(f"secret file {path} cannot be read: {exc.strerror}") from None
+        if not value:
+            raise SecretError(f"secret file {path} is empty")
+        return value

@@ -1,0 +1,33 @@
+"""The CRM database: URLs, read-only probing, connections, the schema contract and the demo."""
+
+from __future__ import annotations
+
+from nfdoctor.store.database import (
+    DatabaseProbe,
+    DatabaseUrl,
+    connect_postgres,
+    connect_sqlite_rw,
+    parse_database_url,
+    probe_database,
+    redact_url,
+)
+from nfdoctor.store.schema import (
+    EXPECTED_TABLES,
+    SCHEMA_VERSION,
+    create_schema_postgres,
+    create_schema_sqlite,
+)
+
+__all__ = [
+    "EXPECTED_TABLES",
+    "SCHEMA_VERSION",
+    "DatabaseProbe",
+    "DatabaseUrl",
+    "connect_postgres",
+    "connect_sqlite_rw",
+    "create_schema_postgres",
+    "create_schema_sqlite",
+    "parse_database_url",
+    "probe_database",
+    "redact_url",
+]
