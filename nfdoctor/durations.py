@@ -43,11 +43,15 @@ def parse_when(text: str, *, now: datetime, default_tz: timezone | None = None) 
 
 
 def format_span(seconds: float) -> str:
-    """A short human span: ``3 d``, ``5 h``, ``42 s``, ``120 ms``."""
+    """A short human span: ``3 d``, ``24 h``, ``5.5 h``, ``42 s``, ``120 ms``.
+
+    A unit is used from twice its size (``36 h``, not ``1.5 d``), which reads better.
+    """
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= 2 * size or unit == "s":
             value = seconds / size
-            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
-    return f"{seconds:.1f} s"
+            text = f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+            return f"{text} {unit}"
+    raise AssertionError("unreachable")

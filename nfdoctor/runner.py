@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -25,7 +26,7 @@ Observer = Callable[[Check, Sequence[CheckResult]], None]
 def select_checks(
     checks: Sequence[Check], *, only: Sequence[str] = (), skip: Sequence[str] = ()
 ) -> list[Check]:
-    """Filter by ids or id prefixes (``database`` selects ``database.*``); unknown ids are errors."""
+    """Filter by ids or id prefixes (``database`` selects ``database.*``); unknown ids fail."""
     ids = [c.id for c in checks]
     groups = sorted({i.split(".")[0] for i in ids})
 
@@ -38,7 +39,8 @@ def select_checks(
                 close = difflib.get_close_matches(pattern, ids + groups, n=1, cutoff=0.5)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise UsageError(
-                    f"{option}: unknown check {pattern!r}{hint}; list them with: nfdoctor diagnose --list"
+                    f"{option}: unknown check {pattern!r}{hint}; "
+                    "list them with: nfdoctor diagnose --list"
                 )
     selected = [c for c in checks if not only or any(matches(c, p) for p in only)]
     return [c for c in selected if not any(matches(c, p) for p in skip)]
@@ -123,10 +125,9 @@ def _in_daemon_thread(fn: Callable[[Context], object], ctx: Context) -> asyncio.
             value, ok = fn(ctx), True
         except BaseException as exc:
             value, ok = exc, False
-        try:
+        # If the loop has closed, the run moved on without this result.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(deliver, ok, value)
-        except RuntimeError:
-            pass  # the loop has closed: the run moved on without this result
 
     threading.Thread(target=target, name="nfdoctor-check", daemon=True).start()
     return future
@@ -139,14 +140,17 @@ async def _run_one(ctx: Context, check: Check, timeout_s: float) -> list[CheckRe
             outcome = await asyncio.wait_for(check.run(ctx), timeout_s)
         else:
             outcome = await asyncio.wait_for(_in_daemon_thread(check.run, ctx), timeout_s)
-        results = list(outcome)  # type: ignore[call-overload]
+        results = list(outcome)
         if not results:
             raise RuntimeError("the check returned no result")
     except asyncio.TimeoutError:
         results = [check.result(Status.UNKNOWN, f"timed out after {timeout_s:g} s")]
     except NfdoctorError as exc:
-        results = [check.result(Status.UNKNOWN, ctx.redactor.redact(exc.message),
-                                next_command=exc.next_command)]
+        results = [
+            check.result(
+                Status.UNKNOWN, ctx.redactor.redact(exc.message), next_command=exc.next_command
+            )
+        ]
     except Exception as exc:
         log.debug("check %s raised", check.id, exc_info=True)
         reason = ctx.redactor.redact(f"{type(exc).__name__}: {exc}")

@@ -1,6 +1,6 @@
 """Quick start, part 1: set everything up and run `nfdoctor diagnose` on the demo CRM.
 
-    python3 scripts/demo.py [extra diagnose options, e.g. --output json]
+python3 scripts/demo.py [extra diagnose options, e.g. --output json]
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ def main() -> int:
         "print(f'demo CRM database: {s}')"
     )
     subprocess.run([str(python), "-c", build], check=True, stdout=sys.stderr)
-    command = [str(python), "-m", "nfdoctor", "diagnose", "--config",
-               str(ROOT / "examples" / "demo.yaml"), *sys.argv[1:]]
+    command = [
+        str(python),
+        "-m",
+        "nfdoctor",
+        "diagnose",
+        "--config",
+        str(ROOT / "examples" / "demo.yaml"),
+        *sys.argv[1:],
+    ]
     print("$ nfdoctor " + " ".join(command[3:]), file=sys.stderr)
     code = subprocess.run(command).returncode
     print(f"\nnfdoctor exited {code} ({MEANING.get(code, 'error')})", file=sys.stderr)

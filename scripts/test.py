@@ -1,6 +1,6 @@
 """Quick start, part 2: set everything up and run the whole test suite.
 
-    python3 scripts/test.py [pytest options]      e.g. -k config, -m "not slow"
+python3 scripts/test.py [pytest options]      e.g. -k config, -m "not slow"
 """
 
 from __future__ import annotations

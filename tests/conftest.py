@@ -13,14 +13,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
+pytest_plugins = (
+    ["tests.conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
+)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No NFDOCTOR_*, proxy or locale leaks in; XDG dirs and cwd point into tmp_path."""
     for name in list(os.environ):
-        if name.startswith("NFDOCTOR_") or name.lower().endswith("_proxy") or name.startswith("LC_"):
+        if (
+            name.startswith("NFDOCTOR_")
+            or name.lower().endswith("_proxy")
+            or name.startswith("LC_")
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
@@ -63,13 +69,17 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
-def run_process(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-                timeout: float = 60) -> CliResult:
+def run_process(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> CliResult:
     """Run ``python -m nfdoctor ARGS`` as a real process (stdout is not a terminal)."""
     completed = subprocess.run(
         [sys.executable, "-m", "nfdoctor", *args],
-        capture_output=True, text=True, env=env if env is not None else dict(os.environ),
-        cwd=cwd, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=env if env is not None else dict(os.environ),
+        cwd=cwd,
+        timeout=timeout,
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
 

@@ -24,14 +24,17 @@ def test_key_path_format() -> None:
 
 
 def test_wrong_type_is_located_by_file_line_column_and_key(tmp_path: Path) -> None:
-    path = _write(tmp_path, """platforms:
+    path = _write(
+        tmp_path,
+        """platforms:
   shopee:
     partner_id: 1
     partner_key: env:K
     shops:
       - shop_id: 1
       - shop_id: abc
-""")
+""",
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     (problem,) = caught.value.problems
@@ -44,12 +47,15 @@ def test_wrong_type_is_located_by_file_line_column_and_key(tmp_path: Path) -> No
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    path = _write(tmp_path, """database:
+    path = _write(
+        tmp_path,
+        """database:
   timeout: forever
 thresholds:
   disk_free_warning: 150
 timezone: Mars/Olympus
-""")
+""",
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     keys = sorted(p.key_path for p in caught.value.problems)
@@ -77,11 +83,14 @@ def test_unknown_key_warns_with_did_you_mean(tmp_path: Path) -> None:
 
 
 def test_inline_secret_warns_and_env_reference_does_not(tmp_path: Path) -> None:
-    path = _write(tmp_path, """crm:
+    path = _write(
+        tmp_path,
+        """crm:
   api_key: hunter2-inline-value
 ai:
   api_key: env:AI_KEY
-""")
+""",
+    )
     loaded = load_config(path)
     messages = [w.located() for w in loaded.warnings]
     assert len(messages) == 1
@@ -133,8 +142,10 @@ def test_discovery_order(tmp_path: Path) -> None:
     assert discover(explicit=None, environ=env, cwd=tmp_path) == tmp_path / "nfdoctor.yaml"
     env_file = tmp_path / "from-env.yaml"
     env_file.write_text("{}")
-    assert discover(explicit=None, environ={**env, "NFDOCTOR_CONFIG": str(env_file)},
-                    cwd=tmp_path) == env_file
+    assert (
+        discover(explicit=None, environ={**env, "NFDOCTOR_CONFIG": str(env_file)}, cwd=tmp_path)
+        == env_file
+    )
     with pytest.raises(ConfigNotFoundError, match="does not exist"):
         discover(explicit=tmp_path / "nope.yaml", environ=env, cwd=tmp_path)
 

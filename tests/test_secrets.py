@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nfdoctor.errors import KeyringUnavailableError, SecretError
-from nfdoctor.secrets.redaction import Redactor, RedactingFilter
+from nfdoctor.secrets.redaction import RedactingFilter, Redactor
 from nfdoctor.secrets.reference import SecretRef
 from nfdoctor.secrets.resolver import SecretResolver
 
@@ -28,7 +28,9 @@ def test_reference_forms(text: str, kind: str, target: str) -> None:
     assert (ref.kind, ref.target) == (kind, target)
 
 
-@pytest.mark.parametrize("text", ["env:", "env:1BAD", "keyring:nfdoctor", "keyring:/x", "file:", ""])
+@pytest.mark.parametrize(
+    "text", ["env:", "env:1BAD", "keyring:nfdoctor", "keyring:/x", "file:", ""]
+)
 def test_bad_references(text: str) -> None:
     with pytest.raises(ValueError):
         SecretRef.parse(text)
@@ -57,7 +59,9 @@ def test_env_and_file_resolution_register_for_redaction(tmp_path: Path) -> None:
 def test_missing_env_var_names_variable_and_place(tmp_path: Path) -> None:
     with pytest.raises(SecretError) as caught:
         _resolver(tmp_path).resolve(SecretRef.parse("env:NOPE"), where="c.yaml:3:5: crm.api_key")
-    assert str(caught.value).startswith("c.yaml:3:5: crm.api_key: environment variable NOPE is not set")
+    assert str(caught.value).startswith(
+        "c.yaml:3:5: crm.api_key: environment variable NOPE is not set"
+    )
 
 
 @pytest.mark.parametrize(

@@ -165,7 +165,10 @@ class ConfigChangesCheck(Check):
         window = [e for e in history if now - datetime.fromisoformat(e["at"]) <= recent]
         changed = [line for event in window for line in event["changes"]]
         if not changed:
-            last = f"; last change {format_span((now - datetime.fromisoformat(history[-1]['at'])).total_seconds())} ago" if history else ""
+            last = ""
+            if history:
+                age = now - datetime.fromisoformat(history[-1]["at"])
+                last = f"; last change {format_span(age.total_seconds())} ago"
             return self.result(
                 Status.OK,
                 f"no changes in the last {format_span(recent.total_seconds())}{last}",

@@ -43,6 +43,12 @@ def _probe(ctx: Context, *, integrity: bool) -> tuple[DatabaseUrl | None, Databa
 _NO_DATABASE = "no database configured (database.url)"
 
 
+def _ms(seconds: float) -> str:
+    """Milliseconds, with a decimal below 10 ms so a fast local database does not read 0."""
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
 class DatabaseConnectCheck(Check):
     """Connect, run ``SELECT 1``, and time it."""
 
@@ -56,13 +62,25 @@ class DatabaseConnectCheck(Check):
         except NotADatabaseError as exc:
             # nfdoctor cannot judge the CRM's database through a file that is not one:
             # the config points at the wrong thing (UNKNOWN, like a bad config).
-            return [self.result(Status.UNKNOWN, exc.message, hint=HINTS["database.not_sqlite"],
-                                next_command="nfdoctor config show")]
+            return [
+                self.result(
+                    Status.UNKNOWN,
+                    exc.message,
+                    hint=HINTS["database.not_sqlite"],
+                    next_command="nfdoctor config show",
+                )
+            ]
         except DatabaseLockedError as exc:
             return [self.result(Status.UNKNOWN, exc.message, hint=HINTS["database.locked"])]
         except DatabaseUnreachableError as exc:
-            return [self.result(Status.CRITICAL, exc.message, hint=HINTS["database.unreachable"],
-                                next_command="nfdoctor config show")]
+            return [
+                self.result(
+                    Status.CRITICAL,
+                    exc.message,
+                    hint=HINTS["database.unreachable"],
+                    next_command="nfdoctor config show",
+                )
+            ]
         if url is None or probe is None:
             return [self.result(Status.SKIPPED, _NO_DATABASE)]
         limits = ctx.load_config().config.thresholds
@@ -77,12 +95,13 @@ class DatabaseConnectCheck(Check):
         return [
             self.result(
                 status,
-                f"{probe.backend} {probe.server_version} answered in {latency * 1000:.0f} ms, "
-                f"warn ≥ {warn * 1000:.0f} ms",
+                f"{probe.backend} {probe.server_version} answered in {_ms(latency)}, "
+                f"warn ≥ {_ms(warn)}",
                 details=[f"at {url.redacted()}"],
                 hint=HINTS["database.slow"] if status is not Status.OK else None,
-                metrics=[Metric(name="latency", value=round(latency, 6), unit="s",
-                                warn=warn, crit=crit)],
+                metrics=[
+                    Metric(name="latency", value=round(latency, 6), unit="s", warn=warn, crit=crit)
+                ],
                 subject=url.redacted(),
             )
         ]
@@ -103,7 +122,9 @@ class DatabaseSchemaCheck(Check):
         missing = [f"table {t}" for t in probe.missing_tables]
         missing += [f"column {c}" for c in probe.missing_columns]
         if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            shown = ", ".join(missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
             return [
                 self.result(
                     Status.CRITICAL,
@@ -146,11 +167,11 @@ class DatabaseIntegrityCheck(Check):
             ]
         lines = probe.integrity.splitlines()
         if lines == ["ok"]:
-            return [self.result(Status.OK, f"{probe.integrity_method}: ok", subject=url.redacted())]
+            return [self.result(Status.OK, f"{probe.integrity_check}: ok", subject=url.redacted())]
         return [
             self.result(
                 Status.CRITICAL,
-                f"{probe.integrity_method} found {len(lines)} problem(s): {lines[0]}",
+                f"{probe.integrity_check} found {len(lines)} problem(s): {lines[0]}",
                 details=lines[:20],
                 hint=HINTS["database.integrity"],
                 subject=url.redacted(),

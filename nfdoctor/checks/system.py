@@ -60,7 +60,9 @@ class LoadCheck(Check):
                 f"crit ≥ {crit:g}",
                 details=[f"5 min: {five:.2f}, 15 min: {fifteen:.2f}"],
                 hint=HINTS["system.load"] if status is not Status.OK else None,
-                metrics=[Metric(name="load_per_core", value=round(per_core, 3), warn=warn, crit=crit)],
+                metrics=[
+                    Metric(name="load_per_core", value=round(per_core, 3), warn=warn, crit=crit)
+                ],
             )
         ]
 
@@ -103,8 +105,13 @@ class MemoryCheck(Check):
                 f"warn < {warn:g} %, crit < {crit:g} %",
                 hint=HINTS["system.memory"] if status is not Status.OK else None,
                 metrics=[
-                    Metric(name="memory_available", value=round(percent, 2), unit="%",
-                           warn=warn, crit=crit),
+                    Metric(
+                        name="memory_available",
+                        value=round(percent, 2),
+                        unit="%",
+                        warn=warn,
+                        crit=crit,
+                    ),
                     Metric(name="memory_available_bytes", value=float(available), unit="B"),
                 ],
             )
@@ -164,8 +171,13 @@ class DiskCheck(Check):
                     details=[f"holds {label}" for label in labels],
                     hint=HINTS["system.disk"] if status is not Status.OK else None,
                     metrics=[
-                        Metric(name="disk_free", value=round(percent, 2), unit="%",
-                               warn=warn, crit=crit),
+                        Metric(
+                            name="disk_free",
+                            value=round(percent, 2),
+                            unit="%",
+                            warn=warn,
+                            crit=crit,
+                        ),
                         Metric(name="disk_free_bytes", value=float(usage.free), unit="B"),
                     ],
                     subject=str(directory),

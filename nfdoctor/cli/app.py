@@ -45,7 +45,9 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Troubleshoot NextFlow CRM's multichannel integrations."""
@@ -57,10 +59,8 @@ app.add_typer(config_app, name="config")
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: run the app; Click usage errors exit 3, not Click's 2."""
-    try:
-        from typer._click.exceptions import ClickException, NoArgsIsHelpError
-    except ImportError:  # Typer before it vendored Click
-        from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+    # Typer (>= 0.29) vendors Click; these are the classes its parser raises.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

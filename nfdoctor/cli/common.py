@@ -13,16 +13,21 @@ if TYPE_CHECKING:
 
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP045 - Typer reads the annotation at runtime on 3.10
-    typer.Option("--config", "-c", help="Config file (default: discovery order in the README).",
-                 show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: discovery order in the README).",
+        show_default=False,
+    ),
 ]
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show debug logs and tracebacks (secrets still masked).")
 ]
 LangOption = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--lang", help="Hint language: vi or en (default: from the locale).",
-                 show_default=False),
+    typer.Option(
+        "--lang", help="Hint language: vi or en (default: from the locale).", show_default=False
+    ),
 ]
 
 

@@ -22,8 +22,11 @@ config_app = typer.Typer(
 def init(
     path: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--path", help="Where to write (default: $XDG_CONFIG_HOME/nfdoctor/config.yaml).",
-                     show_default=False),
+        typer.Option(
+            "--path",
+            help="Where to write (default: $XDG_CONFIG_HOME/nfdoctor/config.yaml).",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     debug: DebugOption = False,

@@ -32,21 +32,32 @@ def diagnose(
     ] = False,
     output: Annotated[
         Optional[OutputFormat],  # noqa: UP045
-        typer.Option("--output", "-o", help="table (terminal default), plain (pipe default), "
-                     "json, junit, nagios, prometheus.", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="table (terminal default), plain (pipe default), json, junit, nagios, prometheus.",
+            show_default=False,
+        ),
     ] = None,
     write: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--write", help="Write the output to FILE atomically instead of stdout "
-                     "(for node_exporter's textfile collector).", show_default=False),
+        typer.Option(
+            "--write",
+            help="Write the output to FILE atomically instead of stdout "
+            "(for node_exporter's textfile collector).",
+            show_default=False,
+        ),
     ] = None,
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Lowest status that makes the exit code non-zero.")
     ] = FailOn.WARNING,
     timeout: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--timeout", help="Per-check timeout, e.g. 10s (default: "
-                     "thresholds.check_timeout, 15s).", show_default=False),
+        typer.Option(
+            "--timeout",
+            help="Per-check timeout, e.g. 10s (default: thresholds.check_timeout, 15s).",
+            show_default=False,
+        ),
     ] = None,
     lang: LangOption = None,
     config: ConfigOption = None,
@@ -91,8 +102,13 @@ def diagnose(
             timeout=per_check_timeout or loaded.config.thresholds.check_timeout,
         )
         fmt = output or default_format(stdout_isatty=ctx.stdout.isatty(), environ=ctx.environ)
-        text = render(report, fmt, lang=ctx.language, fail_on=fail_on,
-                      color=fmt is OutputFormat.TABLE and ctx.stdout.isatty())
+        text = render(
+            report,
+            fmt,
+            lang=ctx.language,
+            fail_on=fail_on,
+            color=fmt is OutputFormat.TABLE and ctx.stdout.isatty(),
+        )
         if write is not None:
             from nfdoctor.fsutil import write_atomically
 

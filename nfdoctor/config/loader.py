@@ -57,7 +57,7 @@ class LoadedConfig:
 
 
 def format_key_path(path: KeyPath) -> str:
-    """``('platforms', 'shopee', 'shops', 1, 'shop_id')`` → ``platforms.shopee.shops[1].shop_id``."""
+    """``('platforms', 'shops', 1, 'shop_id')`` → ``platforms.shops[1].shop_id``."""
     text = ""
     for part in path:
         if isinstance(part, int):
@@ -100,7 +100,7 @@ def discover(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) ->
         ConfigProblem(
             file="nfdoctor",
             key_path="",
-            message=f"no config file found (looked in {looked}); create one with: nfdoctor config init",
+            message=f"no config file found (looked in {looked})",
         )
     )
 
@@ -161,7 +161,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
             )
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(ConfigProblem(file=file, key_path="", message=f"invalid YAML: {exc}"))
+        raise ConfigError(
+            ConfigProblem(file=file, key_path="", message=f"invalid YAML: {exc}")
+        ) from None
     finally:
         loader.dispose()
     if problems:
@@ -213,7 +215,8 @@ def _construct(
                 )
             result[key] = _construct(loader, value_node, (*path, key), locations, problems, file)
             # A key's own position is more useful than its value's for "missing/unknown" errors.
-            locations[(*path, key)] = Location(
+            key_path = (*path, key)
+            locations[key_path] = Location(
                 line=key_node.start_mark.line + 1, column=key_node.start_mark.column + 1
             )
         return result
@@ -226,8 +229,15 @@ def _construct(
 
 
 def _type_name(value: Any) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-             list: "a list", dict: "a mapping", type(None): "nothing (null)"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "nothing (null)",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -252,7 +262,9 @@ def _problem(
     )
 
 
-def validate(raw: dict[str, Any], locations: Mapping[KeyPath, Location], path: Path) -> LoadedConfig:
+def validate(
+    raw: dict[str, Any], locations: Mapping[KeyPath, Location], path: Path
+) -> LoadedConfig:
     """Validate parsed data; every error at once, unknown keys as warnings."""
     from pydantic import ValidationError
 
@@ -352,7 +364,7 @@ def _unknown_keys(model: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
 
     if isinstance(model, BaseModel):
         known = list(type(model).model_fields)
-        for key in (model.model_extra or {}):
+        for key in model.model_extra or {}:
             yield (*path, key), f"unknown key{_did_you_mean(key, known)}; it is ignored"
         for name in type(model).model_fields:
             yield from _unknown_keys(getattr(model, name), (*path, name))

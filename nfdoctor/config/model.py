@@ -232,13 +232,15 @@ class Thresholds(Section):
         return self
 
 
+NotifyLevel = Literal["warning", "critical", "unknown"]
+_DEFAULT_NOTIFY: tuple[NotifyLevel, ...] = ("critical", "unknown")
+
+
 class NotificationsConfig(Section):
     """Where a failing unattended run is reported."""
 
     webhook_url: SecretRef | None = None  # chat webhooks carry their token in the URL
-    on: list[Literal["warning", "critical", "unknown"]] = Field(
-        default_factory=lambda: ["critical", "unknown"]
-    )
+    on: list[NotifyLevel] = Field(default_factory=lambda: list(_DEFAULT_NOTIFY))
 
 
 class NfdoctorConfig(Section):

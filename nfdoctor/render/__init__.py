@@ -8,12 +8,12 @@ a table. The helpers below are shared by the human-readable formats (table and p
 
 from __future__ import annotations
 
-import enum
 import math
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from nfdoctor.choices import OutputFormat
 from nfdoctor.results import CheckResult, FailOn, Report, Status
 
 __all__ = [
@@ -27,17 +27,6 @@ __all__ = [
     "totals_line",
     "utc",
 ]
-
-
-class OutputFormat(str, enum.Enum):
-    """The values ``--output`` accepts."""
-
-    TABLE = "table"
-    PLAIN = "plain"
-    JSON = "json"
-    JUNIT = "junit"
-    NAGIOS = "nagios"
-    PROMETHEUS = "prometheus"
 
 
 def render(

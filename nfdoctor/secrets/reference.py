@@ -26,7 +26,9 @@ class SecretRef:
         if sep and scheme in ("env", "file", "keyring"):
             rest = rest.strip()
             if scheme == "env" and not _ENV_NAME.match(rest):
-                raise ValueError(f"env: needs a variable name (env:SHOPEE_PARTNER_KEY), got {rest!r}")
+                raise ValueError(
+                    f"env: needs a variable name (env:SHOPEE_PARTNER_KEY), got {rest!r}"
+                )
             if scheme == "file" and not rest:
                 raise ValueError("file: needs a path (file:/etc/nfdoctor/shopee.key)")
             if scheme == "keyring":

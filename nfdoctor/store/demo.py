@@ -15,9 +15,9 @@ import functools
 import json
 import os
 import random
+import secrets
 import sqlite3
 import string
-import tempfile
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,9 +87,7 @@ def build_demo_database(
     data = _DemoData.generate(seed=seed, now_us=_to_us(now))
     # Built under a temporary name next to the target and renamed at the end, so a crash or
     # Ctrl-C never leaves a half-built file where the demo is expected.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp_beside(path)
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -105,6 +103,21 @@ def build_demo_database(
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
     return data.summary(path, seed)
+
+
+def _create_temp_beside(path: Path) -> Path:
+    # Not tempfile.mkstemp(): its 0600 would survive the rename, and the demo is no secret;
+    # mode 0666 lets the umask decide, as for any file the user creates.
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"cannot create {path}: {exc.strerror or exc}") from None
+        os.close(fd)
+        return tmp
 
 
 def _move_into_place(tmp: Path, path: Path, *, overwrite: bool) -> None:
