@@ -1,0 +1,935 @@
+"""nfdoctor.store: URLs, the read-only probe, connections and the demo database.
+
+Real SQLite files in tmp_path and the real PostgreSQL (fixtures in tests/conftest_pg.py);
+nothing here mocks a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nfdoctor.errors import (
+    DatabaseError,
+    DatabaseLockedError,
+    DatabaseUnreachableError,
+    NotADatabaseError,
+    UsageError,
+)
+from nfdoctor.store import database as database_module
+from nfdoctor.store.database import (
+    DatabaseUrl,
+    connect_postgres,
+    connect_sqlite_rw,
+    parse_database_url,
+    probe_database,
+    redact_url,
+)
+from nfdoctor.store.demo import DemoSummary, build_demo_database
+from nfdoctor.store.schema import (
+    EXPECTED_TABLES,
+    create_schema_sqlite,
+    ddl_statements,
+    postgres_ddl,
+    sqlite_ddl,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+PASSWORD = "s3cr3t-pg-pass"
+TIME_FORMAT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+TIME_COLUMNS = {
+    "shops": ("created_at",),
+    "customers": ("created_at",),
+    "conversations": ("created_at", "last_message_at"),
+    "messages": ("sent_at", "received_at"),
+    "orders": ("created_at", "updated_at", "synced_at"),
+}
+
+
+def sqlite_url(path: Path) -> DatabaseUrl:
+    return parse_database_url(f"sqlite:///{path}")
+
+
+def file_state(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def dump_hash(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+
+
+@pytest.fixture
+def crm_db(tmp_path: Path) -> Path:
+    path = tmp_path / "crm.db"
+    conn = sqlite3.connect(path)
+    create_schema_sqlite(conn)
+    conn.commit()
+    conn.close()
+    return path
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def test_sqlite_ddl_creates_exactly_the_expected_tables_and_columns() -> None:
+    conn = sqlite3.connect(":memory:")
+    create_schema_sqlite(conn)
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid"
+        )
+    ]
+    assert tables == list(EXPECTED_TABLES)
+    for table, columns in EXPECTED_TABLES.items():
+        assert tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})")) == columns
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {
+        "messages_shop_external",
+        "messages_conversation",
+        "message_attachments_message",
+        "orders_shop_created",
+    } <= indexes
+
+
+def test_both_ddls_declare_the_same_tables_and_indexes_in_the_same_order() -> None:
+    def names(ddl: str) -> list[str]:
+        return [
+            re.match(r"CREATE (?:TABLE|INDEX) (\w+)", s).group(1)  # type: ignore[union-attr]
+            for s in ddl_statements(ddl)
+        ]
+
+    assert names(sqlite_ddl()) == names(postgres_ddl())
+
+
+def test_create_schema_sqlite_runs_inside_the_callers_transaction(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    conn.execute("BEGIN")
+    create_schema_sqlite(conn)
+    conn.execute("ROLLBACK")
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    conn.close()
+
+
+# --- URLs ---------------------------------------------------------------------------------
+
+
+def test_relative_sqlite_path_is_resolved_against_base_dir(tmp_path: Path) -> None:
+    url = parse_database_url("sqlite:///data/crm.db", base_dir=tmp_path)
+    assert url == DatabaseUrl("sqlite", path=tmp_path / "data" / "crm.db")
+    assert url.dsn is None
+
+
+def test_relative_sqlite_path_without_base_dir_stays_relative() -> None:
+    assert parse_database_url("sqlite:///crm.db").path == Path("crm.db")
+
+
+def test_absolute_sqlite_path_ignores_base_dir(tmp_path: Path) -> None:
+    url = parse_database_url("sqlite:////var/lib/nextflow/crm.db", base_dir=tmp_path)
+    assert url.path == Path("/var/lib/nextflow/crm.db")
+    assert url.redacted() == "sqlite:////var/lib/nextflow/crm.db"
+
+
+def test_sqlite_url_round_trips_through_redacted(tmp_path: Path) -> None:
+    url = parse_database_url("sqlite:///crm.db", base_dir=tmp_path)
+    assert parse_database_url(url.redacted()) == url
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"postgresql://nextflow:{PASSWORD}@db.internal:5432/crm",
+        f"postgres://nextflow:{PASSWORD}@db.internal:5432/crm?sslmode=require",
+        "  postgresql://nextflow@db.internal/crm  ",
+        "postgresql:///crm?host=/var/run/postgresql",
+    ],
+)
+def test_postgres_urls_are_accepted(text: str) -> None:
+    url = parse_database_url(text)
+    assert url.backend == "postgresql"
+    assert url.dsn == text.strip()
+    assert url.path is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (f"mysql://root:{PASSWORD}@localhost/crm", "unsupported database URL"),
+        ("crm.db", "unsupported database URL"),
+        ("/var/lib/crm.db", "unsupported database URL"),
+        ("", "empty"),
+        ("sqlite://crm.db", "three slashes"),
+        ("sqlite://host/crm.db", "three slashes"),
+        ("sqlite:///", "names no file"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite:///crm.db?mode=ro", "query parameters"),
+        (f"postgresql://u:{PASSWORD}@h/crm db", "whitespace"),
+    ],
+)
+def test_bad_urls_raise_one_line_value_error(text: str, fragment: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_database_url(text)
+    message = str(caught.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert PASSWORD not in message
+    if fragment in ("unsupported database URL", "empty", "three slashes"):
+        assert "sqlite:///" in message and "postgresql://" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"postgresql://nextflow:{PASSWORD}@db:5432/crm",
+            "postgresql://nextflow:***@db:5432/crm",
+        ),
+        (
+            f"postgres://nextflow:{PASSWORD}@db/crm?sslmode=require&password={PASSWORD}",
+            "postgres://nextflow:***@db/crm?sslmode=require&password=***",
+        ),
+        # a raw '@' inside the password: everything up to the last '@' is user info
+        ("postgresql://u:p@ss@word@db/crm", "postgresql://u:***@db/crm"),
+        ("postgresql://nextflow@db/crm", "postgresql://nextflow@db/crm"),
+        (
+            f"host=db user=u password={PASSWORD} dbname=crm",
+            "host=db user=u password=*** dbname=crm",
+        ),
+    ],
+)
+def test_redaction_masks_every_password_form(text: str, expected: str) -> None:
+    assert redact_url(text) == expected
+
+
+def test_database_url_never_shows_its_password() -> None:
+    url = parse_database_url(f"postgresql://nextflow:{PASSWORD}@db.internal:6432/crm")
+    for shown in (url.redacted(), repr(url), str(url), f"{url}", url.location):
+        assert PASSWORD not in shown
+    assert url.redacted() == "postgresql://nextflow:***@db.internal:6432/crm"
+    assert url.location == "db.internal:6432"
+
+
+@pytest.mark.parametrize(
+    ("text", "location"),
+    [
+        ("postgresql://u@127.0.0.1/crm", "127.0.0.1:5432"),
+        ("postgresql://u@[::1]:6543/crm", "[::1]:6543"),
+        ("postgresql:///crm?host=/var/run/postgresql&port=5433", "/var/run/postgresql:5433"),
+        ("postgresql:///crm", "local socket:5432"),
+        ("postgresql://h1:5432,h2/crm", "h1:5432,h2:5432"),
+    ],
+)
+def test_postgres_location_is_host_and_port(text: str, location: str) -> None:
+    assert parse_database_url(text).location == location
+
+
+# --- SQLite probe -------------------------------------------------------------------------
+
+
+def test_probe_of_a_correct_database(crm_db: Path) -> None:
+    before = file_state(crm_db)
+    probe = probe_database(sqlite_url(crm_db))
+    assert probe.backend == "sqlite"
+    assert probe.path == crm_db
+    assert probe.location == str(crm_db)
+    assert probe.server_version == sqlite3.sqlite_version
+    assert probe.missing_tables == ()
+    assert probe.missing_columns == ()
+    assert probe.schema_ok
+    assert probe.integrity == "ok"
+    assert probe.integrity_check == "integrity_check"
+    assert 0 < probe.latency_s < 5
+    assert probe.size_bytes == crm_db.stat().st_size
+    assert file_state(crm_db) == before  # read-only: not a byte, not even the mtime
+    assert sorted(p.name for p in crm_db.parent.iterdir()) == ["crm.db"]
+
+
+def test_probe_without_integrity_check(crm_db: Path) -> None:
+    probe = probe_database(sqlite_url(crm_db), integrity=False)
+    assert probe.integrity is None
+    assert probe.integrity_check is None
+
+
+def test_probe_uses_quick_check_above_the_size_threshold(
+    crm_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database_module, "QUICK_CHECK_ABOVE_BYTES", 0)
+    probe = probe_database(sqlite_url(crm_db))
+    assert (probe.integrity_check, probe.integrity) == ("quick_check", "ok")
+
+
+def test_probe_detects_a_missing_table(crm_db: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(crm_db, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("DROP TABLE message_attachments")
+    probe = probe_database(sqlite_url(copy))
+    assert probe.missing_tables == ("message_attachments",)
+    assert probe.missing_columns == ()
+    assert not probe.schema_ok
+
+
+def test_probe_detects_missing_columns(crm_db: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(crm_db, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("ALTER TABLE orders DROP COLUMN raw")
+        conn.execute("ALTER TABLE messages RENAME COLUMN received_at TO received")
+    probe = probe_database(sqlite_url(copy))
+    assert probe.missing_tables == ()
+    assert probe.missing_columns == ("messages.received_at", "orders.raw")
+
+
+def test_probe_of_an_empty_file_reports_every_table_missing(tmp_path: Path) -> None:
+    # SQLite treats a 0-byte file as an empty database: present, valid, no tables.
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    probe = probe_database(sqlite_url(empty))
+    assert probe.missing_tables == tuple(EXPECTED_TABLES)
+    assert empty.stat().st_size == 0
+
+
+def test_probe_of_a_missing_file_does_not_create_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "crm.db"
+    with pytest.raises(DatabaseUnreachableError) as caught:
+        probe_database(sqlite_url(missing))
+    assert str(caught.value) == f"database file not found: {missing}"
+    assert not missing.exists()
+    assert not missing.parent.exists()
+
+
+def test_probe_of_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseUnreachableError, match="is a directory"):
+        probe_database(sqlite_url(tmp_path))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can read any file"
+)
+def test_probe_of_an_unreadable_file(crm_db: Path) -> None:
+    crm_db.chmod(0)
+    try:
+        with pytest.raises(DatabaseUnreachableError, match="permission denied"):
+            probe_database(sqlite_url(crm_db))
+    finally:
+        crm_db.chmod(0o644)
+
+
+def test_probe_of_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    junk = tmp_path / "crm.db"
+    junk.write_bytes(random.Random(1).randbytes(8192))
+    before = file_state(junk)
+    with pytest.raises(NotADatabaseError) as caught:
+        probe_database(sqlite_url(junk))
+    assert str(caught.value) == f"{junk} is not a SQLite database (file is not a database)"
+    assert file_state(junk) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
+
+
+def test_probe_of_a_locked_database(crm_db: Path) -> None:
+    holder = sqlite3.connect(crm_db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.perf_counter()
+        with pytest.raises(DatabaseLockedError) as caught:
+            probe_database(sqlite_url(crm_db), timeout_s=0.2)
+        waited = time.perf_counter() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert str(caught.value) == f"{crm_db} is locked by another process (waited 0.2 s)"
+    assert 0.15 < waited < 3
+    assert probe_database(sqlite_url(crm_db)).schema_ok  # fine once the lock is gone
+
+
+def test_probe_waits_for_a_short_lock(crm_db: Path) -> None:
+    holder = sqlite3.connect(crm_db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        assert probe_database(sqlite_url(crm_db), timeout_s=5).schema_ok
+    finally:
+        release.join()
+        holder.close()
+
+
+def test_probe_reports_corruption_in_the_integrity_field(tmp_path: Path) -> None:
+    path = tmp_path / "demo.db"
+    build_demo_database(path, now=NOW)
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'messages'"
+        ).fetchone()
+    data = bytearray(path.read_bytes())
+    # Scribble over a b-tree page of messages (not page 1, which holds the schema).
+    start = root * page_size + 2 * page_size
+    data[start + 100 : start + page_size - 100] = bytes(page_size - 200)
+    path.write_bytes(bytes(data))
+    probe = probe_database(sqlite_url(path))
+    assert probe.integrity not in (None, "ok")
+    assert probe.integrity is not None
+    assert 1 <= len(probe.integrity.splitlines()) <= database_module.INTEGRITY_MAX_LINES
+
+
+def test_probe_refuses_to_touch_a_hot_journal(tmp_path: Path) -> None:
+    # A copy of a database and its rollback journal taken mid-transaction is what a crashed
+    # writer leaves behind. A read-only open cannot roll it back, and must not try.
+    live = tmp_path / "live.db"
+    writer = sqlite3.connect(live, isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute(
+        "INSERT INTO t SELECT randomblob(1000) FROM"
+        " (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500)"
+        " SELECT i FROM c)"
+    )
+    writer.execute("PRAGMA cache_size = 5")  # spill to the file before commit
+    writer.execute("BEGIN")
+    writer.execute("UPDATE t SET x = randomblob(1000)")
+    crashed = tmp_path / "crashed.db"
+    shutil.copy(live, crashed)
+    shutil.copy(f"{live}-journal", f"{crashed}-journal")
+    writer.execute("ROLLBACK")
+    writer.close()
+    before = (file_state(crashed), Path(f"{crashed}-journal").read_bytes())
+    with pytest.raises(DatabaseError, match="crashed process") as caught:
+        probe_database(sqlite_url(crashed))
+    assert type(caught.value) is DatabaseError
+    assert (file_state(crashed), Path(f"{crashed}-journal").read_bytes()) == before
+
+
+# --- SQLite read-write connection ---------------------------------------------------------
+
+
+def test_connect_sqlite_rw_opens_an_existing_file_for_one_transaction(crm_db: Path) -> None:
+    conn = connect_sqlite_rw(crm_db, timeout_s=1)
+    try:
+        assert conn.isolation_level is None
+        assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO shops (channel, external_id, name, created_at)"
+            " VALUES ('zalo', '1', 'x', '2026-11-26T00:00:00.000000Z')"
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with sqlite3.connect(crm_db) as check:
+        assert check.execute("SELECT count(*) FROM shops").fetchone() == (1,)
+
+
+def test_connect_sqlite_rw_does_not_create_a_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "crm.db"
+    with pytest.raises(DatabaseUnreachableError, match="database file not found"):
+        connect_sqlite_rw(missing, timeout_s=1)
+    assert not missing.exists()
+
+
+def test_connect_sqlite_rw_classifies_junk_and_locks(tmp_path: Path, crm_db: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"PK\x03\x04" + bytes(4092))
+    with pytest.raises(NotADatabaseError):
+        connect_sqlite_rw(junk, timeout_s=1)
+    holder = sqlite3.connect(crm_db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseLockedError, match=r"waited 0\.1 s"):
+            connect_sqlite_rw(crm_db, timeout_s=0.1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_postgres_without_psycopg_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what "not installed" looks like
+    url = parse_database_url("postgresql://u@127.0.0.1:1/crm")
+    for call in (
+        lambda: probe_database(url),
+        lambda: connect_postgres(url, timeout_s=1),
+    ):
+        with pytest.raises(DatabaseError) as caught:
+            call()
+        assert type(caught.value) is DatabaseError
+        assert "pip install 'nfdoctor[postgres]'" in str(caught.value)
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[DemoSummary, sqlite3.Connection]]:
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    summary = build_demo_database(path, now=NOW)
+    conn = sqlite3.connect(path)
+    yield summary, conn
+    conn.close()
+
+
+def rows(conn: sqlite3.Connection, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    return conn.execute(query, params).fetchall()
+
+
+def test_demo_is_built_quickly(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    build_demo_database(tmp_path / "demo.db", now=NOW)
+    assert time.perf_counter() - started < 2
+
+
+def test_demo_counts_match_the_summary(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+    summary, conn = demo
+    counted = {
+        table: rows(conn, f"SELECT count(*) FROM {table}")[0][0]
+        for table in (
+            "shops",
+            "customers",
+            "customer_identities",
+            "conversations",
+            "messages",
+            "message_attachments",
+            "orders",
+        )
+    }
+    assert counted == {
+        "shops": summary.shops,
+        "customers": summary.customers,
+        "customer_identities": summary.identities,
+        "conversations": summary.conversations,
+        "messages": summary.messages,
+        "message_attachments": summary.attachments,
+        "orders": summary.orders,
+    }
+    assert summary.shops == 10
+    assert summary.customers == 300
+    assert 2700 <= summary.messages <= 3300
+    assert summary.orders == 600
+    assert 380 <= summary.conversations <= 420
+
+
+def test_demo_duplicates_counted_by_sql(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+    summary, conn = demo
+    groups = rows(
+        conn,
+        "SELECT shop_id, external_id, count(*) FROM messages"
+        " GROUP BY shop_id, external_id HAVING count(*) > 1",
+    )
+    assert len(groups) == summary.duplicate_groups == 40
+    assert sum(n - 1 for _, _, n in groups) == summary.duplicate_rows
+    assert {n for _, _, n in groups} == {2, 3}
+    for shop_id, external_id, _ in groups:
+        copies = rows(
+            conn,
+            "SELECT id, direction, sender_external_id, body, sent_at, received_at"
+            " FROM messages WHERE shop_id = ? AND external_id = ? ORDER BY id",
+            shop_id,
+            external_id,
+        )
+        first = copies[0]
+        for later in copies[1:]:
+            assert later[1:5] == first[1:5]  # the same platform message, delivered again
+            assert later[5] > first[5]  # ...received later (text order is time order)
+
+
+def test_demo_reused_external_id_on_another_shop_is_not_a_duplicate(
+    demo: tuple[DemoSummary, sqlite3.Connection],
+) -> None:
+    summary, conn = demo
+    reused = rows(
+        conn,
+        "SELECT external_id FROM messages GROUP BY external_id HAVING count(DISTINCT shop_id) > 1",
+    )
+    assert len(reused) == summary.cross_shop_reuses == 1
+    per_shop = rows(
+        conn,
+        "SELECT shop_id, count(*) FROM messages WHERE external_id = ? GROUP BY shop_id",
+        reused[0][0],
+    )
+    assert [n for _, n in per_shop] == [1, 1]
+    # a dedupe that grouped by external_id alone would find one group too many
+    naive = rows(
+        conn,
+        "SELECT count(*) FROM (SELECT 1 FROM messages GROUP BY external_id HAVING count(*) > 1)",
+    )
+    assert naive == [(summary.duplicate_groups + 1,)]
+
+
+def test_demo_replies_and_attachments_point_at_first_copies(
+    demo: tuple[DemoSummary, sqlite3.Connection],
+) -> None:
+    _, conn = demo
+    later_copies = """
+        SELECT m.id FROM messages m
+        WHERE EXISTS (SELECT 1 FROM messages f WHERE f.shop_id = m.shop_id
+                      AND f.external_id = m.external_id AND f.id < m.id)"""
+    first_copies = """
+        SELECT m.id FROM messages m
+        WHERE NOT EXISTS (SELECT 1 FROM messages f WHERE f.shop_id = m.shop_id
+                          AND f.external_id = m.external_id AND f.id < m.id)
+          AND EXISTS (SELECT 1 FROM messages l WHERE l.shop_id = m.shop_id
+                      AND l.external_id = m.external_id AND l.id > m.id)"""
+    for column, table in (("reply_to_id", "messages"), ("message_id", "message_attachments")):
+        to_later = rows(conn, f"SELECT count(*) FROM {table} WHERE {column} IN ({later_copies})")
+        to_first = rows(conn, f"SELECT count(*) FROM {table} WHERE {column} IN ({first_copies})")
+        assert to_later == [(0,)], f"{table}.{column} points at a later copy"
+        assert to_first[0][0] >= 3, f"too few {table}.{column} on duplicated messages"
+
+
+def test_demo_late_retries_opened_a_second_conversation(
+    demo: tuple[DemoSummary, sqlite3.Connection],
+) -> None:
+    summary, conn = demo
+    split = rows(
+        conn,
+        "SELECT shop_id, external_id, min(id) FROM messages GROUP BY shop_id, external_id"
+        " HAVING count(DISTINCT conversation_id) > 1",
+    )
+    assert len(split) == summary.closed_thread_groups == 4
+    for shop_id, external_id, first_id in split:
+        conversations = rows(
+            conn,
+            "SELECT DISTINCT c.id, c.shop_id, c.customer_id, c.status, c.created_at,"
+            " c.last_message_at, c.external_thread_id"
+            " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.shop_id = ? AND m.external_id = ? ORDER BY c.id",
+            shop_id,
+            external_id,
+        )
+        assert len(conversations) == 2
+        first, second = conversations
+        assert first[3] == "closed"
+        assert first[1:3] == second[1:3]  # same shop, same customer
+        assert first[6] == second[6]  # the same platform thread
+        assert second[4] > first[5]  # opened after the first thread's last message
+        (first_conversation,) = rows(
+            conn, "SELECT conversation_id FROM messages WHERE id = ?", first_id
+        )
+        assert first_conversation[0] == first[0]
+
+
+def test_demo_times_are_utc_iso_with_microseconds(
+    demo: tuple[DemoSummary, sqlite3.Connection],
+) -> None:
+    _, conn = demo
+    latest = NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for table, columns in TIME_COLUMNS.items():
+        for column in columns:
+            values = [v for (v,) in rows(conn, f"SELECT {column} FROM {table}") if v is not None]
+            assert values, f"{table}.{column} is empty"
+            bad = [v for v in values if not TIME_FORMAT.match(v) or v > latest]
+            assert not bad, f"{table}.{column}: {bad[:3]}"
+    assert rows(conn, "SELECT count(*) FROM messages WHERE received_at < sent_at") == [(0,)]
+    assert rows(
+        conn,
+        "SELECT count(*) FROM orders WHERE NOT (created_at <= updated_at AND updated_at <= synced_at)",
+    ) == [(0,)]
+
+
+def test_demo_ids_look_like_each_platforms(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+    _, conn = demo
+    shop_ids = {
+        "shopee": r"\d{9}",
+        "lazada": r"\d{12}",
+        "tiktok": r"\d{19}",
+        "facebook": r"\d{15,16}",
+        "zalo": r"\d{18,19}",
+    }
+    message_ids = {
+        "shopee": r"\d{19}",
+        "lazada": r"[1-9][A-Za-z0-9]{17}",
+        "tiktok": r"\d{19}",
+        "facebook": r"m_[A-Za-z0-9_-]{86}",
+        "zalo": r"[0-9a-f]{19}",
+    }
+    channels = rows(conn, "SELECT DISTINCT channel FROM shops ORDER BY 1")
+    assert [c for (c,) in channels] == sorted(shop_ids)
+    for channel, external_id, name in rows(conn, "SELECT channel, external_id, name FROM shops"):
+        assert re.fullmatch(shop_ids[channel], external_id), (channel, external_id)
+        assert " - " in name
+    for channel, external_id in rows(
+        conn, "SELECT s.channel, m.external_id FROM messages m JOIN shops s ON s.id = m.shop_id"
+    ):
+        assert re.fullmatch(message_ids[channel], external_id), (channel, external_id)
+    assert rows(
+        conn,
+        "SELECT count(*) FROM conversations c JOIN shops s ON s.id = c.shop_id"
+        " WHERE (s.channel = 'zalo') != (c.external_thread_id IS NULL)",
+    ) == [(0,)]
+
+
+def test_demo_people_are_vietnamese(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+    _, conn = demo
+    names = [n for (n,) in rows(conn, "SELECT display_name FROM customers") if n]
+    families = {"Nguyễn", "Trần", "Lê", "Phạm", "Hoàng"}
+    assert sum(n.split()[0] in families for n in names) > len(names) / 2
+    phones = [p for (p,) in rows(conn, "SELECT phone FROM customers") if p]
+    assert phones and all(re.fullmatch(r"\+849\d{8}", p) for p in phones)
+    bodies = [b for (b,) in rows(conn, "SELECT body FROM messages") if b]
+    assert "Shop ơi, đơn của em giao chưa ạ?" in bodies
+    assert rows(conn, "SELECT count(*) FROM messages WHERE body IS NULL")[0][0] > 0  # photos
+
+
+def test_demo_orders(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+    _, conn = demo
+    orders = rows(
+        conn,
+        "SELECT s.channel, o.external_id, o.platform_status, o.status, o.total_amount,"
+        " o.currency, o.raw FROM orders o JOIN shops s ON s.id = o.shop_id",
+    )
+    assert {o[0] for o in orders} == {"shopee", "lazada", "tiktok"}  # marketplaces only
+    mapping: dict[tuple[str, str], set[str]] = {}
+    for channel, external_id, platform_status, status, total, currency, raw in orders:
+        mapping.setdefault((channel, platform_status), set()).add(status)
+        assert currency == "VND"
+        assert isinstance(total, int) and total % 1000 == 0 and total > 0
+        payload = json.loads(raw)
+        assert external_id in raw
+        assert platform_status in json.dumps(payload)
+    assert all(len(statuses) == 1 for statuses in mapping.values())  # a platform status maps once
+    assert mapping[("shopee", "UNPAID")] == {"pending"}
+    assert mapping[("lazada", "canceled")] == {"cancelled"}
+    assert mapping[("tiktok", "IN_TRANSIT")] == {"shipped"}
+    statuses = {status for (status,) in rows(conn, "SELECT DISTINCT status FROM orders")}
+    assert statuses == {"pending", "paid", "shipped", "delivered", "cancelled", "returned"}
+
+
+def test_demo_is_consistent_and_probes_clean(tmp_path: Path) -> None:
+    path = tmp_path / "demo.db"
+    build_demo_database(path, now=NOW)
+    with sqlite3.connect(path) as conn:
+        assert rows(conn, "PRAGMA foreign_key_check") == []
+    probe = probe_database(sqlite_url(path))
+    assert probe.schema_ok and probe.integrity == "ok"
+
+
+def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    first, second, other = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "c.db"
+    build_demo_database(first, seed=11, now=NOW)
+    build_demo_database(second, seed=11, now=NOW)
+    build_demo_database(other, seed=12, now=NOW)
+    assert dump_hash(first) == dump_hash(second)
+    assert dump_hash(first) != dump_hash(other)
+
+
+def test_demo_does_not_depend_on_string_hashing(tmp_path: Path) -> None:
+    # A set iterated during generation would change the data between processes.
+    script = (
+        "import sys; from datetime import datetime, timezone; from pathlib import Path;"
+        "from nfdoctor.store.demo import build_demo_database;"
+        "build_demo_database(Path(sys.argv[1]), now=datetime(2026, 11, 26, 9, tzinfo=timezone.utc))"
+    )
+    hashes = set()
+    for hash_seed in ("1", "2"):
+        path = tmp_path / f"demo-{hash_seed}.db"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO)}
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
+        hashes.add(dump_hash(path))
+    build_demo_database(tmp_path / "here.db", now=NOW)
+    hashes.add(dump_hash(tmp_path / "here.db"))
+    assert len(hashes) == 1
+
+
+def test_demo_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "demo.db"
+    path.write_bytes(b"precious")
+    with pytest.raises(UsageError, match="already exists"):
+        build_demo_database(path, now=NOW)
+    assert path.read_bytes() == b"precious"
+    summary = build_demo_database(path, now=NOW, overwrite=True)
+    assert summary.path == path
+    assert probe_database(sqlite_url(path)).schema_ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.db"]  # no temp file left
+
+
+def test_demo_file_mode_follows_the_umask(tmp_path: Path) -> None:
+    if not hasattr(os, "umask"):
+        pytest.skip("no umask on this platform")
+    path = tmp_path / "demo.db"
+    build_demo_database(path, now=NOW)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_demo_leaves_nothing_when_it_fails(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_demo_database(tmp_path / "demo.db", now=datetime(2026, 11, 26))
+    with pytest.raises(UsageError, match="does not exist"):
+        build_demo_database(tmp_path / "no" / "demo.db", now=NOW)
+    with pytest.raises(UsageError, match="is a directory"):
+        build_demo_database(tmp_path, now=NOW)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def assert_no_password(exc: BaseException) -> None:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    for shown in (str(exc), repr(exc), text, *map(str, exc.args)):
+        assert PASSWORD not in shown
+
+
+def test_unreachable_postgres_fails_fast_without_the_password() -> None:
+    pytest.importorskip("psycopg")
+    url = parse_database_url(f"postgresql://nextflow:{PASSWORD}@127.0.0.1:1/crm")
+    started = time.perf_counter()
+    with pytest.raises(DatabaseUnreachableError) as caught:
+        probe_database(url, timeout_s=2)
+    assert time.perf_counter() - started < 3
+    assert str(caught.value).startswith("cannot connect to PostgreSQL at 127.0.0.1:1: ")
+    assert "Connection refused" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert_no_password(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # libpq quotes these fragments of the URL in its own message
+        f"postgresql://nextflow:{PASSWORD}%zz@127.0.0.1:1/crm",
+        f"postgresql://nextflow:{PASSWORD}@[::1/crm",
+        f"postgresql://nextflow@127.0.0.1:1/crm?password={PASSWORD}%zz",
+        f"postgresql://nextflow:{PASSWORD}@127.0.0.1:1/crm?no_such_option=1",
+        f"postgresql://nextflow:{PASSWORD}@127.0.0.1:notaport/crm",
+    ],
+)
+def test_bad_postgres_urls_never_echo_the_password(text: str) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(DatabaseError) as caught:
+        probe_database(parse_database_url(text), timeout_s=1)
+    assert_no_password(caught.value)
+
+
+@pytest.mark.postgres
+def test_postgres_refusal_by_the_server_never_echoes_the_password(pg_server_url: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(pg_server_url)
+    user = params.get("user") or "root"
+    host = str(params.get("host") or "")
+    port = params.get("port") or "5432"
+    # Trust auth accepts any password, so ask for a database that does not exist instead.
+    if host and not host.startswith("/"):
+        text = f"postgresql://{user}:{PASSWORD}@{host}:{port}/nfd_no_such_db"
+    else:
+        text = f"postgresql://{user}:{PASSWORD}@:{port}/nfd_no_such_db" + (
+            f"?host={host}" if host else ""
+        )
+    with pytest.raises(DatabaseUnreachableError, match="does not exist") as caught:
+        probe_database(parse_database_url(text), timeout_s=3)
+    assert_no_password(caught.value)
+
+
+@pytest.mark.postgres
+def test_postgres_probe_of_a_correct_schema(pg_crm_schema: Any) -> None:
+    url = parse_database_url(pg_crm_schema.url)
+    probe = probe_database(url, timeout_s=5)
+    assert probe.backend == "postgresql"
+    assert probe.schema_name == pg_crm_schema.name
+    assert probe.missing_tables == ()
+    assert probe.missing_columns == ()
+    assert probe.schema_ok
+    assert probe.integrity is None and probe.integrity_check is None
+    assert re.match(r"\d+", probe.server_version)
+    assert 0 < probe.latency_s < 5
+    assert probe.location == url.redacted()
+    assert probe.path is None
+
+
+@pytest.mark.postgres
+def test_postgres_probe_of_an_empty_schema(pg_schema: Any) -> None:
+    probe = probe_database(parse_database_url(pg_schema.url))
+    assert probe.missing_tables == tuple(EXPECTED_TABLES)
+
+
+@pytest.mark.postgres
+def test_postgres_probe_detects_drift(pg_crm_schema: Any) -> None:
+    with pg_crm_schema.connect() as conn:
+        conn.execute("ALTER TABLE messages DROP COLUMN received_at")
+        conn.execute("DROP TABLE message_attachments")
+    probe = probe_database(parse_database_url(pg_crm_schema.url))
+    assert probe.missing_tables == ("message_attachments",)
+    assert probe.missing_columns == ("messages.received_at",)
+
+
+@pytest.mark.postgres
+def test_postgres_ddl_types_and_constraints(pg_crm_schema: Any) -> None:
+    import psycopg
+
+    with pg_crm_schema.connect() as conn:
+        found = conn.execute(
+            "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale"
+            " FROM information_schema.columns WHERE table_schema = current_schema()"
+            " ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        types = {(table, column): rest for table, column, *rest in found}
+        columns = {table: tuple(c for t, c, *_ in found if t == table) for table in EXPECTED_TABLES}
+        assert columns == EXPECTED_TABLES
+        assert types[("messages", "id")][0] == "bigint"
+        assert types[("messages", "reply_to_id")][0] == "bigint"
+        assert types[("messages", "received_at")][0] == "timestamp with time zone"
+        assert types[("orders", "total_amount")] == ["numeric", 18, 2]
+        assert types[("orders", "raw")][0] == "jsonb"
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            ).fetchall()
+        }
+        assert {
+            "messages_shop_external",
+            "messages_conversation",
+            "message_attachments_message",
+            "orders_shop_created",
+        } <= indexes
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO shops (channel, external_id, name, created_at)"
+                " VALUES ('instagram', '1', 'x', now())"
+            )
+        conn.execute(
+            "INSERT INTO shops (channel, external_id, name, created_at)"
+            " VALUES ('zalo', '1', 'x', now())"
+        )
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO shops (channel, external_id, name, created_at)"
+                " VALUES ('zalo', '1', 'y', now())"
+            )
+
+
+@pytest.mark.postgres
+def test_connect_postgres_read_only_and_statement_timeout(pg_crm_schema: Any) -> None:
+    import psycopg
+
+    url = parse_database_url(pg_crm_schema.url)
+    with connect_postgres(url, timeout_s=3, autocommit=True, read_only=True) as conn:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute(
+                "INSERT INTO shops (channel, external_id, name, created_at)"
+                " VALUES ('zalo', '1', 'x', now())"
+            )
+    with connect_postgres(url, timeout_s=3, statement_timeout_s=0.2) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(2)")
