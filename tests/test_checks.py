@@ -99,3 +99,13 @@ def test_config_changes_survives_corrupt_state(tmp_path: Path) -> None:
     state.write_text("{not json")
     (result,) = ConfigChangesCheck().run(_ctx(tmp_path))
     assert result.status is Status.OK and result.summary.startswith("first run")
+
+
+def test_config_changes_never_stores_url_passwords(tmp_path: Path) -> None:
+    text = "database:\n  url: postgresql://crm:pw-in-url-9d2f@127.0.0.1:1/crm\n"
+    ConfigChangesCheck().run(_ctx(tmp_path, text))
+    ctx = _ctx(tmp_path, text.replace("pw-in-url-9d2f", "pw-rotated-77ab"))
+    (result,) = ConfigChangesCheck().run(ctx)
+    assert "database.url: secret value changed" in result.details[0]
+    state = next((tmp_path / "state" / "nfdoctor").glob("config-*.json")).read_text()
+    assert "pw-in-url-9d2f" not in state and "pw-rotated-77ab" not in state

@@ -214,3 +214,43 @@ def test_import_of_cli_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.postgres
+def test_diagnose_against_real_postgresql(cli: Callable[..., CliResult], tmp_path: Path,
+                                          pg_crm_schema: object) -> None:
+    url = pg_crm_schema.url  # type: ignore[attr-defined]
+    config = tmp_path / "nfdoctor.yaml"
+    config.write_text(f"database:\n  url: {url}\n")
+    result = cli("diagnose", "--config", str(config), "--only", "database", "-o", "json")
+    document = json.loads(result.stdout)
+    statuses = {r["id"]: (r["status"], r["summary"]) for r in document["results"]}
+    assert statuses["database.connect"][0] == "OK"
+    assert statuses["database.connect"][1].startswith("postgresql ")
+    assert statuses["database.schema"] == (
+        "OK", "all tables and columns of CRM schema v1 are present")
+    assert statuses["database.integrity"][0] == "SKIPPED"
+    assert result.code == 0
+
+    with pg_crm_schema.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute("ALTER TABLE messages DROP COLUMN reply_to_id")
+    result = cli("diagnose", "--config", str(config), "--only", "database.schema", "-o", "plain")
+    assert result.code == 2
+    assert "missing column messages.reply_to_id" in result.stdout
+
+
+@pytest.mark.postgres
+def test_postgres_password_reference_is_used_and_masked(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trust auth accepts any password, so the reference must resolve and never be shown.
+    monkeypatch.setenv("NFD_PG_PASSWORD", "pg-secret-value-4411")
+    config = tmp_path / "nfdoctor.yaml"
+    config.write_text(
+        "database:\n  url: postgresql://nobody@127.0.0.1:1/crm\n  password: env:NFD_PG_PASSWORD\n"
+    )
+    result = cli("diagnose", "--config", str(config), "--only", "database.connect", "-o", "plain",
+                 "--debug")
+    assert result.code == 2
+    assert "127.0.0.1:1" in result.stdout
+    assert "pg-secret-value-4411" not in result.stdout + result.stderr

@@ -6,6 +6,7 @@ nothing here mocks a database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -63,6 +64,17 @@ TIME_COLUMNS = {
 }
 
 
+@contextlib.contextmanager
+def opened(path: Path | str) -> Iterator[sqlite3.Connection]:
+    """Commit on success and always close (sqlite3's own ``with`` only commits)."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
 def sqlite_url(path: Path) -> DatabaseUrl:
     return parse_database_url(f"sqlite:///{path}")
 
@@ -72,7 +84,7 @@ def file_state(path: Path) -> tuple[bytes, int]:
 
 
 def dump_hash(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
+    with opened(path) as conn:
         return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
 
 
@@ -90,8 +102,12 @@ def crm_db(tmp_path: Path) -> Path:
 
 
 def test_sqlite_ddl_creates_exactly_the_expected_tables_and_columns() -> None:
-    conn = sqlite3.connect(":memory:")
-    create_schema_sqlite(conn)
+    with opened(":memory:") as conn:
+        create_schema_sqlite(conn)
+        assert_crm_schema(conn)
+
+
+def assert_crm_schema(conn: sqlite3.Connection) -> None:
     tables = [
         row[0]
         for row in conn.execute(
@@ -246,6 +262,7 @@ def test_postgres_location_is_host_and_port(text: str, location: str) -> None:
 
 def test_probe_of_a_correct_database(crm_db: Path) -> None:
     before = file_state(crm_db)
+    entries = set(crm_db.parent.iterdir())
     probe = probe_database(sqlite_url(crm_db))
     assert probe.backend == "sqlite"
     assert probe.path == crm_db
@@ -259,7 +276,7 @@ def test_probe_of_a_correct_database(crm_db: Path) -> None:
     assert 0 < probe.latency_s < 5
     assert probe.size_bytes == crm_db.stat().st_size
     assert file_state(crm_db) == before  # read-only: not a byte, not even the mtime
-    assert sorted(p.name for p in crm_db.parent.iterdir()) == ["crm.db"]
+    assert set(crm_db.parent.iterdir()) == entries  # no journal, WAL or lock file left
 
 
 def test_probe_without_integrity_check(crm_db: Path) -> None:
@@ -279,7 +296,7 @@ def test_probe_uses_quick_check_above_the_size_threshold(
 def test_probe_detects_a_missing_table(crm_db: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.db"
     shutil.copy(crm_db, copy)
-    with sqlite3.connect(copy) as conn:
+    with opened(copy) as conn:
         conn.execute("DROP TABLE message_attachments")
     probe = probe_database(sqlite_url(copy))
     assert probe.missing_tables == ("message_attachments",)
@@ -290,7 +307,7 @@ def test_probe_detects_a_missing_table(crm_db: Path, tmp_path: Path) -> None:
 def test_probe_detects_missing_columns(crm_db: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.db"
     shutil.copy(crm_db, copy)
-    with sqlite3.connect(copy) as conn:
+    with opened(copy) as conn:
         conn.execute("ALTER TABLE orders DROP COLUMN raw")
         conn.execute("ALTER TABLE messages RENAME COLUMN received_at TO received")
     probe = probe_database(sqlite_url(copy))
@@ -337,11 +354,12 @@ def test_probe_of_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
     junk = tmp_path / "crm.db"
     junk.write_bytes(random.Random(1).randbytes(8192))
     before = file_state(junk)
+    entries = set(tmp_path.iterdir())
     with pytest.raises(NotADatabaseError) as caught:
         probe_database(sqlite_url(junk))
     assert str(caught.value) == f"{junk} is not a SQLite database (file is not a database)"
     assert file_state(junk) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
+    assert set(tmp_path.iterdir()) == entries
 
 
 def test_probe_of_a_locked_database(crm_db: Path) -> None:
@@ -372,18 +390,39 @@ def test_probe_waits_for_a_short_lock(crm_db: Path) -> None:
         holder.close()
 
 
+def test_probe_of_a_wal_database_while_the_crm_writes(crm_db: Path) -> None:
+    # WAL is how a busy CRM runs SQLite: readers must not wait for the writer.
+    with opened(crm_db) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    writer = sqlite3.connect(crm_db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute(
+        "INSERT INTO shops (channel, external_id, name, created_at)"
+        " VALUES ('zalo', '1', 'x', '2026-11-26T00:00:00.000000Z')"
+    )
+    try:
+        before = crm_db.read_bytes()
+        probe = probe_database(sqlite_url(crm_db), timeout_s=0.2)
+        assert probe.schema_ok and probe.integrity == "ok"
+        assert crm_db.read_bytes() == before
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_probe_reports_corruption_in_the_integrity_field(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     build_demo_database(path, now=NOW)
-    with sqlite3.connect(path) as conn:
+    with opened(path) as conn:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         (root,) = conn.execute(
             "SELECT rootpage FROM sqlite_master WHERE name = 'messages'"
         ).fetchone()
     data = bytearray(path.read_bytes())
-    # Scribble over a b-tree page of messages (not page 1, which holds the schema).
-    start = root * page_size + 2 * page_size
-    data[start + 100 : start + page_size - 100] = bytes(page_size - 200)
+    # Garble the root page of messages after its 12-byte header: its cell pointers now point
+    # anywhere. Page 1, with the schema, stays intact, so the probe itself still works.
+    start = (root - 1) * page_size
+    data[start + 12 : start + page_size] = random.Random(3).randbytes(page_size - 12)
     path.write_bytes(bytes(data))
     probe = probe_database(sqlite_url(path))
     assert probe.integrity not in (None, "ok")
@@ -433,7 +472,7 @@ def test_connect_sqlite_rw_opens_an_existing_file_for_one_transaction(crm_db: Pa
         conn.execute("COMMIT")
     finally:
         conn.close()
-    with sqlite3.connect(crm_db) as check:
+    with opened(crm_db) as check:
         assert check.execute("SELECT count(*) FROM shops").fetchone() == (1,)
 
 
@@ -640,7 +679,8 @@ def test_demo_times_are_utc_iso_with_microseconds(
     assert rows(conn, "SELECT count(*) FROM messages WHERE received_at < sent_at") == [(0,)]
     assert rows(
         conn,
-        "SELECT count(*) FROM orders WHERE NOT (created_at <= updated_at AND updated_at <= synced_at)",
+        "SELECT count(*) FROM orders"
+        " WHERE NOT (created_at <= updated_at AND updated_at <= synced_at)",
     ) == [(0,)]
 
 
@@ -715,7 +755,7 @@ def test_demo_orders(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
 def test_demo_is_consistent_and_probes_clean(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     build_demo_database(path, now=NOW)
-    with sqlite3.connect(path) as conn:
+    with opened(path) as conn:
         assert rows(conn, "PRAGMA foreign_key_check") == []
     probe = probe_database(sqlite_url(path))
     assert probe.schema_ok and probe.integrity == "ok"
@@ -751,13 +791,15 @@ def test_demo_does_not_depend_on_string_hashing(tmp_path: Path) -> None:
 def test_demo_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     path.write_bytes(b"precious")
+    entries = set(tmp_path.iterdir())
     with pytest.raises(UsageError, match="already exists"):
         build_demo_database(path, now=NOW)
     assert path.read_bytes() == b"precious"
+    Path(f"{path}-journal").write_bytes(b"stale journal of the old file")
     summary = build_demo_database(path, now=NOW, overwrite=True)
     assert summary.path == path
     assert probe_database(sqlite_url(path)).schema_ok
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.db"]  # no temp file left
+    assert set(tmp_path.iterdir()) == entries  # no temp file left
 
 
 def test_demo_file_mode_follows_the_umask(tmp_path: Path) -> None:
@@ -771,13 +813,14 @@ def test_demo_file_mode_follows_the_umask(tmp_path: Path) -> None:
 
 
 def test_demo_leaves_nothing_when_it_fails(tmp_path: Path) -> None:
+    entries = set(tmp_path.iterdir())
     with pytest.raises(ValueError, match="timezone-aware"):
         build_demo_database(tmp_path / "demo.db", now=datetime(2026, 11, 26))
     with pytest.raises(UsageError, match="does not exist"):
         build_demo_database(tmp_path / "no" / "demo.db", now=NOW)
     with pytest.raises(UsageError, match="is a directory"):
         build_demo_database(tmp_path, now=NOW)
-    assert list(tmp_path.iterdir()) == []
+    assert set(tmp_path.iterdir()) == entries
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -800,6 +843,26 @@ def test_unreachable_postgres_fails_fast_without_the_password() -> None:
     assert "Connection refused" in str(caught.value)
     assert "\n" not in str(caught.value)
     assert_no_password(caught.value)
+
+
+def test_password_given_apart_from_the_url_is_never_shown() -> None:
+    pytest.importorskip("psycopg")
+    url = parse_database_url("postgresql://nextflow@127.0.0.1:1/crm").with_password(PASSWORD)
+    assert url.password == PASSWORD
+    for shown in (repr(url), str(url), url.redacted(), url.location):
+        assert PASSWORD not in shown
+    with pytest.raises(DatabaseUnreachableError) as caught:
+        probe_database(url, timeout_s=2)
+    assert_no_password(caught.value)
+    broken = parse_database_url("postgresql://nextflow@[::1/crm").with_password(PASSWORD)
+    with pytest.raises(DatabaseError) as invalid:
+        connect_postgres(broken, timeout_s=1)
+    assert_no_password(invalid.value)
+
+
+def test_with_password_leaves_sqlite_alone(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "crm.db")
+    assert url.with_password(PASSWORD) == url
 
 
 @pytest.mark.parametrize(
@@ -854,6 +917,14 @@ def test_postgres_probe_of_a_correct_schema(pg_crm_schema: Any) -> None:
     assert 0 < probe.latency_s < 5
     assert probe.location == url.redacted()
     assert probe.path is None
+
+
+@pytest.mark.postgres
+def test_postgres_probe_with_a_separate_password(pg_crm_schema: Any) -> None:
+    # trust auth ignores the password: this proves it is passed without breaking the URL
+    probe = probe_database(parse_database_url(pg_crm_schema.url).with_password(PASSWORD))
+    assert probe.schema_ok
+    assert PASSWORD not in repr(probe)
 
 
 @pytest.mark.postgres
@@ -923,12 +994,14 @@ def test_connect_postgres_read_only_and_statement_timeout(pg_crm_schema: Any) ->
     import psycopg
 
     url = parse_database_url(pg_crm_schema.url)
-    with connect_postgres(url, timeout_s=3, autocommit=True, read_only=True) as conn:
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            conn.execute(
-                "INSERT INTO shops (channel, external_id, name, created_at)"
-                " VALUES ('zalo', '1', 'x', now())"
-            )
+    with (
+        connect_postgres(url, timeout_s=3, autocommit=True, read_only=True) as conn,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        conn.execute(
+            "INSERT INTO shops (channel, external_id, name, created_at)"
+            " VALUES ('zalo', '1', 'x', now())"
+        )
     with connect_postgres(url, timeout_s=3, statement_timeout_s=0.2) as conn:
         assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
         with pytest.raises(psycopg.errors.QueryCanceled):

@@ -72,6 +72,13 @@ def snapshot(ctx: Context, host_key: bytes) -> dict[str, str]:
     """The effective config flattened, each secret replaced by its fingerprint."""
     loaded = ctx.load_config()
     flat = flatten(loaded.config.model_dump(mode="json"))
+    for key, value in flat.items():
+        # A value carrying a secret by shape (a password inside database.url, a token in
+        # a URL) is stored like a secret: masked text plus a fingerprint of the original.
+        masked = ctx.redactor.redact(value)
+        if masked != value:
+            digest = hmac.new(host_key, value.encode(), hashlib.sha256).hexdigest()[:16]
+            flat[key] = f"{_FINGERPRINT_PREFIX}{masked}#{digest}"
     for secret in loaded.secrets:
         value = ctx.secrets.resolve(secret.ref, where=secret.where)
         digest = hmac.new(host_key, value.encode(), hashlib.sha256).hexdigest()[:16]

@@ -13,6 +13,7 @@ No message, ``repr`` or ``str`` produced here contains a PostgreSQL password.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -79,6 +80,14 @@ class DatabaseUrl:
     backend: Backend
     path: Path | None = None
     dsn: str | None = None
+    #: PostgreSQL password given apart from the URL (config ``database.password``); never shown
+    password: str | None = None
+
+    def with_password(self, password: str) -> DatabaseUrl:
+        """A copy that connects with ``password``, overriding any in the URL (SQLite: unchanged)."""
+        if self.backend == "sqlite":
+            return self
+        return dataclasses.replace(self, password=password)
 
     def redacted(self) -> str:
         """The URL with any password replaced by ``***``, safe to print and log."""
@@ -196,8 +205,8 @@ def probe_database(
 ) -> DatabaseProbe:
     """Open the database read-only, time a trivial query and compare its schema to the contract.
 
-    Never creates or modifies anything. ``timeout_s`` bounds connecting (and, on SQLite,
-    waiting for a lock; on PostgreSQL, each statement).
+    Never writes to the database. ``timeout_s`` bounds connecting (and, on SQLite, waiting
+    for a lock; on PostgreSQL, each statement).
     """
     if url.backend == "sqlite":
         if url.path is None:
@@ -320,7 +329,10 @@ def _sqlite_integrity(
             return str(exc)
         raise _sqlite_failure(exc, path, timeout_s) from exc
     lines = [str(row[0]) for row in rows]
-    return "ok" if lines == ["ok"] else "\n".join(lines)
+    if lines == ["ok"]:
+        return "ok"
+    # A row can hold several lines ("*** in database main ***\nOn tree page …").
+    return "\n".join("\n".join(lines).splitlines()[:INTEGRITY_MAX_LINES])
 
 
 def _sqlite_code(exc: sqlite3.Error) -> int | None:
@@ -382,6 +394,7 @@ def connect_postgres(
     except ImportError:
         raise DatabaseError(_PG_INSTALL_HINT) from None
     dsn = _require_dsn(url)
+    secrets = _url_secrets(url)
     try:
         # fallback_application_name: shows as "nfdoctor" in pg_stat_activity (who holds that
         # lock?) unless the URL names its own application_name.
@@ -390,14 +403,15 @@ def connect_postgres(
             connect_timeout=max(1, math.ceil(timeout_s)),
             fallback_application_name="nfdoctor",
             autocommit=autocommit,
+            password=url.password,  # None keeps the URL's own, or .pgpass / PGPASSWORD
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnreachableError(
-            f"cannot connect to PostgreSQL at {_pg_target(dsn)}: {_scrub(exc, dsn)}"
+            f"cannot connect to PostgreSQL at {_pg_target(dsn)}: {_scrub(exc, secrets)}"
         ) from None  # the driver's exception may quote the connection string
     except psycopg.Error as exc:
         raise DatabaseError(
-            f"invalid PostgreSQL URL {redact_url(dsn)}: {_scrub(exc, dsn)}",
+            f"invalid PostgreSQL URL {redact_url(dsn)}: {_scrub(exc, secrets)}",
             next_command="nfdoctor config validate",
         ) from None
     try:
@@ -414,7 +428,7 @@ def connect_postgres(
             conn.commit()  # a rolled-back SET would be undone
     except psycopg.Error as exc:
         conn.close()
-        raise _pg_failure(exc, dsn, timeout_s) from None
+        raise _pg_failure(exc, dsn, secrets, timeout_s) from None
     return conn
 
 
@@ -426,7 +440,11 @@ def _probe_postgres(url: DatabaseUrl, *, timeout_s: float) -> DatabaseProbe:
     dsn = _require_dsn(url)
     started = time.perf_counter()
     conn = connect_postgres(
-        url, timeout_s=timeout_s, autocommit=True, read_only=True, statement_timeout_s=timeout_s
+        url,
+        timeout_s=timeout_s,
+        autocommit=True,
+        read_only=True,
+        statement_timeout_s=timeout_s,
     )
     try:
         conn.execute("SELECT 1").fetchone()
@@ -440,7 +458,7 @@ def _probe_postgres(url: DatabaseUrl, *, timeout_s: float) -> DatabaseProbe:
             " WHERE table_schema = current_schema()"
         ).fetchall()
     except psycopg.Error as exc:
-        raise _pg_failure(exc, dsn, timeout_s) from None
+        raise _pg_failure(exc, dsn, _url_secrets(url), timeout_s) from None
     finally:
         conn.close()
     columns: dict[str, set[str]] = {table: set() for table in EXPECTED_TABLES}
@@ -462,7 +480,7 @@ def _probe_postgres(url: DatabaseUrl, *, timeout_s: float) -> DatabaseProbe:
     )
 
 
-def _pg_failure(exc: Exception, dsn: str, timeout_s: float) -> DatabaseError:
+def _pg_failure(exc: Exception, dsn: str, secrets: set[str], timeout_s: float) -> DatabaseError:
     import psycopg
 
     target = _pg_target(dsn)
@@ -472,9 +490,9 @@ def _pg_failure(exc: Exception, dsn: str, timeout_s: float) -> DatabaseError:
         )
     if isinstance(exc, psycopg.OperationalError):
         return DatabaseUnreachableError(
-            f"lost the connection to PostgreSQL at {target}: {_scrub(exc, dsn)}"
+            f"lost the connection to PostgreSQL at {target}: {_scrub(exc, secrets)}"
         )
-    return DatabaseError(f"querying PostgreSQL at {target} failed: {_scrub(exc, dsn)}")
+    return DatabaseError(f"querying PostgreSQL at {target} failed: {_scrub(exc, secrets)}")
 
 
 def _require_dsn(url: DatabaseUrl) -> str:
@@ -483,14 +501,21 @@ def _require_dsn(url: DatabaseUrl) -> str:
     return url.dsn
 
 
-def _scrub(exc: BaseException, dsn: str) -> str:
-    """The first line of a driver message with every form of the DSN's password removed."""
+def _scrub(exc: BaseException, secrets: set[str]) -> str:
+    """The first line of a driver message with every password in it masked."""
     lines = str(exc).strip().splitlines()
     message = lines[0].strip() if lines else type(exc).__name__
     # libpq echoes fragments of a connection string it cannot parse; mask by value too.
-    for secret in sorted(_dsn_passwords(dsn), key=len, reverse=True):
+    for secret in sorted(secrets, key=len, reverse=True):
         message = message.replace(secret, MASK)
     return redact_url(message)
+
+
+def _url_secrets(url: DatabaseUrl) -> set[str]:
+    found = _dsn_passwords(url.dsn or "")
+    if url.password:
+        found.add(url.password)
+    return found
 
 
 def _dsn_passwords(dsn: str) -> set[str]:

@@ -122,6 +122,10 @@ def _create_temp_beside(path: Path) -> Path:
 
 def _move_into_place(tmp: Path, path: Path, *, overwrite: bool) -> None:
     if overwrite:
+        # A -wal or -journal left by the old file would be replayed into the new one.
+        for suffix in ("-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").unlink()
         os.replace(tmp, path)
         return
     try:
