@@ -33,7 +33,12 @@ def ensure_venv(extras: str = "dev,postgres") -> Path:
     if not stamp.exists() or stamp.read_text().strip() != digest:
         print(f"installing nfdoctor[{extras}] into {VENV}", file=sys.stderr)
         pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "install", "-e", f"{ROOT}[{extras}]"], check=True)
+        log = VENV / "install.log"
+        with log.open("w") as output:
+            for step in (["install", "--upgrade", "pip"], ["install", "-e", f"{ROOT}[{extras}]"]):
+                done = subprocess.run([*pip, *step], stdout=output, stderr=subprocess.STDOUT)
+                if done.returncode != 0:
+                    sys.stderr.write(log.read_text())
+                    sys.exit(f"installing nfdoctor failed (pip {' '.join(step)}); log: {log}")
         stamp.write_text(digest)
     return PYTHON

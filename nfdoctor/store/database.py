@@ -177,7 +177,9 @@ def _sqlite_path(text: str, rest: str, base_dir: Path | None) -> Path:
     path = Path(raw).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    return path
+    # "examples/../demo/crm.db" reads badly in reports; fold the dots (lexically: a symlinked
+    # database path stays as the operator wrote it).
+    return Path(os.path.normpath(path))
 
 
 def redact_url(text: str) -> str:
