@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+# Far beyond any timeout or expiry nfdoctor deals with, and well inside timedelta's range.
+MAX_SPAN = timedelta(days=3650)
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SPAN_FORMS = "a number with a unit: 500ms, 30s, 15m, 2h, 3d, 1w"
@@ -16,7 +18,18 @@ def parse_span(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a time span; use {SPAN_FORMS}")
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+    return bounded_span(float(number) * _UNIT_SECONDS[unit], text)
+
+
+def bounded_span(seconds: float, text: object) -> timedelta:
+    """``seconds`` as a timedelta, refusing negatives, infinities and absurd sizes."""
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError(f"{text!r} is not a finite time span")
+    if seconds < 0:
+        raise ValueError(f"{text!r} is negative; a time span must be zero or more")
+    if seconds > MAX_SPAN.total_seconds():
+        raise ValueError(f"{text!r} is longer than the 10 years nfdoctor accepts")
+    return timedelta(seconds=seconds)
 
 
 def parse_when(text: str, *, now: datetime, default_tz: timezone | None = None) -> datetime:

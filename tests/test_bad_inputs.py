@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ class Bad:
 
     ``yaml`` is written to ``{config}`` (tmp_path/conf/nfdoctor.yaml) unless None. In
     ``args``, ``env`` values and ``expect``, ``{config}`` and ``{tmp}`` are replaced by
-    the config path and tmp_path. ``expect`` is the start of the one ``nfdoctor:`` line.
+    the config path and tmp_path. ``expect`` is the start of the one ``nfdoctor:`` line;
+    ``contains`` lists more text it must hold.
     """
 
     id: str
@@ -42,6 +44,7 @@ class Bad:
     args: tuple[str, ...] = ("diagnose", "--config", "{config}")
     env: dict[str, str] = field(default_factory=dict)
     setup: Callable[[Path, Path], None] | None = None
+    contains: tuple[str, ...] = ()  # more text the line must hold, after ``expect``
 
 
 SHOPEE = "platforms:\n  shopee:\n    partner_id: 2001234\n    partner_key: {key}\n"
@@ -168,6 +171,14 @@ ROWS: list[Bad] = [
         yaml="timezone: Mars/Olympus\n"),
     Bad("bad-span", CFG + ":3:3: database.timeout: 'forever' is not a time span",
         yaml="database:\n  url: sqlite:///crm.db\n  timeout: forever\n"),
+    Bad("span-overflow", CFG + ":2:3: thresholds.check_timeout: ",
+        yaml="thresholds:\n  check_timeout: 99999999999d\n"),
+    Bad("span-infinite", CFG + ":2:3: thresholds.check_timeout: ",
+        yaml="thresholds:\n  check_timeout: .inf\n"),
+    Bad("check-timeout-zero", CFG + ":2:3: thresholds.check_timeout: ",
+        yaml="thresholds:\n  check_timeout: 0s\n"),
+    Bad("check-timeout-negative", CFG + ":2:3: thresholds.check_timeout: ",
+        yaml="thresholds:\n  check_timeout: -5\n"),
     # --- secrets ---
     Bad("secret-as-number", CFG + ":4:5: platforms.shopee.partner_key: expected a string, "
         "got 12345", yaml=_shopee("12345")),
@@ -198,9 +209,9 @@ ROWS: list[Bad] = [
     Bad("config-env-missing-file", "nfdoctor: config: {tmp}/nope.yaml: config file does not "
         "exist ($NFDOCTOR_CONFIG)", args=("diagnose",),
         env={"NFDOCTOR_CONFIG": "{tmp}/nope.yaml"}),
-    Bad("config-none-anywhere", "nfdoctor: config: nfdoctor: no config file found (looked in "
-        "{tmp}/work/nfdoctor.yaml, {tmp}/xdg-config/nfdoctor/config.yaml, "
-        "/etc/nfdoctor/config.yaml)", args=("diagnose",)),
+    Bad("config-none-anywhere", "nfdoctor: config: ", args=("diagnose",),
+        contains=("no config file found (looked in {tmp}/work/nfdoctor.yaml, "
+                  "{tmp}/xdg-config/nfdoctor/config.yaml, /etc/nfdoctor/config.yaml)",)),
     Bad("config-not-utf8", CFG + ": not UTF-8 text (byte 19); save the file as UTF-8",
         setup=_write_bytes(b"timezone: UTC\n# caf\xe9 (latin-1)\n")),
     Bad("config-huge", CFG + ": file is larger than 1024 KiB; not a config file?",
@@ -225,9 +236,16 @@ ROWS: list[Bad] = [
         args=("diagnose", "--config", "{config}", "--timeout", "0s")),
     Bad("timeout-negative", USAGE + "--timeout: '-5s' is not a time span", yaml=GOOD,
         args=("diagnose", "--config", "{config}", "--timeout", "-5s")),
+    Bad("timeout-overflow", USAGE + "--timeout: ", yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--timeout", "99999999999d")),
     Bad("write-missing-directory", USAGE + "--write: directory {tmp}/no-such-dir does not exist",
         yaml=GOOD, args=("diagnose", "--config", "{config}", "-o", "prometheus",
                          "--write", "{tmp}/no-such-dir/nfdoctor.prom")),
+    Bad("write-onto-directory", USAGE + "--write: ", yaml=GOOD, contains=("{tmp}/out",),
+        args=("diagnose", "--config", "{config}", "-o", "prometheus", "--write", "{tmp}/out"),
+        setup=lambda tmp, config: (tmp / "out").mkdir()),
+    Bad("write-empty-path", USAGE + "--write: ", yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "-o", "prometheus", "--write", "")),
     Bad("unknown-command", USAGE + "No such command 'diagnoze'", args=("diagnoze",)),
     Bad("unknown-option", USAGE + "No such option: --verbose", yaml=GOOD,
         args=("diagnose", "--config", "{config}", "--verbose")),
@@ -286,24 +304,29 @@ def assert_nothing_written(before: Snapshot, after: Snapshot, tmp: Path) -> None
     assert not (tmp / "xdg-state").exists(), "the XDG state dir was created"
 
 
-def assert_one_located_line(result: CliResult, expect: str) -> None:
+def assert_one_located_line(result: CliResult, expect: str, contains: tuple[str, ...] = ()
+                            ) -> None:
     """Exit 3; stdout empty; stderr one ``nfdoctor:`` line (plus a Tip); no traceback."""
-    assert "Traceback" not in result.stdout + result.stderr
-    assert result.stdout == ""
+    shown = f"exit {result.code}\n--- stdout:\n{result.stdout}--- stderr:\n{result.stderr}"
+    assert "Traceback" not in result.stdout + result.stderr, shown
     lines = result.stderr.splitlines()
-    assert lines, "nothing on stderr"
-    assert lines[0].startswith(expect), f"\n got: {lines[0]}\nwant: {expect}..."
-    assert len(lines) <= 2, lines
+    assert lines, f"nothing on stderr; {shown}"
+    assert lines[0].startswith(expect), f"\n got: {lines[0]}\nwant: {expect}...\n{shown}"
+    for text in contains:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+    assert result.stdout == "", shown
+    assert len(lines) <= 2, shown
     if len(lines) == 2:
-        assert lines[1].startswith("Tip: "), lines
-    assert sum(line.startswith("nfdoctor:") for line in lines) == 1
-    assert result.code == 3, result
+        assert lines[1].startswith("Tip: "), shown
+    assert result.code == 3, shown
 
 
 @pytest.fixture
 def prepared(tmp_path: Path, request: pytest.FixtureRequest,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bad, Path, list[str]]]:
     row: Bad = request.param
+    if row.id == "config-none-anywhere" and Path("/etc/nfdoctor/config.yaml").exists():
+        pytest.skip("this machine has /etc/nfdoctor/config.yaml")
     config = tmp_path / "conf" / "nfdoctor.yaml"
     config.parent.mkdir()
     if row.yaml is not None:
@@ -335,7 +358,8 @@ def test_bad_input(prepared: tuple[Bad, Path, list[str]], cli: Callable[..., Cli
     row, config, args = prepared
     before = snapshot(tmp_path)
     result = cli(*args)
-    assert_one_located_line(result, _fill(row.expect, tmp_path, config))
+    assert_one_located_line(result, _fill(row.expect, tmp_path, config),
+                            tuple(_fill(text, tmp_path, config) for text in row.contains))
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)
 
 
@@ -347,7 +371,8 @@ def test_bad_input_real_process(prepared: tuple[Bad, Path, list[str]], tmp_path:
     env = dict(os.environ)  # clean_environment's XDG dirs, HOME, LANG, keyring backend
     before = snapshot(tmp_path)
     result = run_process(*args, env=env, cwd=tmp_path / "work")
-    assert_one_located_line(result, _fill(row.expect, tmp_path, config))
+    assert_one_located_line(result, _fill(row.expect, tmp_path, config),
+                            tuple(_fill(text, tmp_path, config) for text in row.contains))
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)
 
 
@@ -419,4 +444,29 @@ def test_unreachable_postgresql_is_critical(tmp_path: Path,
     line = _summary_line(result.stdout, "database.connect")
     assert line.startswith("CRITICAL")
     assert "cannot connect to PostgreSQL at 127.0.0.1:1" in line
+    assert_nothing_written(before, snapshot(tmp_path), tmp_path)
+
+
+# --- a tiny file that expands exponentially ------------------------------------------------
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    """'Billion laughs': 1 KB of YAML aliases that expands to 10**9 strings.
+
+    The 1 MiB size limit does not catch it; the loader must refuse (or not expand) aliases
+    beyond a sane size and exit 3 with one located line, within seconds.
+    """
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    config = tmp_path / "conf" / "nfdoctor.yaml"
+    config.parent.mkdir()
+    config.write_text("\n".join(lines) + "\nlogs:\n  paths: *a8\n", encoding="utf-8")
+    assert config.stat().st_size < 1024
+    before = snapshot(tmp_path)
+    try:
+        result = run_process("config", "validate", "--config", str(config),
+                             env=dict(os.environ), cwd=tmp_path / "work", timeout=5)
+    except subprocess.TimeoutExpired:
+        pytest.fail("nfdoctor config validate still expanding a 1 KB YAML alias bomb after 5 s")
+    assert_one_located_line(result, f"nfdoctor: config: {config}")
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)

@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nfdoctor.checks.base import Check
-from nfdoctor.errors import DatabaseLockedError, DatabaseUnreachableError, NotADatabaseError
+from nfdoctor.errors import (
+    DatabaseError,
+    DatabaseLockedError,
+    DatabaseUnreachableError,
+    NotADatabaseError,
+)
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
 
@@ -42,6 +47,15 @@ def _probe(ctx: Context, *, integrity: bool) -> tuple[DatabaseUrl | None, Databa
 
 _NO_DATABASE = "no database configured (database.url)"
 
+# How a failure to reach the database is judged. A file that is not a database and a lock
+# held past the timeout leave nfdoctor unable to judge the CRM's data (UNKNOWN, like a bad
+# config); a database that cannot be reached at all is the outage itself (CRITICAL).
+_FAILURES: tuple[tuple[type[DatabaseError], Status, str], ...] = (
+    (NotADatabaseError, Status.UNKNOWN, "database.not_sqlite"),
+    (DatabaseLockedError, Status.UNKNOWN, "database.locked"),
+    (DatabaseUnreachableError, Status.CRITICAL, "database.unreachable"),
+)
+
 
 def _ms(seconds: float) -> str:
     """Milliseconds, with a decimal below 10 ms so a fast local database does not read 0."""
@@ -59,28 +73,18 @@ class DatabaseConnectCheck(Check):
         """OK with the latency; CRITICAL when the database cannot be reached."""
         try:
             url, probe = _probe(ctx, integrity=False)
-        except NotADatabaseError as exc:
-            # nfdoctor cannot judge the CRM's database through a file that is not one:
-            # the config points at the wrong thing (UNKNOWN, like a bad config).
-            return [
-                self.result(
-                    Status.UNKNOWN,
-                    exc.message,
-                    hint=HINTS["database.not_sqlite"],
-                    next_command="nfdoctor config show",
-                )
-            ]
-        except DatabaseLockedError as exc:
-            return [self.result(Status.UNKNOWN, exc.message, hint=HINTS["database.locked"])]
-        except DatabaseUnreachableError as exc:
-            return [
-                self.result(
-                    Status.CRITICAL,
-                    exc.message,
-                    hint=HINTS["database.unreachable"],
-                    next_command="nfdoctor config show",
-                )
-            ]
+        except DatabaseError as exc:
+            for kind, status, hint in _FAILURES:
+                if isinstance(exc, kind):
+                    return [
+                        self.result(
+                            status,
+                            exc.message,
+                            hint=HINTS[hint],
+                            next_command="nfdoctor config show",
+                        )
+                    ]
+            raise
         if url is None or probe is None:
             return [self.result(Status.SKIPPED, _NO_DATABASE)]
         limits = ctx.load_config().config.thresholds

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -94,3 +95,21 @@ def emit(ctx: Context, text: str) -> None:
     """Write data to stdout, redacted."""
     ctx.stdout.write(ctx.redactor.redact(text))
     ctx.stdout.flush()
+
+
+@contextlib.contextmanager
+def progress_observer(ctx: Context, *, total: int) -> Iterator[Callable[..., None] | None]:
+    """A Rich progress bar on stderr when it is a terminal; nothing otherwise (cron, CI)."""
+    if not ctx.stderr.isatty() or "NO_COLOR" in ctx.environ:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(file=ctx.stderr), transient=True) as progress:
+        task = progress.add_task("checking", total=total)
+
+        def advance(check: object, results: object) -> None:
+            progress.update(task, advance=1, description=str(getattr(check, "id", "")))
+
+        yield advance

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from nfdoctor.choices import FailOn, OutputFormat
-from nfdoctor.cli.common import ConfigOption, DebugOption, LangOption, emit, guarded, warn_config
+from nfdoctor.cli.common import (
+    ConfigOption,
+    DebugOption,
+    LangOption,
+    emit,
+    guarded,
+    progress_observer,
+    warn_config,
+)
 
 if TYPE_CHECKING:
     from nfdoctor.context import Context
@@ -90,21 +98,29 @@ def diagnose(
                 raise UsageError(f"--timeout: {exc}") from None
             if per_check_timeout.total_seconds() <= 0:
                 raise UsageError("--timeout: must be more than zero")
-        if write is not None and not write.parent.is_dir():
-            raise UsageError(f"--write: directory {write.parent} does not exist")
+        if write is not None:
+            if str(write) in ("", ".") or write.is_dir():
+                raise UsageError(f"--write: {write} is a directory; name a file")
+            if not write.parent.is_dir():
+                raise UsageError(f"--write: directory {write.parent} does not exist")
         loaded = ctx.load_config()
         warn_config(ctx)
         ctx.resolve_all_secrets()
-        report = run_checks(
-            ctx,
-            selected,
-            command="diagnose",
-            timeout=per_check_timeout or loaded.config.thresholds.check_timeout,
-        )
+        with progress_observer(ctx, total=len(selected)) as observer:
+            report = run_checks(
+                ctx,
+                selected,
+                command="diagnose",
+                timeout=per_check_timeout or loaded.config.thresholds.check_timeout,
+                observer=observer,
+            )
         fmt = output or default_format(stdout_isatty=ctx.stdout.isatty(), environ=ctx.environ)
+        import shutil
+
         text = render(
             report,
             fmt,
+            width=max(80, shutil.get_terminal_size((100, 24)).columns),
             lang=ctx.language,
             fail_on=fail_on,
             color=fmt is OutputFormat.TABLE and ctx.stdout.isatty(),

@@ -20,6 +20,9 @@ from nfdoctor.secrets.reference import SecretRef
 KeyPath = tuple[str | int, ...]
 # Config files are small; a huge one is a mistake (a log or a dump given by accident).
 MAX_CONFIG_BYTES = 1024 * 1024
+# A real config has a few hundred nodes. YAML aliases can make 1 KB expand to 10**9 nodes
+# ("billion laughs"); past this many the file is refused instead of expanded.
+MAX_CONFIG_NODES = 100_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,8 +55,8 @@ class LoadedConfig:
 
     @property
     def base_dir(self) -> Path:
-        """Directory that relative paths in the config are resolved against."""
-        return self.path.parent
+        """Directory that relative paths in the config are resolved against (absolute)."""
+        return self.path.absolute().parent
 
 
 def format_key_path(path: KeyPath) -> str:
@@ -148,6 +151,17 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
         locations: dict[KeyPath, Location] = {}
         problems: list[ConfigProblem] = []
         data = _construct(loader, node, (), locations, problems, file)
+    except _TooManyNodes as exc:
+        raise ConfigError(
+            ConfigProblem(
+                file=file,
+                key_path=format_key_path(exc.path),
+                message=f"expands to more than {MAX_CONFIG_NODES} values (YAML aliases?); "
+                "refusing to load it",
+                line=exc.line,
+                column=exc.column,
+            )
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "invalid YAML"
@@ -181,6 +195,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
     return data, locations
 
 
+class _TooManyNodes(Exception):
+    def __init__(self, path: KeyPath, line: int, column: int) -> None:
+        self.path, self.line, self.column = path, line, column
+
+
 def _construct(
     loader: Any,
     node: Any,
@@ -192,6 +211,8 @@ def _construct(
     import yaml
 
     locations[path] = Location(line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+    if len(locations) > MAX_CONFIG_NODES:
+        raise _TooManyNodes(path, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
         result: dict[str, Any] = {}

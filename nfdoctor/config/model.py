@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from nfdoctor.durations import parse_span
+from nfdoctor.durations import bounded_span, parse_span
 from nfdoctor.secrets.reference import SecretRef
 
 PLATFORM_NAMES = ("shopee", "lazada", "tiktok", "facebook", "zalo")
@@ -33,7 +33,7 @@ def _span(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a time span such as 30s or 7d, got a boolean")
     if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
+        return bounded_span(float(value), value)
     if isinstance(value, str):
         return parse_span(value)
     return value
@@ -44,6 +44,7 @@ Span = Annotated[
     BeforeValidator(_span),
     PlainSerializer(lambda v: f"{v.total_seconds():g}s", return_type=str),
 ]
+PositiveSpan = Annotated[Span, Field(gt=timedelta(0))]
 Url = Annotated[AnyHttpUrl, PlainSerializer(str, return_type=str)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -68,7 +69,7 @@ class DatabaseConfig(Section):
     url: str
     # Kept out of the URL so the URL can be shown and logged as it is.
     password: SecretRef | None = None
-    timeout: Span = timedelta(seconds=5)
+    timeout: PositiveSpan = timedelta(seconds=5)
 
     @field_validator("url")
     @classmethod
@@ -212,7 +213,7 @@ class Thresholds(Section):
     memory_available_critical: Percent = 5.0
     load_per_core_warning: Annotated[float, Field(gt=0)] = 2.0
     load_per_core_critical: Annotated[float, Field(gt=0)] = 4.0
-    check_timeout: Span = timedelta(seconds=15)
+    check_timeout: PositiveSpan = timedelta(seconds=15)
     config_change_recent: Span = timedelta(hours=24)
 
     @model_validator(mode="after")
