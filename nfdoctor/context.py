@@ -58,6 +58,7 @@ class Context:
     config_path: Path | None = None  # --config, when given
     lang: str | None = None  # --lang, when given
     debug: bool = False
+    command: str | None = None  # "config validate": the command being run, for tips
     _loaded: LoadedConfig | None = None
     _resolver: SecretResolver | None = None
 

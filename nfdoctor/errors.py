@@ -55,6 +55,8 @@ class ConfigProblem:
     def located(self) -> str:
         """``file:line:col: key: message``, omitting what is unknown."""
         where = self.file
+        if not where:
+            return f"{self.key_path}: {self.message}" if self.key_path else self.message
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:

@@ -254,3 +254,20 @@ def test_postgres_password_reference_is_used_and_masked(
     assert result.code == 2
     assert "127.0.0.1:1" in result.stdout
     assert "pg-secret-value-4411" not in result.stdout + result.stderr
+
+
+def test_empty_only_is_an_error_not_everything(cli: Callable[..., CliResult], tmp_path: Path,
+                                               demo_db: Path) -> None:
+    config = _demo_config(tmp_path, demo_db)
+    result = cli("diagnose", "--config", str(config), "--only", "")
+    assert result.code == 3
+    assert result.stderr.startswith("nfdoctor: usage: --only: no check id given")
+
+
+def test_no_config_anywhere_names_where_it_looked(cli: Callable[..., CliResult]) -> None:
+    if Path("/etc/nfdoctor/config.yaml").exists():
+        pytest.skip("this machine has /etc/nfdoctor/config.yaml")
+    result = cli("diagnose")
+    assert result.code == 3
+    assert result.stderr.startswith("nfdoctor: config: no config file found (looked in ")
+    assert "Tip: run `nfdoctor config init`" in result.stderr

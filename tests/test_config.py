@@ -157,3 +157,20 @@ def test_template_is_valid_and_has_no_inline_secrets(tmp_path: Path) -> None:
     assert {s.ref.kind for s in loaded.secrets} == {"env"}
     platforms = loaded.config.platforms
     assert all(getattr(platforms, n) for n in ("shopee", "lazada", "tiktok", "facebook", "zalo"))
+
+
+def test_empty_sections_warn(tmp_path: Path) -> None:
+    path = _write(tmp_path, "database:\nplatforms:\n  shopee:\n")
+    loaded = load_config(path)
+    assert [(w.key_path, w.line, w.message) for w in loaded.warnings] == [
+        ("database", 1, "empty section; it is ignored"),
+        ("platforms.shopee", 3, "empty section; it is ignored"),
+    ]
+
+
+def test_bound_messages_are_plain_words(tmp_path: Path) -> None:
+    path = _write(tmp_path, "thresholds:\n  disk_free_warning: .nan\n  check_timeout: 0s\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    messages = sorted(p.message for p in caught.value.problems)
+    assert messages == ["expected a finite number, got nan", "must be more than zero, got '0s'"]

@@ -67,7 +67,12 @@ def _setup_logging(ctx: Context) -> None:
 
 
 def guarded(
-    body: Callable[[Context], int], *, config: Path | None, debug: bool, lang: str | None = None
+    body: Callable[[Context], int],
+    *,
+    config: Path | None,
+    debug: bool,
+    lang: str | None = None,
+    command: str | None = None,
 ) -> None:
     """Build the context, run ``body``, turn any exception into a message; exit with its code."""
     from nfdoctor.cli.errors import report_error
@@ -76,6 +81,7 @@ def guarded(
     ctx = Context(config_path=config, debug=debug)
     try:
         ctx = make_context(config=config, debug=debug, lang=lang)
+        ctx.command = command
         code = body(ctx)
     except KeyboardInterrupt:
         ctx.stderr.write("nfdoctor: interrupted\n")

@@ -62,7 +62,7 @@ def validate(config: ConfigOption = None, debug: DebugOption = False) -> None:
         emit(ctx, f"{loaded.path}: valid ({summarise(loaded)}, {resolved} secret(s) resolved)\n")
         return 1 if loaded.warnings else 0
 
-    guarded(body, config=config, debug=debug)
+    guarded(body, config=config, debug=debug, command="config validate")
 
 
 @config_app.command("show")

@@ -87,6 +87,8 @@ def diagnose(
         if list_checks:
             emit(ctx, "".join(f"{c.id:<24} {c.title}\n" for c in checks))
             return 0
+        if only is not None and not _split(only):
+            raise UsageError("--only: no check id given; see nfdoctor diagnose --list")
         selected = select_checks(checks, only=_split(only), skip=_split(skip))
         if not selected:
             raise UsageError("--only/--skip left no check to run; see nfdoctor diagnose --list")

@@ -48,7 +48,7 @@ def report_error(ctx: Context, exc: BaseException) -> int:
             if isinstance(exc, errors.ConfigError) and len(exc.problems) > 1:
                 for problem in exc.problems[1:]:
                     ctx.stderr.write(redact(f"  also: {problem.located()}") + "\n")
-            if exc.next_command:
+            if exc.next_command and exc.next_command != f"nfdoctor {ctx.command}":
                 ctx.stderr.write(f"Tip: run `{exc.next_command}`\n")
             return row.exit_code
     # Not one of ours: a bug or an unexpected environment. One line; details with --debug.

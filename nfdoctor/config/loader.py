@@ -11,6 +11,7 @@ import difflib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def discover(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) ->
     looked = ", ".join(str(p) for p, _ in candidates)
     raise ConfigNotFoundError(
         ConfigProblem(
-            file="nfdoctor",
+            file="",
             key_path="",
             message=f"no config file found (looked in {looked})",
         )
@@ -304,6 +305,13 @@ def validate(
         _problem(file, key_path, message, locations)
         for key_path, message in _unknown_keys(config, ())
     ]
+    # `shopee:` with nothing under it reads as configured but is not; say so.
+    empty: list[KeyPath] = [(name,) for name, value in raw.items() if value is None]
+    platforms = raw.get("platforms")
+    if isinstance(platforms, dict):
+        empty += [("platforms", name) for name, value in platforms.items() if value is None]
+    for key_path in empty:
+        warnings.append(_problem(file, key_path, "empty section; it is ignored", locations))
     secrets = []
     for key_path, ref in _secret_refs(config, ()):
         located = _problem(file, key_path, "", locations)
@@ -361,6 +369,20 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
     }.get(kind)
     if expected:
         return f"{expected}, got {_show(got)}"
+    bounds = {
+        "greater_than": "more than",
+        "greater_than_equal": "at least",
+        "less_than": "less than",
+        "less_than_equal": "at most",
+    }
+    if kind in bounds:
+        limit = next(iter(error.get("ctx", {}).values()), None)
+        # pydantic gives a timedelta bound as its repr string
+        is_zero = limit in (0, timedelta(0)) or limit == "datetime.timedelta(0)"
+        shown = "zero" if is_zero else _show(limit)
+        return f"must be {bounds[kind]} {shown}, got {_show(got)}"
+    if kind == "finite_number":
+        return f"expected a finite number, got {_show(got)}"
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
     message: str = error["msg"]
@@ -370,6 +392,12 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
 def _show(value: Any) -> str:
     if isinstance(value, (dict, list)) or value is None:
         return _type_name(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, timedelta):
+        from nfdoctor.durations import format_span
+
+        return format_span(value.total_seconds())
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -46,7 +46,7 @@ Span = Annotated[
 ]
 PositiveSpan = Annotated[Span, Field(gt=timedelta(0))]
 Url = Annotated[AnyHttpUrl, PlainSerializer(str, return_type=str)]
-Percent = Annotated[float, Field(ge=0, le=100)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
 class Section(BaseModel):

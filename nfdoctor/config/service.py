@@ -21,10 +21,10 @@ def write_template(path: Path | None, *, environ: Mapping[str, str], force: bool
     from nfdoctor.fsutil import write_atomically
 
     target = path or default_config_path(environ)
+    if target.is_dir():
+        raise UsageError(f"{target} is a directory; name a file")
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; use --force to overwrite it")
-    if target.is_dir():
-        raise UsageError(f"{target} is a directory")
     if path is None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

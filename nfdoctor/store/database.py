@@ -41,7 +41,7 @@ IntegrityCheck = Literal["integrity_check", "quick_check"]
 MASK = "***"
 URL_FORMS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db "
-    "or postgresql://user:password@host:5432/dbname"
+    "or postgresql://user@host:5432/dbname (password in database.password)"
 )
 #: above this size a full integrity_check can take minutes; quick_check skips index checks
 QUICK_CHECK_ABOVE_BYTES = 1 << 30
