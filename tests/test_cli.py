@@ -12,7 +12,13 @@ import pytest
 
 from tests.conftest import CliResult, run_process
 
-COMMANDS = [["diagnose"], ["config", "init"], ["config", "validate"], ["config", "show"]]
+COMMANDS = [
+    ["diagnose"],
+    ["config", "init"],
+    ["config", "validate"],
+    ["config", "show"],
+    ["simulator"],
+]
 
 
 def test_version(cli: Callable[..., CliResult]) -> None:

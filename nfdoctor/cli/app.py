@@ -15,6 +15,7 @@ import typer
 from nfdoctor import __version__
 from nfdoctor.cli.config_cmd import config_app
 from nfdoctor.cli.diagnose import diagnose
+from nfdoctor.cli.simulator_cmd import simulator
 
 HELP = """Troubleshoot NextFlow CRM's Shopee, Lazada, TikTok Shop, Facebook and Zalo integrations.
 
@@ -55,6 +56,7 @@ def root(
 
 app.command("diagnose")(diagnose)
 app.add_typer(config_app, name="config")
+app.command("simulator")(simulator)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -1,0 +1,70 @@
+"""``nfdoctor simulator``: serve the platform and CRM simulators on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from nfdoctor.cli.common import DebugOption, guarded
+
+if TYPE_CHECKING:
+    from nfdoctor.context import Context
+
+
+def simulator(
+    port: Annotated[
+        int, typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 0,
+    faults: Annotated[
+        Optional[Path],  # noqa: UP045 - Typer reads the annotation at runtime on 3.10
+        typer.Option(
+            "--faults", help="Fault plan YAML (see examples/faults-demo.yaml).", show_default=False
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for ids, secrets, data and faults.")
+    ] = 7,
+    write_config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--write-config",
+            help="Write an nfdoctor config pointing at the simulator (secrets as 0600 files).",
+            show_default=False,
+        ),
+    ] = None,
+    db: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--db", help="Also build the seeded demo CRM database at this path.", show_default=False
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Serve simulators of Shopee, Lazada, TikTok Shop, Facebook, Zalo and the CRM on loopback.
+
+    Example: nfdoctor simulator --write-config sim.yaml --faults examples/faults-demo.yaml
+    """
+
+    def body(ctx: Context) -> int:
+        from nfdoctor.simulator.app import build_simulator
+        from nfdoctor.simulator.server import SimulatorServer
+        from nfdoctor.simulator.server import write_config as write
+
+        app, state = build_simulator(seed, faults, ctx.clock)
+        server = SimulatorServer(app, port=port, log_level="info" if debug else "warning")
+        if db is not None:
+            from nfdoctor.store.demo import build_demo_database
+
+            summary = build_demo_database(db, seed=seed, now=ctx.clock())
+            ctx.stderr.write(f"nfdoctor: demo CRM database written to {summary.path}\n")
+        if write_config is not None:
+            write(write_config, server.url, state, database_path=db)
+            ctx.stderr.write(f"nfdoctor: config written to {write_config}\n")
+        ctx.stderr.write(f"nfdoctor simulator listening on {server.url} (Ctrl-C to stop)\n")
+        ctx.stderr.flush()
+        server.run()
+        return 0
+
+    guarded(body, config=None, debug=debug)

@@ -1,0 +1,486 @@
+"""One interface for the five platform clients, and the machinery they share.
+
+Each platform module holds an :class:`httpx.Auth` that signs requests (and, where the
+platform's token-expired error is recognisable, refreshes once and retries), a
+``classify_<platform>`` function turning a response into the taxonomy of
+:mod:`nfdoctor.platforms.errors` by error code, and a :class:`PlatformClient` subclass.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import random
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import httpx
+
+from nfdoctor.platforms.errors import (
+    Category,
+    RateLimitedError,
+    RefreshTokenInvalidError,
+    TaxonomyError,
+    TokenExpiredError,
+    TransientError,
+    UnexpectedResponseError,
+    UnreachableError,
+    error_for_category,
+    strip_query,
+)
+from nfdoctor.platforms.ratelimit import RateLimitUsage, parse_retry_after
+
+__all__ = [
+    "Clock",
+    "JsonObject",
+    "PingResult",
+    "PlatformAuth",
+    "PlatformClient",
+    "TokenInfo",
+    "TokenSet",
+    "abs_time",
+    "decode_json",
+    "envelope_error",
+    "http_fallback_error",
+    "rel_time",
+    "retry_call",
+    "transport_error",
+    "utc_now",
+]
+
+JsonObject = dict[str, Any]
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def rel_time(now: datetime, seconds: object) -> datetime:
+    """A REL expiry (seconds remaining, int or numeric string) as an absolute datetime."""
+    return now + timedelta(seconds=float(str(seconds)))
+
+
+def abs_time(timestamp: object) -> datetime:
+    """An ABS expiry (Unix seconds, int or numeric string) as an aware UTC datetime."""
+    return datetime.fromtimestamp(float(str(timestamp)), tz=timezone.utc)
+
+
+def _mask(value: str) -> str:
+    return f"***({len(value)} chars)" if value else "''"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenSet:
+    """A token pair with absolute expiries; ``repr`` masks both tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    access_expires_at: datetime
+    refresh_expires_at: datetime | None
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenSet(access_token={_mask(self.access_token)},"
+            f" refresh_token={_mask(self.refresh_token)},"
+            f" access_expires_at={self.access_expires_at!r},"
+            f" refresh_expires_at={self.refresh_expires_at!r})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenInfo:
+    """What the platform says about a token (Facebook ``debug_token``)."""
+
+    is_valid: bool
+    token_type: str | None
+    app_id: str | None
+    expires_at: datetime | None  # None: never expires (``expires_at: 0``)
+    data_access_expires_at: datetime | None
+    issued_at: datetime | None
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PingResult:
+    """The outcome of one cheap authenticated call."""
+
+    latency_s: float
+    http_status: int
+    server_date: datetime | None
+    clock_skew_s: float | None  # local minus server; positive = local clock ahead
+    rate_limit: RateLimitUsage | None
+    shape_problems: tuple[str, ...] = ()  # schema drift against what nfdoctor expects
+
+
+def decode_json(response: httpx.Response, platform: str) -> JsonObject:
+    """The response body as a JSON object, or UnexpectedResponseError (HTML, truncated…)."""
+    status = response.status_code
+    content_type = response.headers.get("content-type", "").lower()
+    body = response.content
+    if "text/html" in content_type or body.lstrip()[:1] == b"<":
+        raise UnexpectedResponseError(
+            f"HTML error page, HTTP {status}", platform=platform, http_status=status
+        )
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise UnexpectedResponseError(
+            f"malformed or truncated JSON, HTTP {status}", platform=platform, http_status=status
+        ) from None
+    if not isinstance(data, dict):
+        raise UnexpectedResponseError(
+            f"JSON body is not an object, HTTP {status}", platform=platform, http_status=status
+        )
+    return data
+
+
+def _rate_limited_by_status(
+    response: httpx.Response, platform: str, now: datetime
+) -> RateLimitedError:
+    return RateLimitedError(
+        f"rate limited, HTTP {response.status_code}",
+        platform=platform,
+        http_status=response.status_code,
+        retry_after_s=parse_retry_after(response.headers.get("retry-after"), now),
+    )
+
+
+def http_fallback_error(
+    response: httpx.Response, platform: str, now: datetime
+) -> TaxonomyError | None:
+    """The error for a body that is not a JSON object (HTML page, truncated JSON…), or None."""
+    try:
+        decode_json(response, platform)
+    except UnexpectedResponseError as exc:
+        if response.status_code == 429:
+            return _rate_limited_by_status(response, platform, now)
+        if response.status_code >= 500 and exc.message.startswith("malformed"):
+            return TransientError(
+                f"server error with unreadable body, HTTP {response.status_code}",
+                platform=platform,
+                http_status=response.status_code,
+            )
+        return exc
+    return None
+
+
+def status_only_error(
+    response: httpx.Response, platform: str, now: datetime | None = None
+) -> TaxonomyError | None:
+    """An error for a non-2xx status whose JSON body carried no recognisable platform error."""
+    status = response.status_code
+    if status == 429:
+        return _rate_limited_by_status(response, platform, now or utc_now())
+    if status >= 500:
+        return TransientError(f"server error, HTTP {status}", platform=platform, http_status=status)
+    if status >= 400:
+        return UnexpectedResponseError(
+            f"HTTP {status} without a recognisable error body",
+            platform=platform,
+            http_status=status,
+        )
+    return None
+
+
+def _cause_chain(exc: BaseException) -> Generator[BaseException, None, None]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def transport_error(platform: str, exc: httpx.TransportError, url: str) -> TaxonomyError:
+    """Map an httpx transport exception to UnreachableError/TransientError with the phase."""
+    where = strip_query(url)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UnreachableError(f"connect timeout to {where}", platform=platform, phase="connect")
+    if isinstance(exc, httpx.ConnectError):
+        phase = "connect"
+        for cause in _cause_chain(exc):
+            if isinstance(cause, socket.gaierror):
+                phase = "dns"
+                break
+            if isinstance(cause, ssl.SSLError):
+                phase = "tls"
+                break
+        return UnreachableError(f"{phase} failed for {where}", platform=platform, phase=phase)
+    if isinstance(exc, httpx.PoolTimeout):
+        return UnreachableError(f"pool timeout for {where}", platform=platform, phase="pool")
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
+        phase = "read" if isinstance(exc, httpx.ReadTimeout) else "write"
+        return UnreachableError(f"{phase} timeout from {where}", platform=platform, phase=phase)
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return TransientError(
+            f"connection dropped mid-response from {where} ({type(exc).__name__})",
+            platform=platform,
+            phase="read",
+        )
+    return TransientError(
+        f"transport failure for {where} ({type(exc).__name__})", platform=platform, phase="other"
+    )
+
+
+class PlatformAuth(httpx.Auth, abc.ABC):
+    """Signs each request; on a recognisable token-expired error refreshes once and retries.
+
+    The refresh goes through ``on_refresh`` *before* the retried request is sent, so the
+    caller can persist the rotated (single-use) refresh token under its lock first.
+    """
+
+    requires_request_body = True
+    requires_response_body = True
+    platform: str = "?"
+
+    def __init__(
+        self,
+        *,
+        access_token: str | None,
+        clock: Clock = utc_now,
+        refresh_token: str | None = None,
+        on_refresh: Callable[[TokenSet], None] | None = None,
+    ) -> None:
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.on_refresh = on_refresh
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(platform={self.platform!r})"
+
+    @abc.abstractmethod
+    def sign(self, request: httpx.Request) -> httpx.Request:
+        """A signed copy of ``request`` (the original is left untouched for re-signing)."""
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """The classified error in ``response`` (override per platform)."""
+        return None
+
+    def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
+        """The refresh call to yield on token expiry; None when this scheme cannot refresh."""
+        return None
+
+    def parse_refresh(self, response: httpx.Response) -> TokenSet:
+        """Tokens from a refresh response; raises the classified error on failure."""
+        raise RefreshTokenInvalidError("refresh not supported", platform=self.platform)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Sign, send; on token expiry refresh, persist via ``on_refresh``, re-sign, resend."""
+        response = yield self.sign(request)
+        if self.on_refresh is None or not self.refresh_token:
+            return
+        if not isinstance(self.classify(response), TokenExpiredError):
+            return
+        refresh_request = self.build_refresh_request(self.refresh_token)
+        if refresh_request is None:
+            return
+        refresh_request.extensions = dict(request.extensions)
+        refresh_response = yield refresh_request
+        tokens = self.parse_refresh(refresh_response)
+        self.on_refresh(tokens)
+        self.access_token = tokens.access_token
+        self.refresh_token = tokens.refresh_token
+        yield self.sign(request)
+
+
+def rebuild(
+    request: httpx.Request,
+    *,
+    url: httpx.URL | None = None,
+    content: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Request:
+    """A copy of ``request`` with a new URL, body or extra headers."""
+    new_headers = httpx.Headers(request.headers)
+    if content is not None:
+        new_headers.pop("content-length", None)
+    for name, value in (headers or {}).items():
+        new_headers[name] = value
+    rebuilt = httpx.Request(
+        request.method,
+        url if url is not None else request.url,
+        headers=new_headers,
+        content=content if content is not None else request.content,
+        extensions=dict(request.extensions),
+    )
+    return rebuilt
+
+
+async def retry_call(
+    call: Callable[[], Awaitable[T]],
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    attempts: int = 3,
+    max_wait_s: float = 60.0,
+    base_backoff_s: float = 1.0,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """Run ``call``, retrying rate limits (honouring Retry-After) and transient failures."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except RateLimitedError as exc:
+            if attempt == attempts:
+                raise
+            wait = exc.retry_after_s
+            if wait is None:
+                wait = base_backoff_s * 2 ** (attempt - 1) * (1 + jitter())
+            if wait > max_wait_s:
+                raise
+            await sleep(wait)
+        except TransientError:
+            if attempt == attempts:
+                raise
+            await sleep(min(max_wait_s, base_backoff_s * 2 ** (attempt - 1) * (1 + jitter())))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class PlatformClient(abc.ABC):
+    """The one interface every platform client offers to checks, token manager and sync."""
+
+    platform: str = "?"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = utc_now,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=timeout_s, follow_redirects=False
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> PlatformClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @abc.abstractmethod
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """The classified platform error in ``response``, or None on success."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values to scrub from any platform text this client surfaces."""
+        return ()
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: object = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> tuple[JsonObject, httpx.Response, float]:
+        """Send, classify, decode: the JSON object, the response and the latency."""
+        content: bytes | None = None
+        send_headers = dict(headers or {})
+        if json_body is not None:
+            # Serialise once, compactly: TikTok signs the exact body bytes.
+            content = json.dumps(json_body, separators=(",", ":")).encode()
+            send_headers.setdefault("content-type", "application/json")
+        request = self._http.build_request(
+            method, url, params=params, content=content, data=data, headers=send_headers
+        )
+        started = time.perf_counter()
+        try:
+            if auth is None:
+                response = await self._http.send(request)
+            else:
+                response = await self._http.send(request, auth=auth)
+        except httpx.TransportError as exc:
+            raise transport_error(self.platform, exc, url) from exc
+        latency = time.perf_counter() - started
+        error = self.classify(response)
+        if error is not None:
+            raise error
+        return decode_json(response, self.platform), response, latency
+
+    @abc.abstractmethod
+    async def ping(self) -> PingResult:
+        """One cheap authenticated call: latency, clock skew, rate-limit usage, drift."""
+
+    @abc.abstractmethod
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """Exchange ``refresh_token`` for a new token pair (absolute expiries)."""
+
+    async def introspect(self) -> TokenInfo | None:
+        """What the platform says about the current token; None where it has no such call."""
+        return None
+
+
+_PHRASES: dict[Category, str] = {
+    Category.TOKEN_EXPIRED: "access token expired (or invalid)",
+    Category.TOKEN_INVALID: "access token invalid or revoked",
+    Category.REFRESH_TOKEN_INVALID: "refresh token invalid, expired or already used",
+    Category.BAD_SIGNATURE: "signature, proof or timestamp rejected",
+    Category.BAD_CREDENTIALS: "app/partner credentials or shop link rejected",
+    Category.PERMISSION_DENIED: "permission denied",
+    Category.RATE_LIMITED: "rate limited",
+    Category.BAD_PARAMETERS: "request parameters rejected",
+    Category.TRANSIENT: "server-side failure, retry later",
+    Category.UNEXPECTED_RESPONSE: "unrecognised error code",
+}
+
+
+def envelope_error(
+    category: Category,
+    *,
+    platform: str,
+    response: httpx.Response,
+    code: str,
+    request_id: str | None,
+    platform_message: str | None,
+    now: datetime,
+) -> TaxonomyError:
+    """The taxonomy error for a platform error envelope already mapped to ``category``."""
+    status = response.status_code
+    message = f"{platform} error {code}: {_PHRASES[category]} (HTTP {status})"
+    if category is Category.RATE_LIMITED:
+        return RateLimitedError(
+            message,
+            platform=platform,
+            http_status=status,
+            code=code,
+            request_id=request_id,
+            platform_message=platform_message,
+            retry_after_s=parse_retry_after(response.headers.get("retry-after"), now),
+        )
+    return error_for_category(
+        category,
+        message,
+        platform=platform,
+        http_status=status,
+        code=code,
+        request_id=request_id,
+        platform_message=platform_message,
+    )
+
+
+def unknown_code_category(response: httpx.Response) -> Category:
+    """The category for an error code nfdoctor does not know: by HTTP status only."""
+    return Category.TRANSIENT if response.status_code >= 500 else Category.UNEXPECTED_RESPONSE

@@ -1,0 +1,343 @@
+"""Facebook Graph API / Messenger (Pages): proof, error classification, client (§5)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import httpx
+
+from nfdoctor.platforms.base import (
+    Clock,
+    JsonObject,
+    PingResult,
+    PlatformAuth,
+    PlatformClient,
+    TokenInfo,
+    TokenSet,
+    abs_time,
+    decode_json,
+    envelope_error,
+    http_fallback_error,
+    rebuild,
+    rel_time,
+    status_only_error,
+    unknown_code_category,
+    utc_now,
+)
+from nfdoctor.platforms.errors import (
+    BadCredentialsError,
+    Category,
+    TaxonomyError,
+    UnexpectedResponseError,
+    scrub,
+)
+from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
+
+__all__ = [
+    "FACEBOOK_BASE_URL",
+    "SENT_DESPITE_ERROR",
+    "FacebookAuth",
+    "FacebookClient",
+    "appsecret_proof",
+    "classify_facebook",
+]
+
+PLATFORM = "facebook"
+#: The Graph version is configuration (§5.1): override base_url to move versions.
+FACEBOOK_BASE_URL = "https://graph.facebook.com/v25.0"
+#: 1/1357046: the Send API failed *after* recording the message; resending duplicates it.
+SENT_DESPITE_ERROR = ("1", "1357046")
+
+_RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 341, 80001, 80002, 80003, 80004, 80005, 80006})
+_RATE_LIMIT_CODES |= frozenset(range(80007, 80010))
+_PERMISSION_CODES = frozenset(
+    {3, 10, 230, 551, 10900, 10903, 10904, 2022, 368} | set(range(200, 300))
+)
+
+
+def appsecret_proof(app_secret: str, access_token: str) -> str:
+    """``hex_lower(HMAC_SHA256(app_secret, access_token))``."""
+    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+
+
+def _category(code: int, subcode: int | None) -> Category:
+    if code == 190:
+        if subcode == 463:
+            return Category.TOKEN_EXPIRED
+        if subcode in (459, 464):  # checkpointed / unconfirmed user: needs a human
+            return Category.BAD_CREDENTIALS
+        if subcode == 492:  # wrong Page role
+            return Category.PERMISSION_DENIED
+        return Category.TOKEN_INVALID  # 460 password changed, 467 invalid, 458 not installed
+    if code == 102:
+        return Category.TOKEN_INVALID
+    if code in _RATE_LIMIT_CODES:
+        return Category.RATE_LIMITED
+    if code == 2 and subcode == 2018344:
+        return Category.PERMISSION_DENIED
+    if code in (1, 2):
+        return Category.TRANSIENT
+    if code in _PERMISSION_CODES:
+        return Category.PERMISSION_DENIED
+    if code in (100, 506):
+        return Category.BAD_PARAMETERS
+    return Category.UNEXPECTED_RESPONSE
+
+
+def classify_facebook(
+    response: httpx.Response,
+    *,
+    now: datetime | None = None,
+    secrets: tuple[str, ...] = (),
+    code_100_category: Category = Category.BAD_PARAMETERS,
+) -> TaxonomyError | None:
+    """Classify a Graph response by ``error.code`` + ``error_subcode`` (success: no ``error``)."""
+    now = now or utc_now()
+    fallback = http_fallback_error(response, PLATFORM, now)
+    if fallback is not None:
+        return fallback
+    body = decode_json(response, PLATFORM)
+    error = body.get("error")
+    if not isinstance(error, dict):
+        return status_only_error(response, PLATFORM, now)
+    try:
+        code = int(error.get("code"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        code = -1
+    raw_sub = error.get("error_subcode")
+    subcode = int(raw_sub) if isinstance(raw_sub, (int, str)) and str(raw_sub).isdigit() else None
+    category = _category(code, subcode)
+    if code == 100 and subcode is None:
+        # Bare 100 also means a wrong/missing appsecret_proof (§5.2, M); configurable.
+        category = code_100_category
+    if (code, subcode) == (1, 1357046):
+        # The message WAS sent: report it as unexpected, never as retryable.
+        category = Category.UNEXPECTED_RESPONSE
+    elif category is Category.UNEXPECTED_RESPONSE:
+        category = (
+            Category.TRANSIENT if error.get("is_transient") else unknown_code_category(response)
+        )
+    code_s = f"{code}/{subcode}" if subcode is not None else str(code)
+    trace = error.get("fbtrace_id")
+    message = error.get("message")
+    return envelope_error(
+        category,
+        platform=PLATFORM,
+        response=response,
+        code=code_s,
+        request_id=str(trace) if trace else None,
+        platform_message=scrub(str(message), secrets) if message else None,
+        now=now,
+    )
+
+
+class FacebookAuth(PlatformAuth):
+    """Graph auth: ``access_token`` query parameter plus ``appsecret_proof`` when configured."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        app_secret: str | None = None,
+        send_proof: bool = True,
+        clock: Clock = utc_now,
+    ) -> None:
+        super().__init__(access_token=access_token, clock=clock)
+        self._app_secret = app_secret
+        self.send_proof = send_proof
+
+    def sign(self, request: httpx.Request) -> httpx.Request:
+        """Set ``access_token`` and, with an app secret, the proof over that exact token."""
+        token = self.access_token or ""
+        params = [
+            (k, v)
+            for k, v in request.url.params.multi_items()
+            if k not in ("access_token", "appsecret_proof")
+        ]
+        params.append(("access_token", token))
+        if self._app_secret and self.send_proof:
+            params.append(("appsecret_proof", appsecret_proof(self._app_secret, token)))
+        query: list[tuple[str, str | int | float | bool | None]] = [*params]
+        return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(query)))
+
+
+class FacebookClient(PlatformClient):
+    """Graph client for one Page: ping, token exchange, debug_token, conversations."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        page_id: str,
+        access_token: str,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        send_proof: bool = True,
+        zero_expiry_means_never: bool = True,
+        code_100_category: Category = Category.BAD_PARAMETERS,
+        base_url: str = FACEBOOK_BASE_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = utc_now,
+        timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        self.page_id = page_id
+        self.app_id = app_id
+        self._app_secret = app_secret
+        self.zero_expiry_means_never = zero_expiry_means_never
+        self.code_100_category = code_100_category
+        self.auth = FacebookAuth(
+            access_token=access_token, app_secret=app_secret, send_proof=send_proof, clock=clock
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """The app secret and the Page token."""
+        return tuple(s for s in (self._app_secret, self.auth.access_token) if s)
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """See :func:`classify_facebook`."""
+        return classify_facebook(
+            response,
+            now=self.clock(),
+            secrets=self.secrets(),
+            code_100_category=self.code_100_category,
+        )
+
+    async def ping(self) -> PingResult:
+        """``GET /me?fields=id,name`` with the Page token."""
+        body, response, latency = await self._call(
+            "GET", self.base_url + "/me", params={"fields": "id,name"}, auth=self.auth
+        )
+        problems = tuple(f"missing {f}" for f in ("id", "name") if f not in body)
+        return PingResult(
+            latency_s=latency,
+            http_status=response.status_code,
+            server_date=parse_date_header(response.headers.get("date")),
+            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
+            rate_limit=parse_usage_headers(response.headers),
+            shape_problems=problems,
+        )
+
+    def _app_credentials(self) -> tuple[str, str]:
+        if not self.app_id or not self._app_secret:
+            raise BadCredentialsError(
+                "app_id and app_secret are needed for this Facebook call", platform=PLATFORM
+            )
+        return self.app_id, self._app_secret
+
+    def _app_auth(self) -> FacebookAuth:
+        app_id, app_secret = self._app_credentials()
+        return FacebookAuth(
+            access_token=f"{app_id}|{app_secret}",
+            app_secret=self._app_secret,
+            send_proof=self.auth.send_proof,
+            clock=self.clock,
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """Facebook has no refresh tokens: exchange a User token for a long-lived one (§5.3)."""
+        app_id, app_secret = self._app_credentials()
+        body, _, _ = await self._call(
+            "GET",
+            self.base_url + "/oauth/access_token",
+            params={
+                "grant_type": "fb_exchange_token",
+                "client_id": app_id,
+                "client_secret": app_secret,
+                "fb_exchange_token": refresh_token,
+            },
+        )
+        access = body.get("access_token")
+        if not isinstance(access, str):
+            raise UnexpectedResponseError(
+                "token exchange without access_token", platform=PLATFORM, field="access_token"
+            )
+        now = self.clock()
+        expires_in = body.get("expires_in")
+        return TokenSet(
+            access_token=access,
+            refresh_token="",
+            # REL seconds (~60 days); absent means no expiry, kept far in the future.
+            access_expires_at=rel_time(now, expires_in)
+            if expires_in is not None
+            else datetime.max.replace(tzinfo=now.tzinfo),
+            refresh_expires_at=None,
+        )
+
+    async def introspect(self) -> TokenInfo | None:
+        """``GET /debug_token?input_token=<page token>`` with the app token ``ID|SECRET``."""
+        body, _, _ = await self._call(
+            "GET",
+            self.base_url + "/debug_token",
+            params={"input_token": self.auth.access_token or ""},
+            auth=self._app_auth(),
+        )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise UnexpectedResponseError(
+                "debug_token without 'data'", platform=PLATFORM, field="data"
+            )
+
+        def when(name: str) -> datetime | None:
+            value = data.get(name)
+            if value is None:
+                return None
+            if int(value) == 0 and self.zero_expiry_means_never:
+                return None
+            return abs_time(value)
+
+        scopes = data.get("scopes")
+        return TokenInfo(
+            is_valid=bool(data.get("is_valid")),
+            token_type=str(data["type"]) if "type" in data else None,
+            app_id=str(data["app_id"]) if "app_id" in data else None,
+            expires_at=when("expires_at"),
+            data_access_expires_at=when("data_access_expires_at"),
+            issued_at=when("issued_at"),
+            scopes=tuple(str(s) for s in scopes) if isinstance(scopes, list) else (),
+        )
+
+    async def _paged(self, path: str, params: dict[str, str]) -> AsyncIterator[JsonObject]:
+        # Follow paging.cursors.after ourselves rather than paging.next: `next` embeds the
+        # token and the production host, and must not be stored (§5.5).
+        after: str | None = None
+        while True:
+            query = dict(params)
+            if after:
+                query["after"] = after
+            body, _, _ = await self._call("GET", self.base_url + path, params=query, auth=self.auth)
+            items = body.get("data")
+            if not isinstance(items, list):
+                raise UnexpectedResponseError(
+                    f"{path} without a 'data' list", platform=PLATFORM, field="data"
+                )
+            for item in items:
+                if isinstance(item, dict):
+                    yield item
+            paging = body.get("paging")
+            if not isinstance(paging, dict) or not paging.get("next"):
+                return  # a short or empty page is not the end; a missing `next` is
+            cursors = paging.get("cursors")
+            cursor = cursors.get("after") if isinstance(cursors, dict) else None
+            if not isinstance(cursor, str) or not cursor or cursor == after:
+                return
+            after = cursor
+
+    def list_conversations(self, *, limit: int = 25) -> AsyncIterator[JsonObject]:
+        """The Page's Messenger conversations (``id``, ``updated_time``), all pages."""
+        return self._paged(
+            f"/{self.page_id}/conversations",
+            {"platform": "messenger", "fields": "id,updated_time", "limit": str(limit)},
+        )
+
+    def list_messages(self, conversation_id: str, *, limit: int = 25) -> AsyncIterator[JsonObject]:
+        """Message ids and times of one conversation, newest first (details: last 20 only)."""
+        return self._paged(
+            f"/{conversation_id}/messages", {"fields": "id,created_time", "limit": str(limit)}
+        )

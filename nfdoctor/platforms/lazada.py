@@ -1,0 +1,386 @@
+"""Lazada Open Platform (VN): signing, error classification and the client (platforms.md §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+from nfdoctor.platforms.base import (
+    Clock,
+    JsonObject,
+    PingResult,
+    PlatformAuth,
+    PlatformClient,
+    TokenSet,
+    decode_json,
+    envelope_error,
+    http_fallback_error,
+    rebuild,
+    rel_time,
+    status_only_error,
+    transport_error,
+    unknown_code_category,
+    utc_now,
+)
+from nfdoctor.platforms.errors import (
+    Category,
+    RateLimitedError,
+    RefreshTokenInvalidError,
+    TaxonomyError,
+    TokenExpiredError,
+    TokenInvalidError,
+    UnexpectedResponseError,
+    scrub,
+)
+from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
+
+__all__ = [
+    "LAZADA_AUTH_URL",
+    "LAZADA_BASE_URL",
+    "LazadaAuth",
+    "LazadaClient",
+    "classify_lazada",
+    "lazada_sign",
+]
+
+PLATFORM = "lazada"
+LAZADA_BASE_URL = "https://api.lazada.vn/rest"
+LAZADA_AUTH_URL = "https://auth.lazada.com/rest"
+REFRESH_PATH = "/auth/token/refresh"
+_TOKEN_PATHS = ("/auth/token/create", "/auth/token/refresh")
+MAX_LIMIT = 100
+MAX_OFFSET = 5000
+#: ApiCallLimit is documented as a 1-second ban (§3.7); used when no Retry-After is sent
+API_CALL_LIMIT_BAN_S = 1.0
+
+_CODES: dict[str, Category] = {
+    # "invalid or expired" in one code; a refresh is the first remedy, so it counts as expired.
+    "IllegalAccessToken": Category.TOKEN_EXPIRED,
+    "IllegalRefreshToken": Category.REFRESH_TOKEN_INVALID,
+    "InvalidCode": Category.REFRESH_TOKEN_INVALID,
+    "AUTH_TYPE_UNSUPPORTED": Category.REFRESH_TOKEN_INVALID,
+    "IncompleteSignature": Category.BAD_SIGNATURE,
+    "ApiCallLimit": Category.RATE_LIMITED,
+    "InvalidParameter": Category.BAD_PARAMETERS,
+    "MissingParameter": Category.BAD_PARAMETERS,
+    "ServiceTimeout": Category.TRANSIENT,
+    "UnknownRuntimeException": Category.TRANSIENT,
+    "HttpConnectError": Category.TRANSIENT,
+    "6": Category.TRANSIENT,
+    "SellerNotVerified": Category.PERMISSION_DENIED,
+}
+# Numeric order-API codes (E014 offset, E017 date, E019 limit, E036 status, 74/75 sort,
+# E037/E038/E056 order ids), accepted with or without the E prefix.
+for _n in ("14", "17", "19", "36", "74", "75", "37", "38", "56"):
+    _CODES[_n] = Category.BAD_PARAMETERS
+    _CODES[f"E{int(_n):03d}"] = Category.BAD_PARAMETERS
+
+
+def lazada_sign(app_secret: str, api_path: str, params: Iterable[tuple[str, str]]) -> str:
+    """``hex_upper(HMAC_SHA256(app_secret, api_path ‖ sorted name‖value))``, ``sign`` excluded."""
+    pairs = sorted((k, v) for k, v in params if k != "sign")
+    base = api_path + "".join(k + v for k, v in pairs)
+    return hmac.new(app_secret.encode(), base.encode(), hashlib.sha256).hexdigest().upper()
+
+
+def classify_lazada(
+    response: httpx.Response,
+    *,
+    now: datetime | None = None,
+    secrets: tuple[str, ...] = (),
+) -> TaxonomyError | None:
+    """Classify a Lazada response by its string ``code`` (success: ``code == "0"``)."""
+    now = now or utc_now()
+    fallback = http_fallback_error(response, PLATFORM, now)
+    if fallback is not None:
+        return fallback
+    body = decode_json(response, PLATFORM)
+    code = body.get("code")
+    if code is None or str(code) == "0":
+        return status_only_error(response, PLATFORM, now)
+    code_s = str(code)
+    category = _CODES.get(code_s) or unknown_code_category(response)
+    request_id = body.get("request_id")
+    message = body.get("message")
+    error = envelope_error(
+        category,
+        platform=PLATFORM,
+        response=response,
+        code=code_s,
+        request_id=str(request_id) if request_id else None,
+        platform_message=scrub(str(message), secrets) if message else None,
+        now=now,
+    )
+    if isinstance(error, RateLimitedError) and error.retry_after_s is None:
+        error.retry_after_s = API_CALL_LIMIT_BAN_S
+    return error
+
+
+class LazadaAuth(PlatformAuth):
+    """Lazada signing: ``api_path ‖ sorted k‖v`` of every parameter, HMAC-SHA256, UPPER hex."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        app_key: str,
+        app_secret: str,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        on_refresh: Callable[[TokenSet], None] | None = None,
+        clock: Clock = utc_now,
+        base_url: str = LAZADA_BASE_URL,
+        auth_url: str = LAZADA_AUTH_URL,
+        sign_raw_body: bool = False,
+    ) -> None:
+        super().__init__(
+            access_token=access_token,
+            clock=clock,
+            refresh_token=refresh_token,
+            on_refresh=on_refresh,
+        )
+        self.app_key = app_key
+        self._app_secret = app_secret
+        self.auth_url = auth_url.rstrip("/")
+        # The gateway prefixes (`/rest`) are not part of the signed api_path.
+        self._prefixes = sorted(
+            {httpx.URL(base_url).path.rstrip("/"), httpx.URL(auth_url).path.rstrip("/")},
+            key=len,
+            reverse=True,
+        )
+        # Low confidence (§3.2): only the official Java sample appends a raw non-form body.
+        self.sign_raw_body = sign_raw_body
+
+    def api_path(self, url: httpx.URL) -> str:
+        """The signed path: the part after the gateway's ``/rest``."""
+        path = url.path
+        for prefix in self._prefixes:
+            if prefix and path.startswith(prefix + "/"):
+                return path[len(prefix) :]
+        return path
+
+    def sign(self, request: httpx.Request) -> httpx.Request:
+        """Add the system parameters (timestamp in ms) and ``sign`` to the query or form."""
+        api_path = self.api_path(request.url)
+        system = {
+            "app_key": self.app_key,
+            "sign_method": "sha256",
+            "timestamp": str(int(self.clock().timestamp() * 1000)),
+        }
+        if self.access_token and not api_path.startswith(_TOKEN_PATHS):
+            system["access_token"] = self.access_token
+        content_type = request.headers.get("content-type", "")
+        is_form = request.method != "GET" and content_type.startswith(
+            "application/x-www-form-urlencoded"
+        )
+        query = [(k, v) for k, v in request.url.params.multi_items() if k not in system]
+        query = [(k, v) for k, v in query if k != "sign"]
+        if is_form:
+            form = [
+                (k, v)
+                for k, v in parse_qsl(request.content.decode(), keep_blank_values=True)
+                if k not in system and k != "sign"
+            ]
+            form += list(system.items())
+            signed = lazada_sign(self._app_secret, api_path, query + form)
+            body = urlencode([*form, ("sign", signed)]).encode()
+            return rebuild(request, content=body)
+        query += list(system.items())
+        if self.sign_raw_body and request.content:
+            base_pairs = sorted(query)
+            base = api_path + "".join(k + v for k, v in base_pairs) + request.content.decode()
+            signed = (
+                hmac.new(self._app_secret.encode(), base.encode(), hashlib.sha256)
+                .hexdigest()
+                .upper()
+            )
+        else:
+            signed = lazada_sign(self._app_secret, api_path, query)
+        params: list[tuple[str, str | int | float | bool | None]] = [*query, ("sign", signed)]
+        return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(params)))
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """Classify with this auth's clock."""
+        return classify_lazada(response, now=self.clock())
+
+    def refresh_request(self, refresh_token: str) -> httpx.Request:
+        """The unsigned ``GET {auth_url}/auth/token/refresh?refresh_token=…``."""
+        return httpx.Request(
+            "GET", self.auth_url + REFRESH_PATH, params={"refresh_token": refresh_token}
+        )
+
+    def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
+        """The signed refresh call."""
+        return self.sign(self.refresh_request(refresh_token))
+
+    def parse_refresh(self, response: httpx.Response) -> TokenSet:
+        """Tokens from the refresh response (REL ``expires_in`` / ``refresh_expires_in``)."""
+        return parse_lazada_tokens(response, now=self.clock())
+
+
+def parse_lazada_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
+    """A :class:`TokenSet` from a Lazada token response, or the classified refresh error."""
+    error = classify_lazada(response, now=now)
+    if isinstance(error, (TokenExpiredError, TokenInvalidError)):
+        raise RefreshTokenInvalidError(
+            error.message,
+            platform=PLATFORM,
+            http_status=error.http_status,
+            code=error.code,
+            request_id=error.request_id,
+        )
+    if error is not None:
+        raise error
+    body = decode_json(response, PLATFORM)
+    access, refresh = body.get("access_token"), body.get("refresh_token")
+    expires_in = body.get("expires_in")
+    if not isinstance(access, str) or not isinstance(refresh, str) or expires_in is None:
+        raise UnexpectedResponseError(
+            "token response lacks access_token/refresh_token/expires_in",
+            platform=PLATFORM,
+            http_status=response.status_code,
+            field="expires_in" if expires_in is None else "access_token",
+        )
+    refresh_in = body.get("refresh_expires_in")
+    # refresh_expires_in = 0 means "not refreshable" (§3.3): the deadline is now.
+    refresh_at = rel_time(now, refresh_in) if refresh_in is not None else None
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        access_expires_at=rel_time(now, expires_in),
+        refresh_expires_at=refresh_at,
+    )
+
+
+class LazadaClient(PlatformClient):
+    """Lazada client for one seller: ping, refresh, order listing."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        app_key: str,
+        app_secret: str,
+        access_token: str,
+        seller_id: str | None = None,
+        refresh_token: str | None = None,
+        on_refresh: Callable[[TokenSet], None] | None = None,
+        base_url: str = LAZADA_BASE_URL,
+        auth_url: str = LAZADA_AUTH_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = utc_now,
+        timeout_s: float = 10.0,
+        sign_raw_body: bool = False,
+    ) -> None:
+        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        self.seller_id = seller_id
+        self.auth = LazadaAuth(
+            app_key=app_key,
+            app_secret=app_secret,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            on_refresh=on_refresh,
+            clock=clock,
+            base_url=base_url,
+            auth_url=auth_url,
+            sign_raw_body=sign_raw_body,
+        )
+        self._app_secret = app_secret
+
+    def secrets(self) -> tuple[str, ...]:
+        """The app secret and current tokens."""
+        return tuple(
+            s for s in (self._app_secret, self.auth.access_token, self.auth.refresh_token) if s
+        )
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """See :func:`classify_lazada`."""
+        return classify_lazada(response, now=self.clock(), secrets=self.secrets())
+
+    async def ping(self) -> PingResult:
+        """``GET /seller/get``; expects ``data.seller_id`` and ``data.name``."""
+        body, response, latency = await self._call(
+            "GET", self.base_url + "/seller/get", auth=self.auth
+        )
+        problems: list[str] = []
+        data = body.get("data")
+        if not isinstance(data, dict):
+            problems.append("missing data")
+        else:
+            problems += [f"missing data.{f}" for f in ("seller_id", "name") if f not in data]
+        return PingResult(
+            latency_s=latency,
+            http_status=response.status_code,
+            server_date=parse_date_header(response.headers.get("date")),
+            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
+            rate_limit=parse_usage_headers(response.headers),
+            shape_problems=tuple(problems),
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """``GET {auth_url}/auth/token/refresh`` signed as usual, without ``access_token``."""
+        request = self.auth.build_refresh_request(refresh_token)
+        assert request is not None
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            raise transport_error(PLATFORM, exc, str(request.url)) from exc
+        tokens = parse_lazada_tokens(response, now=self.clock())
+        self.auth.access_token = tokens.access_token
+        self.auth.refresh_token = tokens.refresh_token
+        return tokens
+
+    async def list_orders(
+        self, since: datetime, until: datetime, *, limit: int = MAX_LIMIT
+    ) -> AsyncIterator[JsonObject]:
+        """Orders created in [since, until), oldest first; restarts the window past offset 5000."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        created_after = since.isoformat(timespec="seconds")
+        created_before = until.isoformat(timespec="seconds")
+        offset = 0
+        # Orders at the boundary second are returned again after a window restart.
+        seen_at_boundary: set[str] = set()
+        while True:
+            params = {
+                "created_after": created_after,
+                "created_before": created_before,
+                "sort_by": "created_at",
+                "sort_direction": "ASC",
+                "limit": str(limit),
+                "offset": str(offset),
+            }
+            body, _, _ = await self._call(
+                "GET", self.base_url + "/orders/get", params=params, auth=self.auth
+            )
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise UnexpectedResponseError(
+                    "/orders/get without 'data'", platform=PLATFORM, field="data"
+                )
+            orders = [o for o in data.get("orders") or [] if isinstance(o, dict)]
+            for order in orders:
+                if str(order.get("order_id")) not in seen_at_boundary:
+                    yield order
+            if len(orders) < limit:
+                return
+            offset += limit
+            if offset + limit > MAX_OFFSET:
+                last = orders[-1].get("created_at")
+                if not isinstance(last, str) or last == created_after:
+                    raise UnexpectedResponseError(
+                        "cannot page past offset 5000: orders lack a moving created_at",
+                        platform=PLATFORM,
+                        field="created_at",
+                    )
+                seen_at_boundary = {
+                    str(o.get("order_id")) for o in orders if o.get("created_at") == last
+                }
+                created_after = last
+                offset = 0

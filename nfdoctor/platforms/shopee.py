@@ -1,0 +1,411 @@
+"""Shopee Open Platform v2: signing, error classification and the client (platforms.md §2)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from nfdoctor.platforms.base import (
+    Clock,
+    JsonObject,
+    PingResult,
+    PlatformAuth,
+    PlatformClient,
+    TokenSet,
+    abs_time,
+    decode_json,
+    envelope_error,
+    http_fallback_error,
+    rebuild,
+    rel_time,
+    status_only_error,
+    transport_error,
+    unknown_code_category,
+    utc_now,
+)
+from nfdoctor.platforms.errors import (
+    BadCredentialsError,
+    Category,
+    RefreshTokenInvalidError,
+    TaxonomyError,
+    TokenExpiredError,
+    TokenInvalidError,
+    UnexpectedResponseError,
+    scrub,
+)
+from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
+
+__all__ = [
+    "SHOPEE_BASE_URL",
+    "ShopeeAuth",
+    "ShopeeClient",
+    "classify_shopee",
+    "is_public_path",
+    "shopee_sign",
+]
+
+PLATFORM = "shopee"
+SHOPEE_BASE_URL = "https://partner.shopeemobile.com"
+REFRESH_PATH = "/api/v2/auth/access_token/get"
+PING_PATH = "/api/v2/shop/get_shop_info"
+ORDER_LIST_PATH = "/api/v2/order/get_order_list"
+#: get_order_list rejects windows over 15 days (§2.5)
+MAX_WINDOW = timedelta(days=15)
+MAX_PAGE_SIZE = 100
+
+# Public sign: auth/token endpoints, push config, auth links; SDKs apply it to every
+# /public/ and /push/ path (§2.2).
+_PUBLIC_PREFIXES = ("/api/v2/public/", "/api/v2/push/", "/api/v2/auth/")
+_PUBLIC_PATHS = frozenset({"/api/v2/shop/auth_partner", "/api/v2/shop/cancel_auth_partner"})
+_SYSTEM_PARAMS = frozenset(
+    {"partner_id", "timestamp", "sign", "access_token", "shop_id", "merchant_id"}
+)
+
+# §2.6, by the `error` value. `error_auth` is deliberately absent: it is context-dependent.
+_CODES: dict[str, Category] = {
+    # Production really spells it "acceess"; §9 says it is what an expired token gets.
+    "invalid_acceess_token": Category.TOKEN_EXPIRED,
+    "invalid_access_token": Category.TOKEN_EXPIRED,
+    "refresh_token_expired": Category.REFRESH_TOKEN_INVALID,
+    "error_shop_refresh_token": Category.REFRESH_TOKEN_INVALID,
+    "error_merchant_refresh_token": Category.REFRESH_TOKEN_INVALID,
+    "shop_access_expired": Category.REFRESH_TOKEN_INVALID,
+    "invalid_code": Category.REFRESH_TOKEN_INVALID,
+    "error_sign": Category.BAD_SIGNATURE,
+    "invalid_partner_id": Category.BAD_CREDENTIALS,
+    "error_partner_key_expired": Category.BAD_CREDENTIALS,
+    "error_shop": Category.BAD_CREDENTIALS,
+    "invalid_shop_id": Category.BAD_CREDENTIALS,
+    "shop_no_linked": Category.BAD_CREDENTIALS,
+    "partner_shop_no_link": Category.BAD_CREDENTIALS,
+    "error_rate_limit": Category.RATE_LIMITED,
+    "error_limit": Category.RATE_LIMITED,
+    "error_param": Category.BAD_PARAMETERS,
+    "order.order_list_invalid_time": Category.BAD_PARAMETERS,
+    "order_list_invalid_time": Category.BAD_PARAMETERS,
+    "error_server": Category.TRANSIENT,
+    "error_network": Category.TRANSIENT,
+    "error_data": Category.TRANSIENT,
+    "error_api_permission": Category.PERMISSION_DENIED,
+    "error_api_call_restricted": Category.PERMISSION_DENIED,
+    "source_ip_undeclared": Category.PERMISSION_DENIED,
+    "shop_banned": Category.PERMISSION_DENIED,
+}
+
+
+def is_public_path(api_path: str) -> bool:
+    """Whether ``api_path`` takes the public sign (no token, no shop id)."""
+    return api_path in _PUBLIC_PATHS or api_path.startswith(_PUBLIC_PREFIXES)
+
+
+def shopee_sign(partner_key: str, base: str) -> str:
+    """``hex_lower(HMAC_SHA256(partner_key, base))``; the key is used as text, never hex-decoded."""
+    return hmac.new(partner_key.encode(), base.encode(), hashlib.sha256).hexdigest()
+
+
+def _category_for(error: str, api_path: str) -> Category:
+    category = _CODES.get(error)
+    if category is None and "." in error:
+        # Module-prefixed values such as `common.error_auth` (§2.6): match the suffix too.
+        error = error.rsplit(".", 1)[1]
+        category = _CODES.get(error)
+    if category is not None:
+        return category
+    if error == "error_auth":
+        # error_auth appears in the token, refresh, credentials and permission rows; on the
+        # token endpoints it means the refresh token or code, elsewhere the access token.
+        if api_path.startswith("/api/v2/auth/"):
+            return Category.REFRESH_TOKEN_INVALID
+        return Category.TOKEN_INVALID
+    return Category.UNEXPECTED_RESPONSE
+
+
+def classify_shopee(
+    response: httpx.Response,
+    *,
+    now: datetime | None = None,
+    secrets: tuple[str, ...] = (),
+) -> TaxonomyError | None:
+    """Classify a Shopee response by its ``error`` value (success: ``error == ""``)."""
+    now = now or utc_now()
+    fallback = http_fallback_error(response, PLATFORM, now)
+    if fallback is not None:
+        return fallback
+    body = decode_json(response, PLATFORM)
+    error = body.get("error")
+    if error in ("", None):
+        return status_only_error(response, PLATFORM, now)
+    code = str(error)
+    category = _category_for(code, response.request.url.path if _has_request(response) else "")
+    if category is Category.UNEXPECTED_RESPONSE:
+        category = unknown_code_category(response)
+    request_id = body.get("request_id")
+    message = body.get("message")
+    return envelope_error(
+        category,
+        platform=PLATFORM,
+        response=response,
+        code=code,
+        request_id=str(request_id) if request_id else None,
+        platform_message=scrub(str(message), secrets) if message else None,
+        now=now,
+    )
+
+
+def _has_request(response: httpx.Response) -> bool:
+    try:
+        response.request  # noqa: B018 - raises when the response was built without one
+    except RuntimeError:
+        return False
+    return True
+
+
+class ShopeeAuth(PlatformAuth):
+    """Shopee v2 signing: public ``partner_id‖path‖ts`` or shop ``…‖access_token‖shop_id``."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        partner_id: int | str,
+        partner_key: str,
+        shop_id: int | str | None = None,
+        merchant_id: int | str | None = None,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        on_refresh: Callable[[TokenSet], None] | None = None,
+        clock: Clock = utc_now,
+        base_url: str = SHOPEE_BASE_URL,
+        refresh_ttl_s: float = 30 * 86400,
+    ) -> None:
+        super().__init__(
+            access_token=access_token,
+            clock=clock,
+            refresh_token=refresh_token,
+            on_refresh=on_refresh,
+        )
+        self.partner_id = str(partner_id)
+        self._partner_key = partner_key
+        self.shop_id = None if shop_id is None else str(shop_id)
+        self.merchant_id = None if merchant_id is None else str(merchant_id)
+        self.base_url = httpx.URL(base_url)
+        self._prefix = self.base_url.path.rstrip("/")
+        self.refresh_ttl_s = refresh_ttl_s
+
+    def api_path(self, url: httpx.URL) -> str:
+        """The signed path: the full ``/api/v2/…`` path without any base-URL prefix."""
+        path = url.path
+        if self._prefix and path.startswith(self._prefix + "/"):
+            return path[len(self._prefix) :]
+        return path
+
+    def sign(self, request: httpx.Request) -> httpx.Request:
+        """Set ``partner_id``, ``timestamp`` (s), token/shop for shop calls, and ``sign``."""
+        api_path = self.api_path(request.url)
+        timestamp = str(int(self.clock().timestamp()))
+        kept = [(k, v) for k, v in request.url.params.multi_items() if k not in _SYSTEM_PARAMS]
+        system = [("partner_id", self.partner_id), ("timestamp", timestamp)]
+        base = self.partner_id + api_path + timestamp
+        if not is_public_path(api_path):
+            name, value = (
+                ("shop_id", self.shop_id)
+                if self.shop_id is not None
+                else ("merchant_id", self.merchant_id)
+            )
+            if value is None or not self.access_token:
+                raise BadCredentialsError(
+                    f"a shop-level call ({api_path}) needs an access token and a shop id",
+                    platform=PLATFORM,
+                )
+            base += self.access_token + value
+            system += [("access_token", self.access_token), (name, value)]
+        system.append(("sign", shopee_sign(self._partner_key, base)))
+        params: list[tuple[str, str | int | float | bool | None]] = [*kept, *system]
+        url = request.url.copy_with(params=httpx.QueryParams(params))
+        return rebuild(request, url=url)
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """Classify with this auth's clock."""
+        return classify_shopee(response, now=self.clock())
+
+    def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
+        """``POST /api/v2/auth/access_token/get`` (public sign) with the JSON body of §2.3."""
+        if self.shop_id is None and self.merchant_id is None:
+            return None
+        return self.sign(self.refresh_request(refresh_token))
+
+    def refresh_request(self, refresh_token: str) -> httpx.Request:
+        """The unsigned refresh request."""
+        body: dict[str, Any] = {"refresh_token": refresh_token, "partner_id": int(self.partner_id)}
+        if self.shop_id is not None:
+            body["shop_id"] = int(self.shop_id)
+        else:
+            body["merchant_id"] = int(str(self.merchant_id))
+        return httpx.Request("POST", self.base_url.join(self._prefix + REFRESH_PATH), json=body)
+
+    def parse_refresh(self, response: httpx.Response) -> TokenSet:
+        """Tokens from the refresh response; ``expire_in`` is REL seconds (§2.3)."""
+        return parse_shopee_tokens(response, now=self.clock(), refresh_ttl_s=self.refresh_ttl_s)
+
+
+def parse_shopee_tokens(
+    response: httpx.Response, *, now: datetime, refresh_ttl_s: float
+) -> TokenSet:
+    """A :class:`TokenSet` from a Shopee token response, or the classified refresh error."""
+    error = classify_shopee(response, now=now)
+    if isinstance(error, (TokenExpiredError, TokenInvalidError)):
+        # On the token endpoint any token-class error means the refresh token is bad.
+        raise RefreshTokenInvalidError(
+            error.message,
+            platform=PLATFORM,
+            http_status=error.http_status,
+            code=error.code,
+            request_id=error.request_id,
+        )
+    if error is not None:
+        raise error
+    body = decode_json(response, PLATFORM)
+    access = body.get("access_token")
+    refresh = body.get("refresh_token")
+    expire_in = body.get("expire_in")
+    if not isinstance(access, str) or not isinstance(refresh, str) or expire_in is None:
+        raise UnexpectedResponseError(
+            "token response lacks access_token/refresh_token/expire_in",
+            platform=PLATFORM,
+            http_status=response.status_code,
+            field="expire_in" if expire_in is None else "access_token",
+        )
+    # expire_in is REL (14400); one reference sample shows an ABS-looking 1767001812 (§2.3),
+    # so a value that can only be a Unix time is read as one rather than as 56 years.
+    expires = abs_time(expire_in) if float(str(expire_in)) > 10**9 else rel_time(now, expire_in)
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        access_expires_at=expires,
+        refresh_expires_at=now + timedelta(seconds=refresh_ttl_s),
+    )
+
+
+_PING_FIELDS = ("shop_name", "region", "status")
+
+
+class ShopeeClient(PlatformClient):
+    """Shopee v2 client for one shop: ping, refresh, order listing."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        partner_id: int | str,
+        partner_key: str,
+        shop_id: int | str,
+        access_token: str,
+        refresh_token: str | None = None,
+        on_refresh: Callable[[TokenSet], None] | None = None,
+        base_url: str = SHOPEE_BASE_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = utc_now,
+        timeout_s: float = 10.0,
+        refresh_ttl_s: float = 30 * 86400,
+    ) -> None:
+        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        self.shop_id = str(shop_id)
+        self.auth = ShopeeAuth(
+            partner_id=partner_id,
+            partner_key=partner_key,
+            shop_id=shop_id,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            on_refresh=on_refresh,
+            clock=clock,
+            base_url=base_url,
+            refresh_ttl_s=refresh_ttl_s,
+        )
+        self._partner_key = partner_key
+
+    def secrets(self) -> tuple[str, ...]:
+        """The partner key and current tokens."""
+        return tuple(
+            s for s in (self._partner_key, self.auth.access_token, self.auth.refresh_token) if s
+        )
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """See :func:`classify_shopee`."""
+        return classify_shopee(response, now=self.clock(), secrets=self.secrets())
+
+    async def ping(self) -> PingResult:
+        """``GET /api/v2/shop/get_shop_info``; its fields are top level, not under ``response``."""
+        body, response, latency = await self._call("GET", self.base_url + PING_PATH, auth=self.auth)
+        problems = []
+        for name in _PING_FIELDS:
+            if name not in body:
+                nested = isinstance(body.get("response"), dict) and name in body["response"]
+                problems.append(f"{name} under 'response'" if nested else f"missing {name}")
+        return PingResult(
+            latency_s=latency,
+            http_status=response.status_code,
+            server_date=parse_date_header(response.headers.get("date")),
+            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
+            rate_limit=parse_usage_headers(response.headers),
+            shape_problems=tuple(problems),
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """``POST /api/v2/auth/access_token/get`` with the public sign."""
+        request = self.auth.sign(self.auth.refresh_request(refresh_token))
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            raise transport_error(PLATFORM, exc, str(request.url)) from exc
+        tokens = parse_shopee_tokens(
+            response, now=self.clock(), refresh_ttl_s=self.auth.refresh_ttl_s
+        )
+        self.auth.access_token = tokens.access_token
+        self.auth.refresh_token = tokens.refresh_token
+        return tokens
+
+    async def list_orders(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        time_range_field: str = "create_time",
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[JsonObject]:
+        """Orders (``order_sn`` + status) in [since, until): 15-day windows, cursor pages."""
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        start = since
+        while start < until:
+            end = min(start + MAX_WINDOW, until)
+            cursor = ""
+            while True:
+                params = {
+                    "time_range_field": time_range_field,
+                    "time_from": str(int(start.timestamp())),
+                    "time_to": str(int(end.timestamp())),
+                    "page_size": str(page_size),
+                    "cursor": cursor,
+                    "response_optional_fields": "order_status",
+                }
+                body, _, _ = await self._call(
+                    "GET", self.base_url + ORDER_LIST_PATH, params=params, auth=self.auth
+                )
+                page = body.get("response")
+                if not isinstance(page, dict):
+                    raise UnexpectedResponseError(
+                        "get_order_list without 'response'", platform=PLATFORM, field="response"
+                    )
+                for order in page.get("order_list") or []:
+                    if isinstance(order, dict):
+                        yield order
+                cursor = str(page.get("next_cursor") or "")
+                if not page.get("more") or not cursor:
+                    break
+            start = end

@@ -1,0 +1,331 @@
+"""Simulated Facebook Graph API for Pages and Messenger (platforms.md §5), at ``/facebook``.
+
+Paths carry the version as Graph does: ``/facebook/v21.0/me`` = ``graph.facebook.com/v21.0/me``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nfdoctor.simulator.base import json_response, request_now, token_fault
+from nfdoctor.simulator.state import Account, SimulatorState, Token
+from nfdoctor.simulator.verify import appsecret_proof, verify_exact
+
+__all__ = ["build_facebook_app", "facebook_error_body"]
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+
+
+class GraphError(Exception):
+    """A Graph API error object (HTTP 400 unless stated)."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        subcode: int | None = None,
+        kind: str = "OAuthException",
+        status: int = 400,
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.subcode = subcode
+        self.kind = kind
+        self.status = status
+
+    def body(self, trace: str) -> dict[str, Any]:
+        """The ``{"error": {...}}`` envelope."""
+        error: dict[str, Any] = {"message": self.message, "type": self.kind, "code": self.code}
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        error["fbtrace_id"] = trace
+        return {"error": error}
+
+
+def facebook_error_body(kind: str, status: int) -> tuple[int, dict[str, Any]]:
+    """Graph's envelope for injected rate-limit and server faults."""
+    if kind == "rate_limit":
+        error = GraphError(
+            80006,
+            "(#80006) There have been too many messages sent to this Messenger account. "
+            "Please wait a bit and try again.",
+        )
+        return status, error.body("AFaultTrace01")
+    body = GraphError(2, "An unexpected error has occurred. Please retry your request later.")
+    payload = body.body("AFaultTrace02")
+    payload["error"]["is_transient"] = True
+    return status, payload
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"i": index}).encode()).decode().rstrip("=")
+
+
+def _uncursor(text: str) -> int | None:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        return int(value["i"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class FacebookApp:
+    """Graph handlers sharing one state."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def trace(self) -> str:
+        return "A" + self.state.new_request_id()[-10:]
+
+    def error(self, exc: GraphError) -> Response:
+        return json_response(exc.body(self.trace()), exc.status)
+
+    def version(self, request: Request) -> None:
+        version = request.path_params["version"]
+        if not (version.startswith("v") and version[1:].replace(".", "").isdigit()):
+            raise GraphError(2500, f"Unknown path components: /{version}", status=400)
+
+    def presented_token(self, request: Request) -> str | None:
+        token = request.query_params.get("access_token")
+        auth = request.headers.get("authorization", "")
+        if token is None and auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        return token
+
+    def page_token(self, request: Request) -> tuple[Token, Account, datetime]:
+        """Validate a Page token and its optional (or required) ``appsecret_proof``."""
+        self.version(request)
+        now = request_now(request, self.state)
+        value = self.presented_token(request)
+        if not value:
+            raise GraphError(
+                2500,
+                "An active access token must be used to query information about the current user.",
+            )
+        status, token = self.state.check("facebook", value, now=now)
+        fault = token_fault(request)
+        if fault == "revoked" or status == "revoked":
+            raise GraphError(
+                190,
+                "Error validating access token: The session has been invalidated because the "
+                "user changed their password or Facebook has changed the session for security "
+                "reasons.",
+                subcode=460,
+            )
+        if fault == "expired" or status == "expired":
+            raise GraphError(
+                190,
+                f"Error validating access token: Session has expired on {_iso(now)}.",
+                subcode=463,
+            )
+        if status != "ok" or token is None:
+            raise GraphError(
+                190, "Error validating access token: The access token is invalid.", subcode=467
+            )
+        proof = request.query_params.get("appsecret_proof")
+        if proof is None and self.state.require_appsecret_proof["facebook"]:
+            raise GraphError(100, "API calls from the server require an appsecret_proof argument")
+        if proof is not None and not verify_exact(
+            appsecret_proof(self.state.facebook_app_secret, value), proof
+        ):
+            raise GraphError(
+                100,
+                "Invalid appsecret_proof provided in the API argument",
+                kind="GraphMethodException",
+            )
+        account = self.state.account("facebook", token.owner)
+        assert account is not None
+        return token, account, now
+
+    def usage_headers(self, account: Account, now: datetime, *, app: bool) -> dict[str, str]:
+        """Usage headers, sent only once usage crosses the threshold (§5.7)."""
+        calls = self.state.record_call("facebook", now, timedelta(hours=1))
+        pct = min(100, calls * 100 // max(1, self.state.facebook_hourly_allowance))
+        if pct < self.state.facebook_usage_threshold_pct:
+            return {}
+        if app:
+            return {
+                "X-App-Usage": json.dumps(
+                    {"call_count": pct, "total_time": pct // 2, "total_cputime": pct // 2}
+                )
+            }
+        usage = {
+            account.account_id: [
+                {
+                    "type": "pages",
+                    "call_count": pct,
+                    "total_cputime": pct // 2,
+                    "total_time": pct // 2,
+                    "estimated_time_to_regain_access": 0,
+                }
+            ]
+        }
+        return {"X-Business-Use-Case-Usage": json.dumps(usage)}
+
+    async def me(self, request: Request) -> Response:
+        """GET /{v}/me?fields=id,name with a Page token → the Page."""
+        try:
+            _, account, now = self.page_token(request)
+        except GraphError as exc:
+            return self.error(exc)
+        fields = request.query_params.get("fields", "id,name").split(",")
+        data = {"id": account.account_id, "name": account.name}
+        body = {k: v for k, v in data.items() if k in fields} or {"id": account.account_id}
+        return json_response(body, headers=self.usage_headers(account, now, app=False))
+
+    async def debug_token(self, request: Request) -> Response:
+        """GET /{v}/debug_token: needs the app token ``APPID|SECRET``."""
+        try:
+            self.version(request)
+        except GraphError as exc:
+            return self.error(exc)
+        now = request_now(request, self.state)
+        app_token = f"{self.state.facebook_app_id}|{self.state.facebook_app_secret}"
+        if self.presented_token(request) != app_token:
+            return self.error(
+                GraphError(
+                    100,
+                    "(#100) You must provide an app access token, or a user access token that "
+                    "is an owner or developer of the app",
+                )
+            )
+        value = request.query_params.get("input_token", "")
+        status, token = self.state.check("facebook", value, now=now)
+        fault = token_fault(request)
+        base: dict[str, Any] = {
+            "app_id": self.state.facebook_app_id,
+            "type": "PAGE",
+            "application": "NextFlow CRM",
+        }
+        if status != "ok" or token is None or fault is not None:
+            subcode = 460 if (status == "revoked" or fault == "revoked") else 467
+            if status == "expired" or fault == "expired":
+                subcode = 463
+            data = {
+                **base,
+                "is_valid": False,
+                "error": {
+                    "code": 190,
+                    "message": "Error validating access token.",
+                    "subcode": subcode,
+                },
+                "scopes": [],
+            }
+        else:
+            data = {
+                **base,
+                "is_valid": True,
+                "issued_at": int(token.issued_at.timestamp()),  # ABS
+                "expires_at": 0,  # never (a Page token from a long-lived user token)
+                "data_access_expires_at": int((now + timedelta(days=90)).timestamp()),
+                "profile_id": token.owner,
+                "scopes": ["pages_messaging", "pages_manage_metadata", "pages_read_engagement"],
+                "granular_scopes": [
+                    {"scope": "pages_messaging", "target_ids": [token.owner]},
+                ],
+                "user_id": "10" + token.owner[-13:],
+            }
+        account = self.state.account("facebook")
+        assert account is not None
+        return json_response({"data": data}, headers=self.usage_headers(account, now, app=True))
+
+    def page(
+        self, request: Request, items: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One page of ``items`` with Graph's cursor ``paging`` object."""
+        q = request.query_params
+        try:
+            limit = max(1, min(MAX_LIMIT, int(q.get("limit", DEFAULT_LIMIT))))
+        except ValueError:
+            raise GraphError(100, "(#100) Param limit must be a number") from None
+        start = 0
+        if "after" in q:
+            after = _uncursor(q["after"])
+            if after is None:
+                raise GraphError(100, "(#100) The after cursor is invalid")
+            start = after + 1
+        chunk = items[start : start + limit]
+        paging: dict[str, Any] = {}
+        if chunk:
+            paging["cursors"] = {"before": _cursor(start), "after": _cursor(start + len(chunk) - 1)}
+            if start + limit < len(items):
+                params = {k: v for k, v in q.items() if k != "after"}
+                params["after"] = paging["cursors"]["after"]
+                paging["next"] = f"{request.url.replace(query='')}?{urlencode(params)}"
+        return chunk, paging
+
+    async def edge(self, request: Request) -> Response:
+        """GET /{v}/{page-id}/conversations and /{v}/{conversation-id}/messages."""
+        try:
+            _, account, now = self.page_token(request)
+            node, edge = request.path_params["node"], request.path_params["edge"]
+            items: list[dict[str, Any]]
+            if edge == "conversations" and node in (account.account_id, "me"):
+                items = [
+                    {"id": c.conversation_id, "updated_time": _iso(c.updated_time)}
+                    for c in account.conversations
+                ]
+            elif edge == "messages":
+                conv = next((c for c in account.conversations if c.conversation_id == node), None)
+                if conv is None:
+                    raise GraphError(
+                        100,
+                        f"Unsupported get request. Object with ID '{node}' does not exist, "
+                        "cannot be loaded due to missing permissions, or does not support "
+                        "this operation.",
+                        kind="GraphMethodException",
+                    )
+                fields = request.query_params.get("fields", "id,created_time").split(",")
+                items = []
+                for m in reversed(conv.messages):  # newest first
+                    full = {
+                        "id": m.message_id,
+                        "created_time": _iso(m.time),
+                        "message": m.text,
+                        "from": {"id": m.sender_id},
+                        "to": {"data": [{"id": m.recipient_id}]},
+                    }
+                    items.append({k: v for k, v in full.items() if k in fields or k == "id"})
+            else:
+                raise GraphError(
+                    100,
+                    f"Unsupported get request. Object with ID '{node}' does not exist, cannot be "
+                    "loaded due to missing permissions, or does not support this operation.",
+                    kind="GraphMethodException",
+                )
+            chunk, paging = self.page(request, items)
+        except GraphError as exc:
+            return self.error(exc)
+        body: dict[str, Any] = {"data": chunk}
+        if paging:
+            body["paging"] = paging
+        return json_response(body, headers=self.usage_headers(account, now, app=False))
+
+
+def build_facebook_app(state: SimulatorState) -> Starlette:
+    """The Graph API host."""
+    app = FacebookApp(state)
+    return Starlette(
+        routes=[
+            Route("/{version}/me", app.me, methods=["GET"]),
+            Route("/{version}/debug_token", app.debug_token, methods=["GET"]),
+            Route("/{version}/{node}/{edge}", app.edge, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,333 @@
+"""The fault plan: YAML rules that make simulated platforms misbehave, reproducibly.
+
+A plan is a list of rules, each naming a platform, a path glob, a fault kind and its
+parameters, a ``probability`` (default 1.0) and an optional ``times`` budget. Which rule
+fires on which request is decided by ``random.Random(seed)``, so a seed replays a run.
+The :class:`FaultInjector` wraps one platform's ASGI app and applies the rules.
+
+Example (see ``examples/faults-demo.yaml`` and the simulator README)::
+
+    seed: 42
+    rules:
+      - platform: shopee
+        endpoint: /api/v2/order/*
+        fault: http_429
+        retry_after: 2
+        probability: 0.3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nfdoctor.errors import UsageError
+from nfdoctor.simulator.base import SCOPE_KEY
+from nfdoctor.simulator.state import SimulatorState
+
+__all__ = [
+    "FAULT_KINDS",
+    "ErrorBody",
+    "FaultInjector",
+    "FaultPlan",
+    "FaultRule",
+    "SimulatedConnectionReset",
+    "load_fault_plan",
+]
+
+# kind -> {parameter: (type, required)}
+FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
+    "latency": {"ms": (int, True)},
+    "http_429": {"retry_after": (int, False)},
+    "http_5xx": {"status": (int, False)},
+    "connection_reset": {},
+    "timeout": {"seconds": (float, True)},
+    "malformed_body": {},
+    "html_error_page": {},
+    "expired_token": {},
+    "revoked_token": {},
+    "clock_skew": {"seconds": (int, True)},
+    "schema_drift": {"field": (str, True), "rename_to": (str, True)},
+}
+_PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo", "crm", "*")
+_COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times"}
+
+#: ``(kind, status) -> (status, JSON body)`` in the platform's own error envelope;
+#: kind is ``"rate_limit"`` or ``"server"``
+ErrorBody = Callable[[str, int], tuple[int, dict[str, Any]]]
+Sleep = Callable[[float], Awaitable[None]]
+
+_HTML_502 = (
+    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body>\n"
+    "<center><h1>502 Bad Gateway</h1></center>\n<hr><center>cloudflare</center>\n"
+    "</body></html>\n"
+)
+
+
+class SimulatedConnectionReset(ConnectionResetError):
+    """Raised inside the app so the client sees the connection drop mid-response."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultRule:
+    """One rule of the plan."""
+
+    platform: str
+    kind: str
+    endpoint: str = "*"
+    probability: float = 1.0
+    times: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def matches(self, platform: str, path: str) -> bool:
+        """Whether this rule is about that platform and path."""
+        return self.platform in ("*", platform) and fnmatch.fnmatchcase(path, self.endpoint)
+
+
+class FaultPlan:
+    """Rules plus the seeded RNG and per-rule counters that decide when they fire."""
+
+    def __init__(self, rules: list[FaultRule] | None = None, *, seed: int = 7) -> None:
+        self.rules = list(rules or [])
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.fired: list[int] = [0] * len(self.rules)
+
+    def pick(self, platform: str, path: str) -> list[FaultRule]:
+        """The rules that fire for this request (each consumes one of its ``times``)."""
+        chosen = []
+        for index, rule in enumerate(self.rules):
+            if not rule.matches(platform, path):
+                continue
+            if rule.times is not None and self.fired[index] >= rule.times:
+                continue
+            # Always draw, so one rule's outcome does not shift the next rule's randomness.
+            roll = self.rng.random()
+            if roll < rule.probability:
+                self.fired[index] += 1
+                chosen.append(rule)
+        return chosen
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str, default_seed: int = 7) -> FaultPlan:
+        """Validate a parsed plan; every problem raises :class:`UsageError` with file and key."""
+
+        def bad(key: str, message: str) -> UsageError:
+            return UsageError(f"{source}: {key}: {message}")
+
+        if data is None:
+            return cls([], seed=default_seed)
+        if not isinstance(data, dict):
+            raise bad("(top)", "expected a mapping with 'rules' (and optional 'seed')")
+        unknown = set(data) - {"seed", "rules"}
+        if unknown:
+            raise bad(sorted(unknown)[0], "unknown key (expected seed, rules)")
+        seed = data.get("seed", default_seed)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise bad("seed", "must be an integer")
+        raw_rules = data.get("rules", [])
+        if not isinstance(raw_rules, list):
+            raise bad("rules", "must be a list")
+        rules = [_parse_rule(item, f"rules[{i}]", bad) for i, item in enumerate(raw_rules)]
+        return cls(rules, seed=seed)
+
+
+def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) -> FaultRule:
+    if not isinstance(item, dict):
+        raise bad(where, "each rule must be a mapping")
+    kind = item.get("fault")
+    if kind not in FAULT_KINDS:
+        raise bad(f"{where}.fault", f"expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+    platform = item.get("platform", "*")
+    if platform not in _PLATFORMS:
+        raise bad(f"{where}.platform", f"expected one of {', '.join(_PLATFORMS)}")
+    endpoint = item.get("endpoint", "*")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise bad(f"{where}.endpoint", "must be a path glob such as /api/v2/order/*")
+    probability = item.get("probability", 1.0)
+    if (
+        not isinstance(probability, (int, float))
+        or isinstance(probability, bool)
+        or not 0 <= probability <= 1
+    ):
+        raise bad(f"{where}.probability", "must be a number between 0 and 1")
+    times = item.get("times")
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+        raise bad(f"{where}.times", "must be a positive integer")
+    spec = FAULT_KINDS[kind]
+    for key in set(item) - _COMMON_KEYS - set(spec):
+        raise bad(f"{where}.{key}", f"not a parameter of {kind}")
+    params: dict[str, Any] = {}
+    for key, (typ, required) in spec.items():
+        if key not in item:
+            if required:
+                raise bad(f"{where}.{key}", f"{kind} needs {key}")
+            continue
+        value = item[key]
+        ok = isinstance(value, (int, float) if typ is float else typ) and not isinstance(
+            value, bool
+        )
+        if not ok:
+            raise bad(f"{where}.{key}", f"must be a {typ.__name__}")
+        params[key] = value
+    if kind == "latency" and params["ms"] < 0:
+        raise bad(f"{where}.ms", "must be zero or more")
+    if kind == "timeout" and params["seconds"] <= 0:
+        raise bad(f"{where}.seconds", "must be more than zero")
+    if kind == "http_5xx" and not 500 <= params.get("status", 503) <= 599:
+        raise bad(f"{where}.status", "must be between 500 and 599")
+    if kind == "http_429" and params.get("retry_after", 1) < 0:
+        raise bad(f"{where}.retry_after", "must be zero or more")
+    return FaultRule(
+        platform=platform,
+        kind=kind,
+        endpoint=endpoint,
+        probability=float(probability),
+        times=times,
+        params=params,
+    )
+
+
+def load_fault_plan(path: Path, *, default_seed: int = 7) -> FaultPlan:
+    """Read and validate a fault-plan YAML file."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the fault plan: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{path}{where}: not valid YAML") from None
+    return FaultPlan.from_mapping(data, source=str(path), default_seed=default_seed)
+
+
+def _rename(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, dict):
+        return {(new if k == old else k): _rename(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rename(v, old, new) for v in value]
+    return value
+
+
+class FaultInjector:
+    """ASGI wrapper: picks the rules for each request, applies them, and adds ``Date``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        platform: str,
+        plan: FaultPlan,
+        state: SimulatorState,
+        error_body: ErrorBody,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.app = app
+        self.platform = platform
+        self.plan = plan
+        self.state = state
+        self.error_body = error_body
+        self.sleep = sleep
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run one request through the plan."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        root = scope.get("root_path", "")
+        path = scope["path"][len(root) :] if scope["path"].startswith(root) else scope["path"]
+        rules = self.plan.pick(self.platform, path)
+        kinds = {rule.kind: rule for rule in rules}
+        skew = sum(int(r.params["seconds"]) for r in rules if r.kind == "clock_skew")
+        now = self.state.clock() + timedelta(seconds=skew)
+        info: dict[str, Any] = {"now": now}
+        if "revoked_token" in kinds:
+            info["token_fault"] = "revoked"
+        elif "expired_token" in kinds:
+            info["token_fault"] = "expired"
+        scope = {**scope, SCOPE_KEY: info}
+        date = format_datetime(now, usegmt=True).encode("ascii")
+
+        for rule in rules:
+            if rule.kind == "latency":
+                await self.sleep(rule.params["ms"] / 1000)
+            elif rule.kind == "timeout":
+                await self.sleep(float(rule.params["seconds"]))
+
+        if "connection_reset" in kinds:
+            # Start a response with no length, then fail: under uvicorn the socket closes
+            # mid-message (a protocol error for the client); in-process the error propagates.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise SimulatedConnectionReset("simulated connection reset")
+        if "html_error_page" in kinds:
+            await self._send(send, 502, [(b"content-type", b"text/html")], _HTML_502.encode(), date)
+            return
+        if "http_429" in kinds:
+            retry_after = int(kinds["http_429"].params.get("retry_after", 1))
+            status, payload = self.error_body("rate_limit", 429)
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"retry-after", b"%d" % retry_after),
+            ]
+            await self._send(send, status, headers, json.dumps(payload).encode(), date)
+            return
+        if "http_5xx" in kinds:
+            status, payload = self.error_body(
+                "server", int(kinds["http_5xx"].params.get("status", 503))
+            )
+            headers = [(b"content-type", b"application/json")]
+            await self._send(send, status, headers, json.dumps(payload).encode(), date)
+            return
+
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        status = int(start.get("status", 500))
+        headers = [
+            (k, v)
+            for k, v in start.get("headers", [])
+            if k.lower() not in (b"content-length", b"date")
+        ]
+        body = b"".join(chunks)
+        if "schema_drift" in kinds:
+            params = kinds["schema_drift"].params
+            with contextlib.suppress(ValueError):  # not JSON: nothing to rename
+                body = json.dumps(
+                    _rename(json.loads(body), params["field"], params["rename_to"]),
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                ).encode("utf-8")
+        if "malformed_body" in kinds:
+            body = body[: max(1, len(body) // 2)]
+        await self._send(send, status, headers, body, date)
+
+    @staticmethod
+    async def _send(
+        send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, date: bytes
+    ) -> None:
+        all_headers = [*headers, (b"date", date), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": all_headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,277 @@
+"""Simulated Shopee Open Platform v2 (platforms.md §2), mounted at ``/shopee``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
+from nfdoctor.simulator.state import Account, SimulatorState
+from nfdoctor.simulator.verify import shopee_sign, verify_exact
+
+__all__ = ["build_shopee_app", "shopee_error_body"]
+
+TIMESTAMP_TOLERANCE = 300  # §2.2: within 5 minutes of server time, either side
+MAX_WINDOW = 15 * 86400  # §2.5: get_order_list window ≤ 15 days
+# The HTTP status of Shopee errors is undocumented (§2.6): clients must branch on `error`.
+# 403 is what the simulator uses; tests may change it per state to prove clients don't care.
+ERROR_STATUS_ATTR = "shopee_error_status"
+
+
+class ShopeeError(Exception):
+    """A Shopee error envelope to answer with."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.message = message
+
+
+def shopee_error_body(kind: str, status: int) -> tuple[int, dict[str, Any]]:
+    """Shopee's envelope for injected rate-limit and server faults."""
+    if kind == "rate_limit":
+        return status, {
+            "request_id": "fault",
+            "error": "error_rate_limit",
+            "message": "Too many requests. You have reached the rate limit. "
+            "Please try again later.",
+        }
+    return status, {
+        "request_id": "fault",
+        "error": "error_server",
+        "message": "Something wrong. Please try later.",
+    }
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ShopeeApp:
+    """Request handlers sharing one state."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def error(self, request_id: str, exc: ShopeeError) -> Response:
+        status = int(getattr(self.state, ERROR_STATUS_ATTR, 403))
+        return json_response(
+            {"request_id": request_id, "error": exc.error, "message": exc.message}, status
+        )
+
+    def check_sign(self, request: Request, *, shop: bool) -> tuple[datetime, Account | None]:
+        """Verify partner_id, timestamp, sign and (for shop calls) the access token."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        if "sign" not in q:
+            raise ShopeeError("error_param", "There is no sign in query.")
+        partner_id = _int(q.get("partner_id"))
+        if partner_id is None:
+            raise ShopeeError("error_param", "There is no partner_id in query.")
+        if partner_id != self.state.shopee_partner_id:
+            raise ShopeeError("invalid_partner_id", "Invalid partner_id, please have a check.")
+        timestamp = _int(q.get("timestamp"))
+        if timestamp is None:
+            raise ShopeeError("error_param", "Invalid timestamp")
+        if abs(timestamp - now.timestamp()) > TIMESTAMP_TOLERANCE:
+            raise ShopeeError("error_param", "Timestamp is expired.")
+        path = platform_path(request)
+        key = self.state.shopee_partner_key
+        if not shop:
+            if not verify_exact(shopee_sign(key, partner_id, path, q["timestamp"]), q["sign"]):
+                raise ShopeeError("error_sign", "Wrong sign.")
+            return now, None
+        token, shop_id = q.get("access_token"), q.get("shop_id")
+        if token is None:
+            raise ShopeeError("error_param", "There is no access_token in query.")
+        if shop_id is None:
+            raise ShopeeError("error_param", "There is no shop_id in query.")
+        expected = shopee_sign(key, partner_id, path, q["timestamp"], token, shop_id)
+        if not verify_exact(expected, q["sign"]):
+            raise ShopeeError("error_sign", "Wrong sign.")
+        account = self.state.account("shopee", shop_id)
+        if account is None:
+            raise ShopeeError("invalid_shop_id", "Invalid partner_id or shopid.")
+        status, _ = self.state.check("shopee", token, now=now, owner=shop_id)
+        fault = token_fault(request)
+        if fault == "revoked" or status == "revoked":
+            raise ShopeeError("common.error_auth", "Invalid access_token.")
+        if fault == "expired" or status == "expired":
+            # The misspelling is what production sends (§2.6).
+            raise ShopeeError("invalid_acceess_token", "Invalid access_token, please have a check.")
+        if status == "wrong_owner":
+            raise ShopeeError("error_auth", "Invalid partner_id or shopid.")
+        if status != "ok":
+            raise ShopeeError("invalid_access_token", "Invalid access_token, please have a check.")
+        return now, account
+
+    async def refresh(self, request: Request) -> Response:
+        """POST /api/v2/auth/access_token/get: single-use, rotating refresh token."""
+        rid = self.state.new_request_id()
+        try:
+            now, _ = self.check_sign(request, shop=False)
+            try:
+                body = json.loads(await request.body() or b"{}")
+            except ValueError:
+                raise ShopeeError(
+                    "error_param", "Wrong parameters, detail: invalid json."
+                ) from None
+            if not isinstance(body, dict) or "refresh_token" not in body:
+                raise ShopeeError("error_param", "Wrong parameters, detail: refresh_token.")
+            shop_id = str(body.get("shop_id", ""))
+            status, old = self.state.check(
+                "shopee", str(body["refresh_token"]), "refresh", now=now, owner=shop_id
+            )
+            if status == "wrong_owner":
+                raise ShopeeError("error_auth", "Invalid partner_id or shopid.")
+            if status != "ok" or old is None:
+                raise ShopeeError("error_auth", "Invalid refresh_token.")
+            access, refresh = self.state.rotate(old)
+            assert access.expires_at is not None and refresh is not None
+            return json_response(
+                {
+                    "request_id": rid,
+                    "error": "",
+                    "message": "",
+                    "partner_id": self.state.shopee_partner_id,
+                    "shop_id": int(shop_id),
+                    "access_token": access.value,
+                    "refresh_token": refresh.value,
+                    "expire_in": int((access.expires_at - now).total_seconds()),  # REL
+                }
+            )
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+
+    async def get_shop_info(self, request: Request) -> Response:
+        """GET /api/v2/shop/get_shop_info: fields at top level, not under ``response``."""
+        rid = self.state.new_request_id()
+        try:
+            now, account = self.check_sign(request, shop=True)
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        assert account is not None
+        auth_time = int((now - timedelta(days=30)).timestamp())
+        return json_response(
+            {
+                "request_id": rid,
+                "error": "",
+                "message": "",
+                "shop_name": account.name,
+                "region": "VN",
+                "status": "NORMAL",
+                "is_cb": False,
+                "is_sip": False,
+                "auth_time": auth_time,
+                "expire_time": auth_time + 365 * 86400,
+                "merchant_id": None,
+            }
+        )
+
+    async def get_shops_by_partner(self, request: Request) -> Response:
+        """GET /api/v2/public/get_shops_by_partner: works with the public sign alone."""
+        rid = self.state.new_request_id()
+        try:
+            now, _ = self.check_sign(request, shop=False)
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        auth_time = int((now - timedelta(days=30)).timestamp())
+        shops = [
+            {
+                "shop_id": int(a.account_id),
+                "region": "VN",
+                "auth_time": auth_time,
+                "expire_time": auth_time + 365 * 86400,
+                "sip_affi_shop_list": [],
+            }
+            for a in self.state.accounts["shopee"]
+        ]
+        return json_response(
+            {
+                "request_id": rid,
+                "error": "",
+                "message": "",
+                "authed_shop_list": shops,
+                "more": False,
+            }
+        )
+
+    async def get_order_list(self, request: Request) -> Response:
+        """GET /api/v2/order/get_order_list: ≤15-day window, page_size 1–100, cursor paging."""
+        rid = self.state.new_request_id()
+        try:
+            _, account = self.check_sign(request, shop=True)
+            assert account is not None
+            q = request.query_params
+            field = q.get("time_range_field")
+            if field not in ("create_time", "update_time"):
+                raise ShopeeError("error_param", "Wrong parameters, detail: time_range_field.")
+            time_from, time_to = _int(q.get("time_from")), _int(q.get("time_to"))
+            if time_from is None or time_to is None:
+                raise ShopeeError("error_param", "Wrong parameters, detail: time_from/time_to.")
+            if time_from >= time_to or time_to - time_from > MAX_WINDOW:
+                raise ShopeeError(
+                    "order.order_list_invalid_time",
+                    "Start time must be earlier than end time and diff in 15days.",
+                )
+            page_size = _int(q.get("page_size"))
+            if page_size is None or not 1 <= page_size <= 100:
+                raise ShopeeError(
+                    "error_param", "Wrong parameters, detail: page_size should be in [1, 100]."
+                )
+            cursor = q.get("cursor", "")
+            offset = _int(cursor) if cursor else 0
+            if offset is None or offset < 0:
+                raise ShopeeError("error_param", "Wrong parameters, detail: cursor.")
+            status_filter = q.get("order_status")
+            with_status = "order_status" in q.get("response_optional_fields", "").split(",")
+            matching = [
+                o
+                for o in account.orders
+                if time_from <= int(getattr(o, field).timestamp()) <= time_to
+                and (status_filter is None or o.status == status_filter)
+            ]
+            page = matching[offset : offset + page_size]
+            more = offset + page_size < len(matching)
+            orders: list[dict[str, Any]] = []
+            for o in page:
+                item: dict[str, Any] = {"order_sn": o.order_id}
+                if with_status:
+                    item["order_status"] = o.status
+                orders.append(item)
+            return json_response(
+                {
+                    "request_id": rid,
+                    "error": "",
+                    "message": "",
+                    "response": {
+                        "more": more,
+                        "next_cursor": str(offset + page_size) if more else "",
+                        "order_list": orders,
+                    },
+                }
+            )
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+
+
+def build_shopee_app(state: SimulatorState) -> Starlette:
+    """The Shopee API host (token endpoints live on the same host)."""
+    app = ShopeeApp(state)
+    return Starlette(
+        routes=[
+            Route("/api/v2/auth/access_token/get", app.refresh, methods=["POST"]),
+            Route("/api/v2/shop/get_shop_info", app.get_shop_info, methods=["GET"]),
+            Route("/api/v2/public/get_shops_by_partner", app.get_shops_by_partner, methods=["GET"]),
+            Route("/api/v2/order/get_order_list", app.get_order_list, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,410 @@
+"""The simulator's world: credentials, tokens with real lifetimes, shops, orders, chats.
+
+Everything is derived from one seed through one ``random.Random``, so the same seed always
+gives the same ids, secrets, tokens and data; time comes from an injected clock so tests can
+move it forward and watch tokens expire.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+__all__ = [
+    "LIFETIMES",
+    "Clock",
+    "Conversation",
+    "Message",
+    "Order",
+    "SimulatorState",
+    "Token",
+    "TokenStatus",
+]
+
+Clock = Callable[[], datetime]
+TokenKind = Literal["access", "refresh"]
+TokenStatus = Literal["ok", "unknown", "expired", "revoked", "used", "wrong_owner"]
+PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo")
+
+# Lifetimes from platforms.md §0: (access, refresh); None = never expires / no refresh token.
+LIFETIMES: dict[str, tuple[timedelta | None, timedelta | None]] = {
+    "shopee": (timedelta(hours=4), timedelta(days=30)),
+    # Lazada "Test" app: access 7 d; refresh 30 d per LZ-AUTH (LZ-ISV says 14 d).
+    "lazada": (timedelta(days=7), timedelta(days=30)),
+    # TikTok: access 7 d; refresh = the authorization duration the seller granted (1 year here).
+    "tiktok": (timedelta(days=7), timedelta(days=365)),
+    # Facebook Page token made from a long-lived user token: no expiry, no refresh token.
+    "facebook": (None, None),
+    # Zalo OA: 25 h access (expires_in "90000"), 3-month single-use refresh.
+    "zalo": (timedelta(hours=25), timedelta(days=90)),
+}
+
+# Refresh deadlines that rotation does NOT move (Lazada documents it; TikTok's is the grant).
+_FIXED_REFRESH_DEADLINE = {"lazada", "tiktok"}
+
+_VN_NAMES = (
+    "Nguyễn Văn An",
+    "Trần Thị Bình",
+    "Lê Hoàng Cường",
+    "Phạm Thu Dung",
+    "Hoàng Minh Đức",
+    "Vũ Thị Hà",
+    "Đặng Quốc Huy",
+    "Bùi Ngọc Lan",
+    "Đỗ Thanh Long",
+    "Hồ Thị Mai",
+    "Ngô Đức Nam",
+    "Dương Thị Oanh",
+    "Lý Văn Phúc",
+    "Trịnh Thị Quỳnh",
+    "Phan Minh Sơn",
+    "Võ Thị Thảo",
+)
+_VN_TEXTS = (
+    "Shop ơi, đơn của mình bao giờ giao ạ?",
+    "Cho mình hỏi còn size M không?",
+    "Mình muốn đổi màu sản phẩm được không?",
+    "Cảm ơn shop, hàng đẹp lắm!",
+    "Phí ship về Hà Nội bao nhiêu vậy?",
+    "Mã giảm giá không áp dụng được shop ơi",
+    "Dạ shop đã nhận thông tin, sẽ giao trong 2-3 ngày ạ.",
+    "Dạ còn hàng ạ, bạn đặt ngay nhé.",
+    "Xin chào, mình cần tư vấn thêm về sản phẩm.",
+)
+
+
+@dataclass
+class Token:
+    """One issued token; refresh tokens remember whether they were already used."""
+
+    value: str
+    platform: str
+    kind: TokenKind
+    owner: str
+    issued_at: datetime
+    expires_at: datetime | None
+    revoked: bool = False
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class Order:
+    """One marketplace order, in platform-neutral form; each app renders its own shape."""
+
+    order_id: str
+    status: str
+    create_time: datetime
+    update_time: datetime
+    amount: int
+    currency: str = "VND"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message; ``from_customer`` tells direction."""
+
+    message_id: str
+    sender_id: str
+    recipient_id: str
+    text: str
+    time: datetime
+    from_customer: bool
+
+
+@dataclass
+class Conversation:
+    """One chat thread with one customer, messages oldest first."""
+
+    conversation_id: str
+    user_id: str
+    user_name: str
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def updated_time(self) -> datetime:
+        """Time of the newest message."""
+        return self.messages[-1].time
+
+
+@dataclass
+class Account:
+    """One shop / seller / page / OA with the data the simulator serves for it."""
+
+    platform: str
+    account_id: str
+    name: str
+    orders: list[Order] = field(default_factory=list)
+    conversations: list[Conversation] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+_STATUSES = {
+    "shopee": ("UNPAID", "READY_TO_SHIP", "PROCESSED", "SHIPPED", "COMPLETED", "CANCELLED"),
+    "lazada": ("unpaid", "pending", "ready_to_ship", "shipped", "delivered", "canceled"),
+    "tiktok": ("UNPAID", "AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT", "COMPLETED"),
+}
+
+
+class SimulatorState:
+    """Credentials, tokens and data of every simulated platform, from one seed and a clock."""
+
+    def __init__(
+        self,
+        seed: int = 7,
+        clock: Clock | None = None,
+        *,
+        orders_per_shop: int = 250,
+        conversations_per_account: int = 40,
+    ) -> None:
+        self.seed = seed
+        self.clock: Clock = clock or (lambda: datetime.now(timezone.utc))
+        self.rng = random.Random(seed)
+        self.tokens: dict[str, Token] = {}
+        self.accounts: dict[str, list[Account]] = {p: [] for p in PLATFORMS}
+        # Whether a used refresh token may be presented again. Shopee and Zalo document single
+        # use; Lazada and TikTok do not say, so the strict answer is the default (a switch).
+        self.refresh_reuse_allowed: dict[str, bool] = {p: False for p in PLATFORMS}
+        # Facebook sends usage headers only above a threshold; these make it reachable.
+        self.facebook_hourly_allowance = 200
+        self.facebook_usage_threshold_pct = 5
+        self.zalo_limit_per_minute = 4000
+        self.require_appsecret_proof: dict[str, bool] = {"facebook": False, "zalo": False}
+        self._calls: dict[str, list[datetime]] = {p: [] for p in PLATFORMS}
+        self._counter = 0
+        now = self.clock()
+        rng = self.rng
+        self.shopee_partner_id = 2_000_000 + rng.randrange(100_000)
+        self.shopee_partner_key = "shpk" + self._hex(60)
+        self.lazada_app_key = str(100_000 + rng.randrange(900_000))
+        self.lazada_app_secret = self._alnum(32)
+        self.tiktok_app_key = "6" + self._alnum(12).lower()
+        self.tiktok_app_secret = self._hex(40)
+        self.facebook_app_id = str(10**14 + rng.randrange(10**14))
+        self.facebook_app_secret = self._hex(32)
+        self.facebook_verify_token = "verify-" + self._alnum(16)
+        self.facebook_version = "v21.0"
+        self.zalo_app_id = str(10**18 + rng.randrange(10**18))
+        self.zalo_secret_key = self._alnum(20)
+        self.crm_api_key = "crm-" + self._alnum(24)
+
+        self.accounts["shopee"].append(
+            Account("shopee", str(10_000_000 + rng.randrange(90_000_000)), "Thời Trang Hà My")
+        )
+        self.accounts["lazada"].append(
+            Account("lazada", str(100_000_000 + rng.randrange(900_000_000)), "Mỹ Phẩm Thảo Nguyên")
+        )
+        self.accounts["tiktok"].append(
+            Account(
+                "tiktok",
+                "749" + self._digits(16),
+                "Gia Dụng Minh Anh",
+                extra={"cipher": "ROW_" + self._alnum(24), "code": "VNLC" + self._alnum(6)},
+            )
+        )
+        self.accounts["facebook"].append(
+            Account("facebook", "1000" + self._digits(11), "Bánh Ngọt Sài Gòn")
+        )
+        self.accounts["zalo"].append(
+            Account(
+                "zalo",
+                "43" + self._digits(17),
+                "Nhà Thuốc An Khang",
+                extra={"oa_secret": self._alnum(20)},
+            )
+        )
+        for platform in ("shopee", "lazada", "tiktok"):
+            for account in self.accounts[platform]:
+                account.orders = self._orders(platform, now, orders_per_shop)
+        for platform in ("facebook", "zalo"):
+            for account in self.accounts[platform]:
+                account.conversations = self._conversations(
+                    platform, account, now, conversations_per_account
+                )
+        for platform in PLATFORMS:
+            for account in self.accounts[platform]:
+                self.issue_pair(platform, account.account_id)
+
+    # ---- ids -------------------------------------------------------------------------------
+
+    def _hex(self, n: int) -> str:
+        return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
+
+    def _alnum(self, n: int) -> str:
+        return "".join(self.rng.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+    def _digits(self, n: int) -> str:
+        return "".join(self.rng.choice(string.digits) for _ in range(n))
+
+    def new_request_id(self) -> str:
+        """A unique request id (sequence-based so responses stay deterministic)."""
+        self._counter += 1
+        return f"{self.seed:04d}{self._counter:012d}"
+
+    # ---- data ------------------------------------------------------------------------------
+
+    def _order_id(self, platform: str, created: datetime) -> str:
+        if platform == "shopee":
+            return created.strftime("%y%m%d") + self._alnum(8).upper()
+        if platform == "lazada":
+            return "4" + self._digits(14)
+        return "57" + self._digits(16)
+
+    def _orders(self, platform: str, now: datetime, count: int) -> list[Order]:
+        orders = []
+        for _ in range(count):
+            created = now - timedelta(seconds=self.rng.randrange(30 * 86400))
+            updated = min(now, created + timedelta(seconds=self.rng.randrange(3 * 86400)))
+            orders.append(
+                Order(
+                    order_id=self._order_id(platform, created),
+                    status=self.rng.choice(_STATUSES[platform]),
+                    create_time=created.replace(microsecond=0),
+                    update_time=updated.replace(microsecond=0),
+                    amount=self.rng.randrange(50, 5000) * 1000,
+                )
+            )
+        orders.sort(key=lambda o: o.create_time)
+        return orders
+
+    def _conversations(
+        self, platform: str, account: Account, now: datetime, count: int
+    ) -> list[Conversation]:
+        conversations = []
+        for _ in range(count):
+            user_id = self._digits(16) if platform == "facebook" else "5" + self._digits(17)
+            conv = Conversation(
+                conversation_id=("t_" + self._digits(15)) if platform == "facebook" else user_id,
+                user_id=user_id,
+                user_name=self.rng.choice(_VN_NAMES),
+            )
+            t = now - timedelta(seconds=self.rng.randrange(30 * 86400))
+            for _ in range(self.rng.randrange(2, 9)):
+                t = min(now, t + timedelta(seconds=self.rng.randrange(30, 7200)))
+                from_customer = self.rng.random() < 0.6
+                mid = ("m_" + self._alnum(30)) if platform == "facebook" else self._hex(20)
+                conv.messages.append(
+                    Message(
+                        message_id=mid,
+                        sender_id=user_id if from_customer else account.account_id,
+                        recipient_id=account.account_id if from_customer else user_id,
+                        text=self.rng.choice(_VN_TEXTS),
+                        time=t.replace(microsecond=t.microsecond // 1000 * 1000),
+                        from_customer=from_customer,
+                    )
+                )
+            conversations.append(conv)
+        conversations.sort(key=lambda c: c.updated_time, reverse=True)
+        return conversations
+
+    def account(self, platform: str, account_id: str | None = None) -> Account | None:
+        """The account with that id (or the first one when ``account_id`` is None)."""
+        for account in self.accounts[platform]:
+            if account_id is None or account.account_id == account_id:
+                return account
+        return None
+
+    # ---- tokens ----------------------------------------------------------------------------
+
+    def _token_value(self, platform: str, kind: TokenKind) -> str:
+        if platform == "shopee":
+            return self._hex(32)
+        if platform == "lazada":
+            return "50000" + self._alnum(40)
+        if platform == "tiktok":
+            return "TTP_" + self._alnum(36)
+        if platform == "facebook":
+            return "EAA" + self._alnum(120)
+        return self._alnum(80 if kind == "access" else 100)
+
+    def issue_pair(
+        self, platform: str, owner: str, *, refresh_deadline: datetime | None = None
+    ) -> tuple[Token, Token | None]:
+        """Issue a new access token (and refresh token where the platform has one)."""
+        now = self.clock()
+        access_life, refresh_life = LIFETIMES[platform]
+        access = Token(
+            value=self._token_value(platform, "access"),
+            platform=platform,
+            kind="access",
+            owner=owner,
+            issued_at=now,
+            expires_at=now + access_life if access_life is not None else None,
+        )
+        self.tokens[access.value] = access
+        if refresh_life is None:
+            return access, None
+        refresh = Token(
+            value=self._token_value(platform, "refresh"),
+            platform=platform,
+            kind="refresh",
+            owner=owner,
+            issued_at=now,
+            expires_at=refresh_deadline or now + refresh_life,
+        )
+        self.tokens[refresh.value] = refresh
+        return access, refresh
+
+    def current(self, platform: str, owner: str, kind: TokenKind) -> Token | None:
+        """The newest live token of that kind for that owner."""
+        best: Token | None = None
+        for token in self.tokens.values():
+            if (token.platform, token.owner, token.kind) != (platform, owner, kind):
+                continue
+            if token.revoked or token.used:
+                continue
+            if best is None or token.issued_at >= best.issued_at:
+                best = token
+        return best
+
+    def check(
+        self,
+        platform: str,
+        value: str | None,
+        kind: TokenKind = "access",
+        *,
+        now: datetime | None = None,
+        owner: str | None = None,
+    ) -> tuple[TokenStatus, Token | None]:
+        """Judge a presented token: issued here, of this kind, live, and (optionally) whose."""
+        token = self.tokens.get(value or "")
+        if token is None or token.platform != platform or token.kind != kind:
+            return "unknown", None
+        if token.revoked:
+            return "revoked", token
+        if token.used and not self.refresh_reuse_allowed[platform]:
+            return "used", token
+        moment = now or self.clock()
+        if token.expires_at is not None and moment >= token.expires_at:
+            return "expired", token
+        if owner is not None and token.owner != owner:
+            return "wrong_owner", token
+        return "ok", token
+
+    def rotate(self, old_refresh: Token) -> tuple[Token, Token | None]:
+        """Use a refresh token: mark it used and issue a new pair."""
+        # The previous access token stays valid until it expires (no platform documents
+        # otherwise); only the refresh token is consumed.
+        old_refresh.used = True
+        deadline = (
+            old_refresh.expires_at if old_refresh.platform in _FIXED_REFRESH_DEADLINE else None
+        )
+        return self.issue_pair(old_refresh.platform, old_refresh.owner, refresh_deadline=deadline)
+
+    def revoke_all(self, platform: str, owner: str | None = None) -> None:
+        """Revoke every token of a platform (or of one owner): a password change, an unlink."""
+        for token in self.tokens.values():
+            if token.platform == platform and (owner is None or token.owner == owner):
+                token.revoked = True
+
+    # ---- usage -----------------------------------------------------------------------------
+
+    def record_call(self, platform: str, now: datetime, window: timedelta) -> int:
+        """Count a call and return how many happened within ``window`` before ``now``."""
+        calls = [t for t in self._calls[platform] if now - t < window]
+        calls.append(now)
+        self._calls[platform] = calls
+        return len(calls)

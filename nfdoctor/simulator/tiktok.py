@@ -1,0 +1,313 @@
+"""Simulated TikTok Shop Open API, 202309+ (platforms.md §4).
+
+API host mounted at ``/tiktok`` (``open-api.tiktokglobalshop.com``); token host at
+``/tiktok-auth`` (``auth.tiktok-shops.com``). Token expiries are ABSOLUTE Unix seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
+from nfdoctor.simulator.state import Account, SimulatorState
+from nfdoctor.simulator.verify import tiktok_sign, verify_exact
+
+__all__ = ["build_tiktok_app", "build_tiktok_auth_app", "tiktok_error_body"]
+
+PAST_TOLERANCE = 300  # §4.2: [now − 5 min, now + 30 s]
+FUTURE_TOLERANCE = 30
+# Code for a bad business parameter: TikTok's reference gives none for page_size, so this
+# is a simulator choice (HTTP 400).
+INVALID_PARAMETER = 40006
+
+
+class TiktokError(Exception):
+    """A TikTok error envelope and its HTTP status."""
+
+    def __init__(self, code: int, message: str, status: int = 401) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def tiktok_error_body(kind: str, status: int) -> tuple[int, dict[str, Any]]:
+    """TikTok's envelope for injected rate-limit and server faults."""
+    if kind == "rate_limit":
+        return status, {
+            "code": 36009002,
+            "message": "Too many requests. You've made too many requests in a short period "
+            "of time.",
+            "request_id": "fault",
+        }
+    return status, {
+        "code": 36009003,
+        "message": "Internal error. Please try again later.",
+        "request_id": "fault",
+    }
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(token: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        return int(text[2:]) if text.startswith("o:") else None
+    except ValueError:
+        return None
+
+
+class TiktokApp:
+    """Handlers for both TikTok hosts, sharing one state."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def respond(self, rid: str, data: Any) -> Response:
+        return json_response({"code": 0, "message": "Success", "request_id": rid, "data": data})
+
+    def error(self, rid: str, exc: TiktokError) -> Response:
+        return json_response(
+            {"code": exc.code, "message": exc.message, "request_id": rid}, exc.status
+        )
+
+    async def check(
+        self, request: Request, *, shop_scoped: bool
+    ) -> tuple[datetime, Account, bytes]:
+        """Verify app_key, timestamp, sign (with raw body), token header and shop_cipher."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        if q.get("app_key") != self.state.tiktok_app_key:
+            raise TiktokError(36009004, "Invalid credentials. Invalid `app_key` query parameter.")
+        if "sign" not in q:
+            raise TiktokError(
+                36009004, "Invalid credentials. The `sign` query parameter is missing."
+            )
+        try:
+            timestamp = int(q.get("timestamp", ""))
+        except ValueError:
+            raise TiktokError(
+                36009004, "Invalid timestamp. The `timestamp` query parameter is invalid."
+            ) from None
+        if timestamp < now.timestamp() - PAST_TOLERANCE:
+            raise TiktokError(
+                36009004,
+                "Invalid timestamp. The `timestamp` query parameter must not be earlier than "
+                "5 minutes before the current time.",
+            )
+        if timestamp > now.timestamp() + FUTURE_TOLERANCE:
+            raise TiktokError(
+                36009004,
+                "Invalid timestamp. The `timestamp` query parameter must not exceed the current "
+                "time by more than 30 seconds.",
+            )
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        signed_body = b"" if content_type.startswith("multipart/form-data") else body
+        expected = tiktok_sign(
+            self.state.tiktok_app_secret, platform_path(request), dict(q), signed_body
+        )
+        if not verify_exact(expected, q["sign"]):
+            raise TiktokError(106001, "Invalid credentials. The `sign` query parameter is invalid.")
+        status, token = self.state.check(
+            "tiktok", request.headers.get("x-tts-access-token"), now=now
+        )
+        fault = token_fault(request)
+        if fault is not None or status in ("expired", "revoked"):
+            raise TiktokError(
+                105002,
+                "Expired credentials. The `access_token` or `x-tts-access-token` header has "
+                "expired.",
+            )
+        if status != "ok" or token is None:
+            raise TiktokError(
+                36009004, "Invalid credentials. The `x-tts-access-token` header is invalid."
+            )
+        account = self.state.account("tiktok", token.owner)
+        assert account is not None
+        cipher = q.get("shop_cipher")
+        if not shop_scoped and cipher is not None:
+            raise TiktokError(
+                36009004,
+                "Unexpected identifier. The `shop_cipher` query parameter is not expected for "
+                "this API.",
+                400,
+            )
+        if shop_scoped:
+            if cipher is None:
+                raise TiktokError(
+                    106013,
+                    "Missing identifier. The `shop_cipher` query parameter is required for this "
+                    "API.",
+                    400,
+                )
+            owner = next(
+                (a for a in self.state.accounts["tiktok"] if a.extra["cipher"] == cipher), None
+            )
+            if owner is None or owner is not account:
+                raise TiktokError(101000, "The access token does not match the shop.", 401)
+        return now, account, body
+
+    async def shops(self, request: Request) -> Response:
+        """GET /authorization/202309/shops: the ping call; yields the shop cipher."""
+        rid = self.state.new_request_id()
+        try:
+            _, account, _ = await self.check(request, shop_scoped=False)
+        except TiktokError as exc:
+            return self.error(rid, exc)
+        return self.respond(
+            rid,
+            {
+                "shops": [
+                    {
+                        "id": account.account_id,
+                        "name": account.name,
+                        "region": "VN",
+                        "seller_type": "LOCAL",
+                        "cipher": account.extra["cipher"],
+                        "code": account.extra["code"],
+                    }
+                ]
+            },
+        )
+
+    async def orders_search(self, request: Request) -> Response:
+        """POST /order/202309/orders/search: page_size 1–100, opaque page_token."""
+        rid = self.state.new_request_id()
+        try:
+            _, account, body = await self.check(request, shop_scoped=True)
+            q = request.query_params
+            try:
+                page_size = int(q.get("page_size", ""))
+            except ValueError:
+                page_size = 0
+            if not 1 <= page_size <= 100:
+                raise TiktokError(
+                    INVALID_PARAMETER,
+                    "Invalid request parameters. `page_size` must be between 1 and 100.",
+                    400,
+                )
+            token = q.get("page_token", "")
+            offset = _offset(token) if token else 0
+            if offset is None:
+                raise TiktokError(
+                    INVALID_PARAMETER, "Invalid request parameters. Invalid `page_token`.", 400
+                )
+            try:
+                filters = json.loads(body) if body else {}
+            except ValueError:
+                raise TiktokError(36009023, "Invalid request body format.", 400) from None
+            if not isinstance(filters, dict):
+                raise TiktokError(36009023, "Invalid request body format.", 400)
+            sort_field = q.get("sort_field", "create_time")
+            if sort_field not in ("create_time", "update_time"):
+                raise TiktokError(INVALID_PARAMETER, "Invalid `sort_field`.", 400)
+            orders = account.orders
+            for name, attr, below in (
+                ("create_time_ge", "create_time", False),
+                ("create_time_lt", "create_time", True),
+                ("update_time_ge", "update_time", False),
+                ("update_time_lt", "update_time", True),
+            ):
+                if name not in filters:
+                    continue
+                bound = filters[name]
+                if not isinstance(bound, int) or isinstance(bound, bool):
+                    raise TiktokError(36009023, f"Invalid request body format: `{name}`.", 400)
+                orders = [o for o in orders if (getattr(o, attr).timestamp() < bound) is below]
+            if "order_status" in filters:
+                orders = [o for o in orders if o.status == filters["order_status"]]
+            orders = sorted(
+                orders,
+                key=lambda o: getattr(o, sort_field),
+                reverse=q.get("sort_order", "DESC") == "DESC",
+            )
+            page = orders[offset : offset + page_size]
+            more = offset + page_size < len(orders)
+            return self.respond(
+                rid,
+                {
+                    "total_count": len(orders),
+                    "next_page_token": _page_token(offset + page_size) if more else "",
+                    "orders": [
+                        {
+                            "id": o.order_id,
+                            "status": o.status,
+                            "create_time": int(o.create_time.timestamp()),
+                            "update_time": int(o.update_time.timestamp()),
+                            "payment": {"currency": o.currency, "total_amount": str(o.amount)},
+                            "line_items": [],
+                        }
+                        for o in page
+                    ],
+                },
+            )
+        except TiktokError as exc:
+            return self.error(rid, exc)
+
+    async def refresh(self, request: Request) -> Response:
+        """GET /api/v2/token/refresh: unsigned, secret in the query, ABS expiries."""
+        rid = self.state.new_request_id()
+        q = request.query_params
+        now = request_now(request, self.state)
+        if (
+            q.get("app_key") != self.state.tiktok_app_key
+            or q.get("app_secret") != self.state.tiktok_app_secret
+        ):
+            return self.error(
+                rid, TiktokError(36009004, "Invalid credentials. Invalid `app_key` or secret.", 200)
+            )
+        if q.get("grant_type") != "refresh_token":
+            return self.error(rid, TiktokError(INVALID_PARAMETER, "Invalid `grant_type`.", 200))
+        status, old = self.state.check("tiktok", q.get("refresh_token"), "refresh", now=now)
+        if status != "ok" or old is None:
+            # The real code for a bad or reused refresh token is undocumented (§4.6, §8.8).
+            return self.error(
+                rid,
+                TiktokError(36009004, "Invalid credentials. The `refresh_token` is invalid.", 200),
+            )
+        access, refresh = self.state.rotate(old)
+        assert access.expires_at is not None and refresh is not None
+        assert refresh.expires_at is not None
+        account = self.state.account("tiktok", old.owner)
+        return self.respond(
+            rid,
+            {
+                "access_token": access.value,
+                "access_token_expire_in": int(access.expires_at.timestamp()),  # ABS
+                "refresh_token": refresh.value,
+                "refresh_token_expire_in": int(refresh.expires_at.timestamp()),  # ABS
+                "open_id": "70" + old.owner[-17:],
+                "seller_name": account.name if account else "",
+                "seller_base_region": "VN",
+                "user_type": 0,
+                "granted_scopes": ["seller.authorization.info", "seller.order.info"],
+            },
+        )
+
+
+def build_tiktok_app(state: SimulatorState) -> Starlette:
+    """The TikTok Shop API host."""
+    app = TiktokApp(state)
+    return Starlette(
+        routes=[
+            Route("/authorization/202309/shops", app.shops, methods=["GET"]),
+            Route("/order/202309/orders/search", app.orders_search, methods=["POST"]),
+        ]
+    )
+
+
+def build_tiktok_auth_app(state: SimulatorState) -> Starlette:
+    """The TikTok token host."""
+    app = TiktokApp(state)
+    return Starlette(routes=[Route("/api/v2/token/refresh", app.refresh, methods=["GET"])])
