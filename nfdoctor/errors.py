@@ -14,7 +14,8 @@ Everything below ``cli/`` raises one of these; the CLI's translation table
     │   ├── DatabaseUnreachableError
     │   ├── DatabaseLockedError
     │   └── NotADatabaseError
-    └── PlatformError           a platform API call (classified by error code, issue 3)
+    └── PlatformError           a platform API call; the classified kinds (token expired,
+                                bad signature, rate limited, ...) are in nfdoctor.platforms.errors
 """
 
 from __future__ import annotations

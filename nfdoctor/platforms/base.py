@@ -14,7 +14,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -27,13 +27,20 @@ from nfdoctor.platforms.errors import (
     RefreshTokenInvalidError,
     TaxonomyError,
     TokenExpiredError,
+    TokenInvalidError,
     TransientError,
     UnexpectedResponseError,
     UnreachableError,
     error_for_category,
     strip_query,
 )
-from nfdoctor.platforms.ratelimit import RateLimitUsage, parse_retry_after
+from nfdoctor.platforms.ratelimit import (
+    RateLimitUsage,
+    clock_skew_s,
+    parse_date_header,
+    parse_retry_after,
+    parse_usage_headers,
+)
 
 __all__ = [
     "Clock",
@@ -230,6 +237,21 @@ def transport_error(platform: str, exc: httpx.TransportError, url: str) -> Taxon
     )
 
 
+def raise_for_refresh(error: TaxonomyError | None) -> None:
+    """Raise ``error`` from a token endpoint; a token-class error there means the refresh
+    token itself is bad (expired, used or revoked), whatever the access-token code says."""
+    if isinstance(error, (TokenExpiredError, TokenInvalidError)):
+        raise RefreshTokenInvalidError(
+            error.message,
+            platform=error.platform,
+            http_status=error.http_status,
+            code=error.code,
+            request_id=error.request_id,
+        )
+    if error is not None:
+        raise error
+
+
 class PlatformAuth(httpx.Auth, abc.ABC):
     """Signs each request; on a recognisable token-expired error refreshes once and retries.
 
@@ -381,9 +403,29 @@ class PlatformClient(abc.ABC):
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
         """The classified platform error in ``response``, or None on success."""
 
+    #: the request signer; subclasses set it in ``__init__``
+    auth: PlatformAuth
+    #: the partner key or app secret the platform signs with, if any
+    _signing_secret: str | None = None
+
     def secrets(self) -> tuple[str, ...]:
         """Values to scrub from any platform text this client surfaces."""
-        return ()
+        candidates = (self._signing_secret, self.auth.access_token, self.auth.refresh_token)
+        return tuple(s for s in candidates if s)
+
+    def _ping_result(
+        self, response: httpx.Response, latency_s: float, shape_problems: Iterable[str]
+    ) -> PingResult:
+        """A PingResult read off the response headers (Date, rate-limit usage)."""
+        date = response.headers.get("date")
+        return PingResult(
+            latency_s=latency_s,
+            http_status=response.status_code,
+            server_date=parse_date_header(date),
+            clock_skew_s=clock_skew_s(date, self.clock()),
+            rate_limit=parse_usage_headers(response.headers),
+            shape_problems=tuple(shape_problems),
+        )
 
     async def _call(
         self,

@@ -19,6 +19,7 @@ Messages never carry tokens, secrets or signatures: URLs appear without their qu
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from nfdoctor.errors import PlatformError
@@ -71,6 +72,19 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+if TYPE_CHECKING:
+    from typing_extensions import NotRequired, TypedDict, Unpack
+
+    class ErrorContext(TypedDict):
+        """The keyword arguments every classified error takes."""
+
+        platform: str
+        http_status: NotRequired[int | None]
+        code: NotRequired[str | None]
+        request_id: NotRequired[str | None]
+        platform_message: NotRequired[str | None]
 
 
 class TaxonomyError(PlatformError):
@@ -152,24 +166,9 @@ class RateLimitedError(TaxonomyError):
     category = Category.RATE_LIMITED
 
     def __init__(
-        self,
-        message: str,
-        *,
-        platform: str,
-        retry_after_s: float | None = None,
-        http_status: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-        platform_message: str | None = None,
+        self, message: str, *, retry_after_s: float | None = None, **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(
-            message,
-            platform=platform,
-            http_status=http_status,
-            code=code,
-            request_id=request_id,
-            platform_message=platform_message,
-        )
+        super().__init__(message, **context)
         self.retry_after_s = retry_after_s
 
 
@@ -185,24 +184,9 @@ class TransientError(TaxonomyError):
     category = Category.TRANSIENT
 
     def __init__(
-        self,
-        message: str,
-        *,
-        platform: str,
-        phase: str | None = None,
-        http_status: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-        platform_message: str | None = None,
+        self, message: str, *, phase: str | None = None, **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(
-            message,
-            platform=platform,
-            http_status=http_status,
-            code=code,
-            request_id=request_id,
-            platform_message=platform_message,
-        )
+        super().__init__(message, **context)
         self.phase = phase
 
 
@@ -212,24 +196,9 @@ class UnexpectedResponseError(TaxonomyError):
     category = Category.UNEXPECTED_RESPONSE
 
     def __init__(
-        self,
-        message: str,
-        *,
-        platform: str,
-        field: str | None = None,
-        http_status: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-        platform_message: str | None = None,
+        self, message: str, *, field: str | None = None, **context: Unpack[ErrorContext]
     ) -> None:
-        super().__init__(
-            message,
-            platform=platform,
-            http_status=http_status,
-            code=code,
-            request_id=request_id,
-            platform_message=platform_message,
-        )
+        super().__init__(message, **context)
         self.field = field
 
 

@@ -34,7 +34,6 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
     scrub,
 )
-from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
 
 __all__ = [
     "FACEBOOK_BASE_URL",
@@ -169,6 +168,8 @@ class FacebookAuth(PlatformAuth):
 class FacebookClient(PlatformClient):
     """Graph client for one Page: ping, token exchange, debug_token, conversations."""
 
+    auth: FacebookAuth
+
     platform = PLATFORM
 
     def __init__(
@@ -189,16 +190,12 @@ class FacebookClient(PlatformClient):
         super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
         self.page_id = page_id
         self.app_id = app_id
-        self._app_secret = app_secret
+        self._signing_secret = app_secret
         self.zero_expiry_means_never = zero_expiry_means_never
         self.code_100_category = code_100_category
         self.auth = FacebookAuth(
             access_token=access_token, app_secret=app_secret, send_proof=send_proof, clock=clock
         )
-
-    def secrets(self) -> tuple[str, ...]:
-        """The app secret and the Page token."""
-        return tuple(s for s in (self._app_secret, self.auth.access_token) if s)
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
         """See :func:`classify_facebook`."""
@@ -215,27 +212,20 @@ class FacebookClient(PlatformClient):
             "GET", self.base_url + "/me", params={"fields": "id,name"}, auth=self.auth
         )
         problems = tuple(f"missing {f}" for f in ("id", "name") if f not in body)
-        return PingResult(
-            latency_s=latency,
-            http_status=response.status_code,
-            server_date=parse_date_header(response.headers.get("date")),
-            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
-            rate_limit=parse_usage_headers(response.headers),
-            shape_problems=problems,
-        )
+        return self._ping_result(response, latency, problems)
 
     def _app_credentials(self) -> tuple[str, str]:
-        if not self.app_id or not self._app_secret:
+        if not self.app_id or not self._signing_secret:
             raise BadCredentialsError(
                 "app_id and app_secret are needed for this Facebook call", platform=PLATFORM
             )
-        return self.app_id, self._app_secret
+        return self.app_id, self._signing_secret
 
     def _app_auth(self) -> FacebookAuth:
         app_id, app_secret = self._app_credentials()
         return FacebookAuth(
             access_token=f"{app_id}|{app_secret}",
-            app_secret=self._app_secret,
+            app_secret=self._signing_secret,
             send_proof=self.auth.send_proof,
             clock=self.clock,
         )

@@ -20,6 +20,7 @@ from nfdoctor.platforms.base import (
     decode_json,
     envelope_error,
     http_fallback_error,
+    raise_for_refresh,
     rebuild,
     rel_time,
     status_only_error,
@@ -30,14 +31,10 @@ from nfdoctor.platforms.base import (
 from nfdoctor.platforms.errors import (
     Category,
     RateLimitedError,
-    RefreshTokenInvalidError,
     TaxonomyError,
-    TokenExpiredError,
-    TokenInvalidError,
     UnexpectedResponseError,
     scrub,
 )
-from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
 
 __all__ = [
     "LAZADA_AUTH_URL",
@@ -227,16 +224,7 @@ class LazadaAuth(PlatformAuth):
 def parse_lazada_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
     """A :class:`TokenSet` from a Lazada token response, or the classified refresh error."""
     error = classify_lazada(response, now=now)
-    if isinstance(error, (TokenExpiredError, TokenInvalidError)):
-        raise RefreshTokenInvalidError(
-            error.message,
-            platform=PLATFORM,
-            http_status=error.http_status,
-            code=error.code,
-            request_id=error.request_id,
-        )
-    if error is not None:
-        raise error
+    raise_for_refresh(error)
     body = decode_json(response, PLATFORM)
     access, refresh = body.get("access_token"), body.get("refresh_token")
     expires_in = body.get("expires_in")
@@ -260,6 +248,8 @@ def parse_lazada_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
 
 class LazadaClient(PlatformClient):
     """Lazada client for one seller: ping, refresh, order listing."""
+
+    auth: LazadaAuth
 
     platform = PLATFORM
 
@@ -292,13 +282,7 @@ class LazadaClient(PlatformClient):
             auth_url=auth_url,
             sign_raw_body=sign_raw_body,
         )
-        self._app_secret = app_secret
-
-    def secrets(self) -> tuple[str, ...]:
-        """The app secret and current tokens."""
-        return tuple(
-            s for s in (self._app_secret, self.auth.access_token, self.auth.refresh_token) if s
-        )
+        self._signing_secret = app_secret
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
         """See :func:`classify_lazada`."""
@@ -315,14 +299,7 @@ class LazadaClient(PlatformClient):
             problems.append("missing data")
         else:
             problems += [f"missing data.{f}" for f in ("seller_id", "name") if f not in data]
-        return PingResult(
-            latency_s=latency,
-            http_status=response.status_code,
-            server_date=parse_date_header(response.headers.get("date")),
-            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
-            rate_limit=parse_usage_headers(response.headers),
-            shape_problems=tuple(problems),
-        )
+        return self._ping_result(response, latency, problems)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         """``GET {auth_url}/auth/token/refresh`` signed as usual, without ``access_token``."""

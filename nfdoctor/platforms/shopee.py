@@ -21,6 +21,7 @@ from nfdoctor.platforms.base import (
     decode_json,
     envelope_error,
     http_fallback_error,
+    raise_for_refresh,
     rebuild,
     rel_time,
     status_only_error,
@@ -31,14 +32,10 @@ from nfdoctor.platforms.base import (
 from nfdoctor.platforms.errors import (
     BadCredentialsError,
     Category,
-    RefreshTokenInvalidError,
     TaxonomyError,
-    TokenExpiredError,
-    TokenInvalidError,
     UnexpectedResponseError,
     scrub,
 )
-from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
 
 __all__ = [
     "SHOPEE_BASE_URL",
@@ -259,17 +256,7 @@ def parse_shopee_tokens(
 ) -> TokenSet:
     """A :class:`TokenSet` from a Shopee token response, or the classified refresh error."""
     error = classify_shopee(response, now=now)
-    if isinstance(error, (TokenExpiredError, TokenInvalidError)):
-        # On the token endpoint any token-class error means the refresh token is bad.
-        raise RefreshTokenInvalidError(
-            error.message,
-            platform=PLATFORM,
-            http_status=error.http_status,
-            code=error.code,
-            request_id=error.request_id,
-        )
-    if error is not None:
-        raise error
+    raise_for_refresh(error)
     body = decode_json(response, PLATFORM)
     access = body.get("access_token")
     refresh = body.get("refresh_token")
@@ -297,6 +284,8 @@ _PING_FIELDS = ("shop_name", "region", "status")
 
 class ShopeeClient(PlatformClient):
     """Shopee v2 client for one shop: ping, refresh, order listing."""
+
+    auth: ShopeeAuth
 
     platform = PLATFORM
 
@@ -328,13 +317,7 @@ class ShopeeClient(PlatformClient):
             base_url=base_url,
             refresh_ttl_s=refresh_ttl_s,
         )
-        self._partner_key = partner_key
-
-    def secrets(self) -> tuple[str, ...]:
-        """The partner key and current tokens."""
-        return tuple(
-            s for s in (self._partner_key, self.auth.access_token, self.auth.refresh_token) if s
-        )
+        self._signing_secret = partner_key
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
         """See :func:`classify_shopee`."""
@@ -348,14 +331,7 @@ class ShopeeClient(PlatformClient):
             if name not in body:
                 nested = isinstance(body.get("response"), dict) and name in body["response"]
                 problems.append(f"{name} under 'response'" if nested else f"missing {name}")
-        return PingResult(
-            latency_s=latency,
-            http_status=response.status_code,
-            server_date=parse_date_header(response.headers.get("date")),
-            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
-            rate_limit=parse_usage_headers(response.headers),
-            shape_problems=tuple(problems),
-        )
+        return self._ping_result(response, latency, problems)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         """``POST /api/v2/auth/access_token/get`` with the public sign."""

@@ -20,6 +20,7 @@ from nfdoctor.platforms.base import (
     decode_json,
     envelope_error,
     http_fallback_error,
+    raise_for_refresh,
     rebuild,
     status_only_error,
     transport_error,
@@ -29,14 +30,10 @@ from nfdoctor.platforms.base import (
 from nfdoctor.platforms.errors import (
     BadParametersError,
     Category,
-    RefreshTokenInvalidError,
     TaxonomyError,
-    TokenExpiredError,
-    TokenInvalidError,
     UnexpectedResponseError,
     scrub,
 )
-from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
 
 __all__ = [
     "TIKTOK_AUTH_URL",
@@ -210,16 +207,7 @@ class TiktokAuth(PlatformAuth):
 def parse_tiktok_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
     """A :class:`TokenSet` from a TikTok token response; expiries are ABS Unix seconds."""
     error = classify_tiktok(response, now=now)
-    if isinstance(error, (TokenExpiredError, TokenInvalidError)):
-        raise RefreshTokenInvalidError(
-            error.message,
-            platform=PLATFORM,
-            http_status=error.http_status,
-            code=error.code,
-            request_id=error.request_id,
-        )
-    if error is not None:
-        raise error
+    raise_for_refresh(error)
     body = decode_json(response, PLATFORM)
     data = body.get("data")
     if not isinstance(data, dict):
@@ -247,6 +235,8 @@ def parse_tiktok_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
 
 class TiktokClient(PlatformClient):
     """TikTok Shop client for one shop: ping, refresh, order listing."""
+
+    auth: TiktokAuth
 
     platform = PLATFORM
 
@@ -282,13 +272,7 @@ class TiktokClient(PlatformClient):
             auth_url=auth_url,
             overloaded_category=overloaded_category,
         )
-        self._app_secret = app_secret
-
-    def secrets(self) -> tuple[str, ...]:
-        """The app secret and current tokens."""
-        return tuple(
-            s for s in (self._app_secret, self.auth.access_token, self.auth.refresh_token) if s
-        )
+        self._signing_secret = app_secret
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
         """See :func:`classify_tiktok`."""
@@ -316,14 +300,7 @@ class TiktokClient(PlatformClient):
                 if isinstance(shop, dict):
                     problems += [f"missing shops[].{f}" for f in ("id", "cipher") if f not in shop]
                     self._remember_cipher(shop)
-        return PingResult(
-            latency_s=latency,
-            http_status=response.status_code,
-            server_date=parse_date_header(response.headers.get("date")),
-            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
-            rate_limit=parse_usage_headers(response.headers),
-            shape_problems=tuple(sorted(set(problems))),
-        )
+        return self._ping_result(response, latency, sorted(set(problems)))
 
     def _remember_cipher(self, shop: JsonObject) -> None:
         if self.shop_cipher is None and (

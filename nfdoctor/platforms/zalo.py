@@ -34,7 +34,6 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
     scrub,
 )
-from nfdoctor.platforms.ratelimit import clock_skew_s, parse_date_header, parse_usage_headers
 
 __all__ = [
     "ZALO_BASE_URL",
@@ -234,6 +233,8 @@ def parse_zalo_tokens(response: httpx.Response, *, now: datetime, refresh_ttl_s:
 class ZaloClient(PlatformClient):
     """Zalo OA client: ping, refresh, recent chats and per-user conversations."""
 
+    auth: ZaloAuth
+
     platform = PLATFORM
 
     def __init__(
@@ -255,7 +256,7 @@ class ZaloClient(PlatformClient):
     ) -> None:
         super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
         self.oa_id = oa_id
-        self._app_secret = app_secret
+        self._signing_secret = app_secret
         self.auth = ZaloAuth(
             access_token=access_token,
             app_id=app_id,
@@ -266,12 +267,6 @@ class ZaloClient(PlatformClient):
             clock=clock,
             oauth_url=oauth_url,
             refresh_ttl_s=refresh_ttl_s,
-        )
-
-    def secrets(self) -> tuple[str, ...]:
-        """The app secret and current tokens."""
-        return tuple(
-            s for s in (self._app_secret, self.auth.access_token, self.auth.refresh_token) if s
         )
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
@@ -292,14 +287,7 @@ class ZaloClient(PlatformClient):
                 problems.append("missing data.name")
             if "oaid" not in data and "oa_id" not in data:
                 problems.append("missing data.oaid (or oa_id)")
-        return PingResult(
-            latency_s=latency,
-            http_status=response.status_code,
-            server_date=parse_date_header(response.headers.get("date")),
-            clock_skew_s=clock_skew_s(response.headers.get("date"), self.clock()),
-            rate_limit=parse_usage_headers(response.headers),
-            shape_problems=tuple(problems),
-        )
+        return self._ping_result(response, latency, problems)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         """``POST {oauth_url}/oa/access_token`` with ``grant_type=refresh_token``."""
