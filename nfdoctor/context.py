@@ -9,17 +9,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nfdoctor.secrets.redaction import Redactor
 
 if TYPE_CHECKING:
     from nfdoctor.config.loader import LoadedConfig
     from nfdoctor.secrets.resolver import SecretResolver
+    from nfdoctor.tokens.store import TokenStore
 
 
 def utc_now() -> datetime:
@@ -59,6 +60,11 @@ class Context:
     lang: str | None = None  # --lang, when given
     debug: bool = False
     command: str | None = None  # "config validate": the command being run, for tips
+    #: httpx.AsyncBaseTransport for every platform call; None = the network (tests swap it)
+    http_transport: Any = None
+    #: async clean-ups the check runner awaits before its event loop closes
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _token_store: TokenStore | None = None
     _loaded: LoadedConfig | None = None
     _resolver: SecretResolver | None = None
 
@@ -103,3 +109,26 @@ class Context:
         for secret in loaded.secrets:
             self.secrets.resolve(secret.ref, where=secret.where)
         return len(loaded.secrets)
+
+    def secret_at(self, key_path: str) -> str:
+        """The resolved value of the secret written at ``key_path`` (``platforms.x.app_secret``)."""
+        from nfdoctor.errors import ConfigError, ConfigProblem
+
+        loaded = self.load_config()
+        for secret in loaded.secrets:
+            if secret.key_path == key_path:
+                return self.secrets.resolve(secret.ref, where=secret.where)
+        raise ConfigError(
+            [ConfigProblem(file=str(loaded.path), key_path=key_path, message="missing")]
+        )
+
+    def token_store(self) -> TokenStore:
+        """The run's token store, as ``tokens:`` in the config says (keyring by default)."""
+        if self._token_store is None:
+            from nfdoctor.tokens.store import open_token_store
+
+            loaded = self.load_config()
+            self._token_store = open_token_store(
+                loaded.config.tokens, base_dir=loaded.base_dir, state_dir=self.state_dir
+            )
+        return self._token_store

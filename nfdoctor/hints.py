@@ -69,4 +69,140 @@ HINTS: dict[str, Hint] = {
         vi="Xem lại các thay đổi cấu hình gần đây: nếu sự cố bắt đầu sau một thay đổi, hãy "
         "hoàn tác nó trước (runbook 1.2, 7.1).",
     ),
+    # ---- platforms (runbook 1 "quick diagnosis", 2.1-2.3, 3.1, 3.3, 6.2) ----------------
+    "platform.unreachable": Hint(
+        en="Verify internet connectivity from this host to {platform}: DNS (resolvectl query), "
+        "firewall and proxy rules, then the platform's status page; the failed phase above "
+        "says where the connection drops (runbook 1, 6.1).",
+        vi="Kiểm tra kết nối internet từ máy này đến {platform}: DNS (resolvectl query), "
+        "tường lửa và proxy, rồi trang trạng thái của nền tảng; bước thất bại ở trên cho biết "
+        "kết nối bị rớt ở đâu (runbook 1, 6.1).",
+    ),
+    "platform.slow": Hint(
+        en="{platform} answers slower than the API target: check this host's network and the "
+        "platform's status page; reduce polling frequency (runbook 6.2: API calls < 1 s).",
+        vi="{platform} phản hồi chậm hơn mục tiêu API: kiểm tra mạng của máy này và trang "
+        "trạng thái của nền tảng; giảm tần suất gọi (runbook 6.2: API < 1 giây).",
+    ),
+    "platform.transient": Hint(
+        en="{platform} is failing on its side (server overload): check its status page, let "
+        "the retry mechanism work, and contact its support if it persists (runbook 2.1).",
+        vi="{platform} đang lỗi phía máy chủ (quá tải): xem trang trạng thái, để cơ chế thử "
+        "lại hoạt động, liên hệ hỗ trợ nếu kéo dài (runbook 2.1).",
+    ),
+    "platform.unexpected": Hint(
+        en="{platform} returned something that is not its API's JSON (an HTML error page or a "
+        "truncated body): a proxy or CDN in between, or an outage; check the status page "
+        "and any proxy on this host (runbook 2.1).",
+        vi="{platform} trả về nội dung không phải JSON của API (trang lỗi HTML hoặc dữ liệu "
+        "bị cắt): có proxy/CDN ở giữa hoặc sự cố; kiểm tra trang trạng thái và proxy trên "
+        "máy này (runbook 2.1).",
+    ),
+    "platform.rate_limited": Hint(
+        en="Rate limit exceeded on {platform}: back off exponentially, reduce polling "
+        "frequency, cache responses, upgrade the tier if needed (runbook 2.1, 3.3).",
+        vi="Vượt giới hạn gọi API của {platform}: lùi thời gian theo hàm mũ, giảm tần suất "
+        "gọi, lưu đệm phản hồi, nâng hạn mức nếu cần (runbook 2.1, 3.3).",
+    ),
+    "platform.rate_usage": Hint(
+        en="{platform} rate-limit usage is high: spread the polling, add delays between "
+        "messages and queue bulk work before calls start failing (runbook 3.3).",
+        vi="Mức dùng giới hạn API {platform} đang cao: giãn lịch gọi, thêm độ trễ giữa các "
+        "tin nhắn và xếp hàng công việc lớn trước khi bị từ chối (runbook 3.3).",
+    ),
+    "platform.token_expired": Hint(
+        en="The {platform} access token has expired: refresh it (runbook 2.2: refresh access "
+        "token, update it in the CRM, test API connectivity) and make sure the scheduled "
+        "refresh runs.",
+        vi="Access token {platform} đã hết hạn: làm mới token (runbook 2.2: làm mới access "
+        "token, cập nhật vào CRM, kiểm tra kết nối API) và đảm bảo lịch làm mới tự động chạy.",
+    ),
+    "platform.token_invalid": Hint(
+        en="The {platform} token was rejected (revoked, or issued to another app or shop): "
+        "re-authorize the shop in the seller/page admin and store the new token "
+        "(runbook 2.1 'invalid partner credentials', 2.3 'page access token invalid').",
+        vi="Token {platform} bị từ chối (bị thu hồi hoặc thuộc ứng dụng/cửa hàng khác): cấp "
+        "quyền lại cho cửa hàng trong trang quản trị và lưu token mới (runbook 2.1, 2.3).",
+    ),
+    "platform.refresh_invalid": Hint(
+        en="The {platform} refresh token is expired, revoked or already used: the seller must "
+        "re-authorize the app; then store the new tokens (runbook 2.1 step 3).",
+        vi="Refresh token {platform} đã hết hạn, bị thu hồi hoặc đã dùng: người bán cần cấp "
+        "quyền lại cho ứng dụng, rồi lưu token mới (runbook 2.1 bước 3).",
+    ),
+    "platform.bad_signature": Hint(
+        en="{platform} rejected the request signature: check the partner key / app secret "
+        "in the config matches the developer console, and this host's clock (NTP) "
+        "(runbook 2.1 'invalid partner credentials').",
+        vi="{platform} từ chối chữ ký yêu cầu: kiểm tra partner key / app secret trong cấu "
+        "hình khớp với trang nhà phát triển, và đồng hồ máy này (NTP) (runbook 2.1).",
+    ),
+    "platform.bad_credentials": Hint(
+        en="Invalid partner credentials for {platform}: regenerate the partner key, update the "
+        "credentials in the CRM and nfdoctor's config, re-authorize, test the connection "
+        "(runbook 2.1).",
+        vi="Thông tin đối tác {platform} không hợp lệ: tạo lại partner key, cập nhật thông "
+        "tin trong CRM và cấu hình nfdoctor, cấp quyền lại, kiểm tra kết nối (runbook 2.1).",
+    ),
+    "platform.permission": Hint(
+        en="{platform} denied permission: check the API permissions granted to the app and "
+        "the page/shop's messaging permissions (runbook 3.1 step 2, 3.3 check 1).",
+        vi="{platform} từ chối quyền: kiểm tra quyền API đã cấp cho ứng dụng và quyền nhắn "
+        "tin của trang/cửa hàng (runbook 3.1 bước 2, 3.3).",
+    ),
+    "platform.bad_parameters": Hint(
+        en="{platform} rejected the request's parameters: check the shop/page id and app ids "
+        "in the config against the developer console.",
+        vi="{platform} từ chối tham số yêu cầu: đối chiếu mã cửa hàng/trang và mã ứng dụng "
+        "trong cấu hình với trang nhà phát triển.",
+    ),
+    "platform.schema_drift": Hint(
+        en="{platform} changed its API response (the runbook's 'API changes'): check the "
+        "platform's changelog and update the CRM's field mapping before data goes missing "
+        "(runbook 5.1 'verify data mapping rules').",
+        vi="{platform} đã thay đổi phản hồi API ('API changes' trong runbook): xem nhật ký "
+        "thay đổi của nền tảng và cập nhật ánh xạ trường của CRM trước khi mất dữ liệu "
+        "(runbook 5.1).",
+    ),
+    "platform.clock_skew": Hint(
+        en="This host's clock disagrees with {platform}'s: signed requests carry a timestamp "
+        "the platform rejects outside its tolerance. Sync time (timedatectl; chrony or "
+        "systemd-timesyncd).",
+        vi="Đồng hồ máy này lệch với {platform}: yêu cầu có chữ ký mang dấu thời gian sẽ bị "
+        "từ chối nếu lệch quá mức cho phép. Đồng bộ giờ (timedatectl; chrony hoặc "
+        "systemd-timesyncd).",
+    ),
+    "platform.cert_expiry": Hint(
+        en="The TLS certificate {platform} presents expires soon: if this is a proxy or "
+        "sandbox you run, renew it; otherwise watch the platform's status page.",
+        vi="Chứng chỉ TLS mà {platform} đưa ra sắp hết hạn: nếu đây là proxy hoặc sandbox "
+        "của bạn, hãy gia hạn; nếu không, theo dõi trang trạng thái của nền tảng.",
+    ),
+    "token.missing": Hint(
+        en="No {platform} token is stored for this account: authorize the shop (seller "
+        "center / page admin) and store its tokens, or point tokens.store/path at the "
+        "store that has them (docs/tokens.md).",
+        vi="Chưa lưu token {platform} cho tài khoản này: cấp quyền cho cửa hàng và lưu "
+        "token, hoặc trỏ tokens.store/path đến kho đang chứa token (docs/tokens.md).",
+    ),
+    "token.expiring": Hint(
+        en="The {platform} token expires soon: refresh it now and check the scheduled refresh "
+        "(runbook 2.2 prevention: auto token refresh, alerts 7 days before expiry).",
+        vi="Token {platform} sắp hết hạn: làm mới ngay và kiểm tra lịch làm mới tự động "
+        "(runbook 2.2: tự động làm mới, cảnh báo 7 ngày trước khi hết hạn).",
+    ),
+    "token.reauthorize": Hint(
+        en="The {platform} refresh token is expiring or gone: only the seller can grant a new "
+        "one; ask them to re-authorize the app before it lapses (runbook 2.1 step 3).",
+        vi="Refresh token {platform} sắp hết hạn hoặc không còn: chỉ người bán mới cấp lại "
+        "được; hãy nhờ họ cấp quyền lại cho ứng dụng trước khi hết hạn (runbook 2.1 bước 3).",
+    ),
 }
+
+
+def platform_hint(key: str, platform_title: str) -> Hint:
+    """The hint ``key`` with ``{platform}`` filled in (``Shopee``, ``Zalo OA`` …)."""
+    hint = HINTS[key]
+    return Hint(
+        en=hint.en.format(platform=platform_title), vi=hint.vi.format(platform=platform_title)
+    )

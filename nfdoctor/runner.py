@@ -24,18 +24,27 @@ Observer = Callable[[Check, Sequence[CheckResult]], None]
 
 
 def select_checks(
-    checks: Sequence[Check], *, only: Sequence[str] = (), skip: Sequence[str] = ()
+    checks: Sequence[Check],
+    *,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    known: Sequence[Check] | None = None,
 ) -> list[Check]:
-    """Filter by ids or id prefixes (``database`` selects ``database.*``); unknown ids fail."""
-    ids = [c.id for c in checks]
-    groups = sorted({i.split(".")[0] for i in ids})
+    """Filter by ids or id prefixes (``database`` selects ``database.*``).
+
+    An id matching none of ``known`` (default: ``checks``) is a usage error, so a pattern
+    for a check that exists but is out of scope (an unconfigured platform) selects nothing.
+    """
+    universe = list(known if known is not None else checks)
+    ids = [c.id for c in universe]
+    groups = sorted({i.split(".")[0] for i in ids} | {i.rsplit(".", 1)[0] for i in ids})
 
     def matches(check: Check, pattern: str) -> bool:
         return check.id == pattern or check.id.startswith(pattern + ".")
 
     for option, patterns in (("--only", only), ("--skip", skip)):
         for pattern in patterns:
-            if not any(matches(c, pattern) for c in checks):
+            if not any(matches(c, pattern) for c in universe):
                 close = difflib.get_close_matches(pattern, ids + groups, n=1, cutoff=0.5)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise UsageError(
@@ -98,7 +107,14 @@ async def _run_all(
 
     for check in checks:
         tasks[check.id] = asyncio.create_task(run_after_prerequisites(check))
-    await asyncio.gather(*tasks.values())
+    try:
+        await asyncio.gather(*tasks.values())
+    finally:
+        # Shared resources (the platform checks' HTTP client) belong to this loop.
+        while ctx.closers:
+            closer = ctx.closers.pop()
+            with contextlib.suppress(Exception):
+                await closer()
     return {check_id: task.result() for check_id, task in tasks.items()}
 
 

@@ -12,6 +12,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK_GUARD = Path(__file__).resolve().parent / "loopback_guard"
+
+# No test reaches a host outside loopback: in this process, and (PYTHONPATH below) in every
+# nfdoctor process a test starts.
+sys.path.insert(0, str(LOOPBACK_GUARD))
+import sitecustomize as _loopback_guard  # noqa: E402
+
+_loopback_guard.install()
 
 pytest_plugins = (
     ["tests.conftest_pg"] if (Path(__file__).parent / "conftest_pg.py").exists() else []
@@ -35,6 +43,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     monkeypatch.delenv("NO_COLOR", raising=False)
     # keyring's fail backend: what a headless server or cron has.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(LOOPBACK_GUARD), str(ROOT)]))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

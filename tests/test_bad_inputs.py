@@ -111,167 +111,397 @@ def _existing_target(tmp: Path, config: Path) -> None:
 
 ROWS: list[Bad] = [
     # --- malformed YAML ---
-    Bad("yaml-unclosed-bracket", CFG + ":3:3: invalid YAML: expected ',' or ']'",
-        yaml="crm:\n  base_url: [unclosed\nai: {}\n"),
-    Bad("yaml-bad-indentation", CFG + ":3:11: invalid YAML: mapping values are not allowed here",
-        yaml="crm:\n  base_url: https://crm.example.vn\n   api_key: env:X\n"),
-    Bad("yaml-tab-indentation", CFG + ":2:1: invalid YAML: found character '\\t' that cannot "
-        "start any token", yaml="crm:\n\tbase_url: https://crm.example.vn\n"),
-    Bad("yaml-unclosed-quote", CFG + ":2:1: invalid YAML: found unexpected end of stream",
-        yaml='timezone: "Asia/Ho_Chi_Minh\n'),
-    Bad("yaml-top-level-scalar", CFG + ":1:1: the top level must be a mapping of sections, "
-        "got a string", yaml="just some words\n"),
-    Bad("yaml-top-level-list", CFG + ":1:1: the top level must be a mapping of sections, "
-        "got a list", yaml="- crm\n- database\n"),
-    Bad("yaml-duplicate-key", CFG + ":4:5: platforms.shopee.partner_id: duplicate key",
+    Bad(
+        "yaml-unclosed-bracket",
+        CFG + ":3:3: invalid YAML: expected ',' or ']'",
+        yaml="crm:\n  base_url: [unclosed\nai: {}\n",
+    ),
+    Bad(
+        "yaml-bad-indentation",
+        CFG + ":3:11: invalid YAML: mapping values are not allowed here",
+        yaml="crm:\n  base_url: https://crm.example.vn\n   api_key: env:X\n",
+    ),
+    Bad(
+        "yaml-tab-indentation",
+        CFG + ":2:1: invalid YAML: found character '\\t' that cannot start any token",
+        yaml="crm:\n\tbase_url: https://crm.example.vn\n",
+    ),
+    Bad(
+        "yaml-unclosed-quote",
+        CFG + ":2:1: invalid YAML: found unexpected end of stream",
+        yaml='timezone: "Asia/Ho_Chi_Minh\n',
+    ),
+    Bad(
+        "yaml-top-level-scalar",
+        CFG + ":1:1: the top level must be a mapping of sections, got a string",
+        yaml="just some words\n",
+    ),
+    Bad(
+        "yaml-top-level-list",
+        CFG + ":1:1: the top level must be a mapping of sections, got a list",
+        yaml="- crm\n- database\n",
+    ),
+    Bad(
+        "yaml-duplicate-key",
+        CFG + ":4:5: platforms.shopee.partner_id: duplicate key",
         yaml="platforms:\n  shopee:\n    partner_id: 1\n    partner_id: 2\n"
-             "    partner_key: env:K\n"),
+        "    partner_key: env:K\n",
+    ),
     # --- empty values that are not allowed ---
-    Bad("empty-database-url", CFG + ":2:3: database.url: the database URL is empty",
-        yaml='database:\n  url: ""\n'),
-    Bad("empty-secret", CFG + ":2:3: crm.api_key: empty secret; use env:VAR, file:PATH or "
-        "keyring:SERVICE/NAME", yaml='crm:\n  api_key: ""\n'),
+    Bad(
+        "empty-database-url",
+        CFG + ":2:3: database.url: the database URL is empty",
+        yaml='database:\n  url: ""\n',
+    ),
+    Bad(
+        "empty-secret",
+        CFG + ":2:3: crm.api_key: empty secret; use env:VAR, file:PATH or keyring:SERVICE/NAME",
+        yaml='crm:\n  api_key: ""\n',
+    ),
     Bad("empty-timezone", CFG + ":1:1: timezone: unknown time zone ''", yaml='timezone: ""\n'),
-    Bad("empty-span", CFG + ":2:3: thresholds.check_timeout: '' is not a time span",
-        yaml='thresholds:\n  check_timeout: ""\n'),
-    Bad("empty-section", CFG + ":1:1: crm: expected a mapping of keys, got nothing (null)",
-        yaml="crm:\ntimezone: UTC\n"),
+    Bad(
+        "empty-span",
+        CFG + ":2:3: thresholds.check_timeout: '' is not a time span",
+        yaml='thresholds:\n  check_timeout: ""\n',
+    ),
+    Bad(
+        "empty-section",
+        CFG + ":1:1: crm: expected a mapping of keys, got nothing (null)",
+        yaml="crm:\ntimezone: UTC\n",
+    ),
     # --- wrong types and out-of-range values ---
-    Bad("partner-id-not-integer", CFG + ":3:5: platforms.shopee.partner_id: expected an "
-        "integer, got 'abc'", yaml='platforms:\n  shopee:\n    partner_id: "abc"\n'
-                                   "    partner_key: env:K\n"),
-    Bad("shop-id-not-integer", CFG + ":7:9: platforms.shopee.shops[1].shop_id: expected an "
-        "integer, got 'abc'", yaml=SHOPS_TWO),
-    Bad("shops-not-a-list", CFG + ":5:5: platforms.shopee.shops: expected a list, got 220001",
-        yaml=_shopee("env:K") + "    shops: 220001\n"),
-    Bad("enabled-maybe", CFG + ":5:5: platforms.shopee.enabled: expected true or false, "
-        "got 'maybe'", yaml=_shopee("env:K") + "    enabled: maybe\n"),
-    Bad("disk-threshold-over-100", CFG + ":2:3: thresholds.disk_free_warning: must be at most 100, "
-        "got 150", yaml="thresholds:\n  disk_free_warning: 150\n"),
-    Bad("negative-load-threshold", CFG + ":2:3: thresholds.load_per_core_warning: must be more "
-        "than zero, got -1", yaml="thresholds:\n  load_per_core_warning: -1\n"),
-    Bad("warning-below-critical", CFG + ":1:1: thresholds: disk_free_warning must be greater "
+    Bad(
+        "partner-id-not-integer",
+        CFG + ":3:5: platforms.shopee.partner_id: expected an integer, got 'abc'",
+        yaml='platforms:\n  shopee:\n    partner_id: "abc"\n    partner_key: env:K\n',
+    ),
+    Bad(
+        "shop-id-not-integer",
+        CFG + ":7:9: platforms.shopee.shops[1].shop_id: expected an integer, got 'abc'",
+        yaml=SHOPS_TWO,
+    ),
+    Bad(
+        "shops-not-a-list",
+        CFG + ":5:5: platforms.shopee.shops: expected a list, got 220001",
+        yaml=_shopee("env:K") + "    shops: 220001\n",
+    ),
+    Bad(
+        "enabled-maybe",
+        CFG + ":5:5: platforms.shopee.enabled: expected true or false, got 'maybe'",
+        yaml=_shopee("env:K") + "    enabled: maybe\n",
+    ),
+    Bad(
+        "disk-threshold-over-100",
+        CFG + ":2:3: thresholds.disk_free_warning: must be at most 100, got 150",
+        yaml="thresholds:\n  disk_free_warning: 150\n",
+    ),
+    Bad(
+        "negative-load-threshold",
+        CFG + ":2:3: thresholds.load_per_core_warning: must be more than zero, got -1",
+        yaml="thresholds:\n  load_per_core_warning: -1\n",
+    ),
+    Bad(
+        "warning-below-critical",
+        CFG + ":1:1: thresholds: disk_free_warning must be greater "
         "than or equal to disk_free_critical",
-        yaml="thresholds:\n  disk_free_warning: 3\n  disk_free_critical: 5\n"),
-    Bad("notify-on-bad-choice", CFG + ":2:8: notifications.on[0]: expected one of 'warning', "
-        "'critical' or 'unknown', got 'sometimes'", yaml="notifications:\n  on: [sometimes]\n"),
-    Bad("unknown-platform", CFG + ":2:3: platforms.shoppe: unknown platform 'shoppe' (did you "
-        "mean 'shopee'?)", yaml="platforms:\n  shoppe:\n    partner_id: 1\n"),
-    Bad("missing-partner-key", CFG + ":2:3: platforms.shopee.partner_key: required key is "
-        "missing", yaml="platforms:\n  shopee:\n    partner_id: 2001234\n"),
-    Bad("crm-url-not-a-url", CFG + ":2:3: crm.base_url: expected an http(s) URL, got "
-        "'not a url'", yaml="crm:\n  base_url: not a url\n"),
-    Bad("crm-url-ftp", CFG + ":2:3: crm.base_url: expected an http(s) URL, got 'ftp://x'",
-        yaml="crm:\n  base_url: ftp://x\n"),
-    Bad("database-url-mysql", CFG + ":2:3: database.url: unsupported database URL "
-        "'mysql://crm@db.internal/crm'", yaml="database:\n  url: mysql://crm@db.internal/crm\n"),
-    Bad("database-url-sqlite-two-slashes", CFG + ":2:3: database.url: sqlite URL "
-        "'sqlite://crm.db' needs three slashes", yaml="database:\n  url: sqlite://crm.db\n"),
-    Bad("bad-timezone", CFG + ":1:1: timezone: unknown time zone 'Mars/Olympus'",
-        yaml="timezone: Mars/Olympus\n"),
-    Bad("bad-span", CFG + ":3:3: database.timeout: 'forever' is not a time span",
-        yaml="database:\n  url: sqlite:///crm.db\n  timeout: forever\n"),
-    Bad("span-overflow", CFG + ":2:3: thresholds.check_timeout: ",
-        yaml="thresholds:\n  check_timeout: 99999999999d\n"),
-    Bad("span-infinite", CFG + ":2:3: thresholds.check_timeout: ", contains=("finite",),
-        yaml="thresholds:\n  check_timeout: .inf\n"),
-    Bad("check-timeout-zero", CFG + ":2:3: thresholds.check_timeout: must be more than zero, "
-        "got '0s'",
-        yaml="thresholds:\n  check_timeout: 0s\n"),
-    Bad("check-timeout-negative", CFG + ":2:3: thresholds.check_timeout: ",
+        yaml="thresholds:\n  disk_free_warning: 3\n  disk_free_critical: 5\n",
+    ),
+    Bad(
+        "notify-on-bad-choice",
+        CFG + ":2:8: notifications.on[0]: expected one of 'warning', "
+        "'critical' or 'unknown', got 'sometimes'",
+        yaml="notifications:\n  on: [sometimes]\n",
+    ),
+    Bad(
+        "unknown-platform",
+        CFG + ":2:3: platforms.shoppe: unknown platform 'shoppe' (did you mean 'shopee'?)",
+        yaml="platforms:\n  shoppe:\n    partner_id: 1\n",
+    ),
+    Bad(
+        "missing-partner-key",
+        CFG + ":2:3: platforms.shopee.partner_key: required key is missing",
+        yaml="platforms:\n  shopee:\n    partner_id: 2001234\n",
+    ),
+    Bad(
+        "crm-url-not-a-url",
+        CFG + ":2:3: crm.base_url: expected an http(s) URL, got 'not a url'",
+        yaml="crm:\n  base_url: not a url\n",
+    ),
+    Bad(
+        "crm-url-ftp",
+        CFG + ":2:3: crm.base_url: expected an http(s) URL, got 'ftp://x'",
+        yaml="crm:\n  base_url: ftp://x\n",
+    ),
+    Bad(
+        "database-url-mysql",
+        CFG + ":2:3: database.url: unsupported database URL 'mysql://crm@db.internal/crm'",
+        yaml="database:\n  url: mysql://crm@db.internal/crm\n",
+    ),
+    Bad(
+        "database-url-sqlite-two-slashes",
+        CFG + ":2:3: database.url: sqlite URL 'sqlite://crm.db' needs three slashes",
+        yaml="database:\n  url: sqlite://crm.db\n",
+    ),
+    Bad(
+        "bad-timezone",
+        CFG + ":1:1: timezone: unknown time zone 'Mars/Olympus'",
+        yaml="timezone: Mars/Olympus\n",
+    ),
+    Bad(
+        "bad-span",
+        CFG + ":3:3: database.timeout: 'forever' is not a time span",
+        yaml="database:\n  url: sqlite:///crm.db\n  timeout: forever\n",
+    ),
+    Bad(
+        "span-overflow",
+        CFG + ":2:3: thresholds.check_timeout: ",
+        yaml="thresholds:\n  check_timeout: 99999999999d\n",
+    ),
+    Bad(
+        "span-infinite",
+        CFG + ":2:3: thresholds.check_timeout: ",
+        contains=("finite",),
+        yaml="thresholds:\n  check_timeout: .inf\n",
+    ),
+    Bad(
+        "check-timeout-zero",
+        CFG + ":2:3: thresholds.check_timeout: must be more than zero, got '0s'",
+        yaml="thresholds:\n  check_timeout: 0s\n",
+    ),
+    Bad(
+        "check-timeout-negative",
+        CFG + ":2:3: thresholds.check_timeout: ",
         contains=("negative",),
-        yaml="thresholds:\n  check_timeout: -5\n"),
+        yaml="thresholds:\n  check_timeout: -5\n",
+    ),
     # --- secrets ---
-    Bad("secret-as-number", CFG + ":4:5: platforms.shopee.partner_key: expected a string, "
-        "got 12345", yaml=_shopee("12345")),
-    Bad("secret-ref-env-1BAD", CFG + ":4:5: platforms.shopee.partner_key: env: needs a "
-        "variable name (env:SHOPEE_PARTNER_KEY), got '1BAD'", yaml=_shopee("env:1BAD")),
-    Bad("secret-keyring-no-backend", "nfdoctor: keyring: {config}:4:5: "
+    Bad(
+        "secret-as-number",
+        CFG + ":4:5: platforms.shopee.partner_key: expected a string, got 12345",
+        yaml=_shopee("12345"),
+    ),
+    Bad(
+        "secret-ref-env-1BAD",
+        CFG + ":4:5: platforms.shopee.partner_key: env: needs a "
+        "variable name (env:SHOPEE_PARTNER_KEY), got '1BAD'",
+        yaml=_shopee("env:1BAD"),
+    ),
+    Bad(
+        "secret-keyring-no-backend",
+        "nfdoctor: keyring: {config}:4:5: "
         "platforms.shopee.partner_key: the OS keyring has no usable backend",
-        yaml=_shopee("keyring:nfdoctor/shopee")),
-    Bad("secret-env-missing", SECRET + ":4:5: platforms.shopee.partner_key: environment "
-        "variable NFD_TEST_MISSING is not set", yaml=_shopee("env:NFD_TEST_MISSING")),
-    Bad("secret-env-empty", SECRET + ":4:5: platforms.shopee.partner_key: environment "
-        "variable NFD_TEST_EMPTY is empty", yaml=_shopee("env:NFD_TEST_EMPTY"),
-        env={"NFD_TEST_EMPTY": "  "}),
-    Bad("secret-file-missing", SECRET + ":4:5: platforms.shopee.partner_key: secret file "
-        "{tmp}/conf/shopee.key does not exist", yaml=_shopee("file:shopee.key")),
-    Bad("secret-file-empty", SECRET + ":4:5: platforms.shopee.partner_key: secret file "
-        "{tmp}/conf/shopee.key is empty", yaml=_shopee("file:shopee.key"),
-        setup=_secret_file("shopee.key", b"\n")),
-    Bad("secret-file-directory", SECRET + ":4:5: platforms.shopee.partner_key: secret file "
-        "{tmp}/conf/shopee.key is a directory", yaml=_shopee("file:shopee.key"),
-        setup=_secret_file("shopee.key", None)),
+        yaml=_shopee("keyring:nfdoctor/shopee"),
+    ),
+    Bad(
+        "secret-env-missing",
+        SECRET + ":4:5: platforms.shopee.partner_key: environment "
+        "variable NFD_TEST_MISSING is not set",
+        yaml=_shopee("env:NFD_TEST_MISSING"),
+    ),
+    Bad(
+        "secret-env-empty",
+        SECRET + ":4:5: platforms.shopee.partner_key: environment variable NFD_TEST_EMPTY is empty",
+        yaml=_shopee("env:NFD_TEST_EMPTY"),
+        env={"NFD_TEST_EMPTY": "  "},
+    ),
+    Bad(
+        "secret-file-missing",
+        SECRET + ":4:5: platforms.shopee.partner_key: secret file "
+        "{tmp}/conf/shopee.key does not exist",
+        yaml=_shopee("file:shopee.key"),
+    ),
+    Bad(
+        "secret-file-empty",
+        SECRET + ":4:5: platforms.shopee.partner_key: secret file {tmp}/conf/shopee.key is empty",
+        yaml=_shopee("file:shopee.key"),
+        setup=_secret_file("shopee.key", b"\n"),
+    ),
+    Bad(
+        "secret-file-directory",
+        SECRET + ":4:5: platforms.shopee.partner_key: secret file "
+        "{tmp}/conf/shopee.key is a directory",
+        yaml=_shopee("file:shopee.key"),
+        setup=_secret_file("shopee.key", None),
+    ),
     # --- the config file itself ---
     Bad("config-unreadable", UNREADABLE_EXPECT, setup=_unreadable),
-    Bad("config-is-directory", CFG + ": config file is a directory (--config)",
-        setup=_config_is_directory),
-    Bad("config-flag-missing-file", "nfdoctor: config: {tmp}/nope.yaml: config file does not "
-        "exist (--config)", args=("diagnose", "--config", "{tmp}/nope.yaml")),
-    Bad("config-env-missing-file", "nfdoctor: config: {tmp}/nope.yaml: config file does not "
-        "exist ($NFDOCTOR_CONFIG)", args=("diagnose",),
-        env={"NFDOCTOR_CONFIG": "{tmp}/nope.yaml"}),
-    Bad("config-none-anywhere", "nfdoctor: config: ", args=("diagnose",),
-        contains=("no config file found (looked in {tmp}/work/nfdoctor.yaml, "
-                  "{tmp}/xdg-config/nfdoctor/config.yaml, /etc/nfdoctor/config.yaml)",)),
-    Bad("config-not-utf8", CFG + ": not UTF-8 text (byte 19); save the file as UTF-8",
-        setup=_write_bytes(b"timezone: UTC\n# caf\xe9 (latin-1)\n")),
-    Bad("config-huge", CFG + ": file is larger than 1024 KiB; not a config file?",
-        setup=_write_bytes(GOOD.encode() + b"# padding\n" * 110_000)),
+    Bad(
+        "config-is-directory",
+        CFG + ": config file is a directory (--config)",
+        setup=_config_is_directory,
+    ),
+    Bad(
+        "config-flag-missing-file",
+        "nfdoctor: config: {tmp}/nope.yaml: config file does not exist (--config)",
+        args=("diagnose", "--config", "{tmp}/nope.yaml"),
+    ),
+    Bad(
+        "config-env-missing-file",
+        "nfdoctor: config: {tmp}/nope.yaml: config file does not exist ($NFDOCTOR_CONFIG)",
+        args=("diagnose",),
+        env={"NFDOCTOR_CONFIG": "{tmp}/nope.yaml"},
+    ),
+    Bad(
+        "config-none-anywhere",
+        "nfdoctor: config: ",
+        args=("diagnose",),
+        contains=(
+            "no config file found (looked in {tmp}/work/nfdoctor.yaml, "
+            "{tmp}/xdg-config/nfdoctor/config.yaml, /etc/nfdoctor/config.yaml)",
+        ),
+    ),
+    Bad(
+        "config-not-utf8",
+        CFG + ": not UTF-8 text (byte 19); save the file as UTF-8",
+        setup=_write_bytes(b"timezone: UTC\n# caf\xe9 (latin-1)\n"),
+    ),
+    Bad(
+        "config-huge",
+        CFG + ": file is larger than 1024 KiB; not a config file?",
+        setup=_write_bytes(GOOD.encode() + b"# padding\n" * 110_000),
+    ),
     # --- command line ---
-    Bad("only-unknown-id", USAGE + "--only: unknown check 'databse.conect' (did you mean "
-        "'database.connect'?)", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--only", "databse.conect")),
-    Bad("skip-unknown-id", USAGE + "--skip: unknown check 'systen'", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--skip", "systen")),
-    Bad("only-skip-leave-nothing", USAGE + "--only/--skip left no check to run", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--only", "system", "--skip", "system")),
-    Bad("output-bad", USAGE + "Invalid value for '--output' / '-o'", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--output", "xml")),
-    Bad("fail-on-bad", USAGE + "Invalid value for '--fail-on'", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--fail-on", "never")),
-    Bad("lang-bad", USAGE + "--lang: expected vi or en, got 'fr'", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--lang", "fr")),
-    Bad("timeout-abc", USAGE + "--timeout: 'abc' is not a time span", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--timeout", "abc")),
-    Bad("timeout-zero", USAGE + "--timeout: must be more than zero", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--timeout", "0s")),
-    Bad("timeout-negative", USAGE + "--timeout: '-5s' is not a time span", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--timeout", "-5s")),
-    Bad("timeout-overflow", USAGE + "--timeout: ", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--timeout", "99999999999d")),
-    Bad("write-missing-directory", USAGE + "--write: directory {tmp}/no-such-dir does not exist",
-        yaml=GOOD, args=("diagnose", "--config", "{config}", "-o", "prometheus",
-                         "--write", "{tmp}/no-such-dir/nfdoctor.prom")),
-    Bad("write-onto-directory", USAGE + "--write: ", yaml=GOOD,
+    Bad(
+        "only-unknown-id",
+        USAGE + "--only: unknown check 'databse.conect' (did you mean 'database.connect'?)",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--only", "databse.conect"),
+    ),
+    Bad(
+        "skip-unknown-id",
+        USAGE + "--skip: unknown check 'systen'",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--skip", "systen"),
+    ),
+    Bad(
+        "only-skip-leave-nothing",
+        USAGE + "--only/--skip left no check to run",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--only", "system", "--skip", "system"),
+    ),
+    Bad(
+        "output-bad",
+        USAGE + "Invalid value for '--output' / '-o'",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--output", "xml"),
+    ),
+    Bad(
+        "fail-on-bad",
+        USAGE + "Invalid value for '--fail-on'",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--fail-on", "never"),
+    ),
+    Bad(
+        "lang-bad",
+        USAGE + "--lang: expected vi or en, got 'fr'",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--lang", "fr"),
+    ),
+    Bad(
+        "timeout-abc",
+        USAGE + "--timeout: 'abc' is not a time span",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--timeout", "abc"),
+    ),
+    Bad(
+        "timeout-zero",
+        USAGE + "--timeout: must be more than zero",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--timeout", "0s"),
+    ),
+    Bad(
+        "timeout-negative",
+        USAGE + "--timeout: '-5s' is not a time span",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--timeout", "-5s"),
+    ),
+    Bad(
+        "timeout-overflow",
+        USAGE + "--timeout: ",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--timeout", "99999999999d"),
+    ),
+    Bad(
+        "write-missing-directory",
+        USAGE + "--write: directory {tmp}/no-such-dir does not exist",
+        yaml=GOOD,
+        args=(
+            "diagnose",
+            "--config",
+            "{config}",
+            "-o",
+            "prometheus",
+            "--write",
+            "{tmp}/no-such-dir/nfdoctor.prom",
+        ),
+    ),
+    Bad(
+        "write-onto-directory",
+        USAGE + "--write: ",
+        yaml=GOOD,
         contains=("{tmp}/out is a directory",),
         args=("diagnose", "--config", "{config}", "-o", "prometheus", "--write", "{tmp}/out"),
-        setup=lambda tmp, config: (tmp / "out").mkdir()),
-    Bad("write-empty-path", USAGE + "--write: ", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "-o", "prometheus", "--write", "")),
+        setup=lambda tmp, config: (tmp / "out").mkdir(),
+    ),
+    Bad(
+        "write-empty-path",
+        USAGE + "--write: ",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "-o", "prometheus", "--write", ""),
+    ),
     Bad("unknown-command", USAGE + "No such command 'diagnoze'", args=("diagnoze",)),
-    Bad("unknown-option", USAGE + "No such option: --verbose", yaml=GOOD,
-        args=("diagnose", "--config", "{config}", "--verbose")),
-    Bad("init-onto-existing", USAGE + "{tmp}/existing.yaml already exists; use --force",
-        args=("config", "init", "--path", "{tmp}/existing.yaml"), setup=_existing_target),
-    Bad("init-missing-directory", USAGE + "--path: directory {tmp}/no-such-dir does not exist",
-        args=("config", "init", "--path", "{tmp}/no-such-dir/config.yaml")),
+    Bad(
+        "unknown-option",
+        USAGE + "No such option: --verbose",
+        yaml=GOOD,
+        args=("diagnose", "--config", "{config}", "--verbose"),
+    ),
+    Bad(
+        "init-onto-existing",
+        USAGE + "{tmp}/existing.yaml already exists; use --force",
+        args=("config", "init", "--path", "{tmp}/existing.yaml"),
+        setup=_existing_target,
+    ),
+    Bad(
+        "init-missing-directory",
+        USAGE + "--path: directory {tmp}/no-such-dir does not exist",
+        args=("config", "init", "--path", "{tmp}/no-such-dir/config.yaml"),
+    ),
     # --- the config commands on a broken config ---
-    Bad("validate-broken", CFG + ":7:9: platforms.shopee.shops[1].shop_id: expected an "
-        "integer, got 'abc'", yaml=SHOPS_TWO, args=("config", "validate", "--config", "{config}")),
-    Bad("show-broken", CFG + ":2:3: crm.base_url: expected an http(s) URL",
-        yaml="crm:\n  base_url: not a url\n", args=("config", "show", "--config", "{config}")),
-    Bad("show-json-broken-yaml", CFG + ":3:3: invalid YAML: expected ',' or ']'",
+    Bad(
+        "validate-broken",
+        CFG + ":7:9: platforms.shopee.shops[1].shop_id: expected an integer, got 'abc'",
+        yaml=SHOPS_TWO,
+        args=("config", "validate", "--config", "{config}"),
+    ),
+    Bad(
+        "show-broken",
+        CFG + ":2:3: crm.base_url: expected an http(s) URL",
+        yaml="crm:\n  base_url: not a url\n",
+        args=("config", "show", "--config", "{config}"),
+    ),
+    Bad(
+        "show-json-broken-yaml",
+        CFG + ":3:3: invalid YAML: expected ',' or ']'",
         yaml="crm:\n  base_url: [unclosed\nai: {}\n",
-        args=("config", "show", "--json", "--config", "{config}")),
-    Bad("validate-secret-missing", SECRET + ":4:5: platforms.shopee.partner_key: environment "
-        "variable NFD_TEST_MISSING is not set", yaml=_shopee("env:NFD_TEST_MISSING"),
-        args=("config", "validate", "--config", "{config}")),
+        args=("config", "show", "--json", "--config", "{config}"),
+    ),
+    Bad(
+        "validate-secret-missing",
+        SECRET + ":4:5: platforms.shopee.partner_key: environment "
+        "variable NFD_TEST_MISSING is not set",
+        yaml=_shopee("env:NFD_TEST_MISSING"),
+        args=("config", "validate", "--config", "{config}"),
+    ),
 ]
 
 #: rows run again as a real process: the same contract through `python -m nfdoctor`
-PROCESS_ROWS = ("yaml-unclosed-bracket", "secret-env-missing", "output-bad",
-                "config-env-missing-file")
+PROCESS_ROWS = (
+    "yaml-unclosed-bracket",
+    "secret-env-missing",
+    "output-bad",
+    "config-env-missing-file",
+)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -310,8 +540,7 @@ def assert_nothing_written(before: Snapshot, after: Snapshot, tmp: Path) -> None
 PYTHON_REPR = re.compile(r"datetime\.\w+\(|<class '|object at 0x")
 
 
-def assert_one_located_line(result: CliResult, expect: str, contains: tuple[str, ...] = ()
-                            ) -> None:
+def assert_one_located_line(result: CliResult, expect: str, contains: tuple[str, ...] = ()) -> None:
     """Exit 3; stdout empty; stderr one ``nfdoctor:`` line (plus a Tip); no traceback."""
     shown = f"exit {result.code}\n--- stdout:\n{result.stdout}--- stderr:\n{result.stderr}"
     assert "Traceback" not in result.stdout + result.stderr, shown
@@ -330,8 +559,9 @@ def assert_one_located_line(result: CliResult, expect: str, contains: tuple[str,
 
 
 @pytest.fixture
-def prepared(tmp_path: Path, request: pytest.FixtureRequest,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bad, Path, list[str]]]:
+def prepared(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Bad, Path, list[str]]]:
     row: Bad = request.param
     if row.id == "config-none-anywhere" and Path("/etc/nfdoctor/config.yaml").exists():
         pytest.skip("this machine has /etc/nfdoctor/config.yaml")
@@ -361,13 +591,17 @@ def test_the_table_is_big_and_ids_unique() -> None:
 
 
 @pytest.mark.parametrize("prepared", ROWS, ids=[row.id for row in ROWS], indirect=True)
-def test_bad_input(prepared: tuple[Bad, Path, list[str]], cli: Callable[..., CliResult],
-                   tmp_path: Path) -> None:
+def test_bad_input(
+    prepared: tuple[Bad, Path, list[str]], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
     row, config, args = prepared
     before = snapshot(tmp_path)
     result = cli(*args)
-    assert_one_located_line(result, _fill(row.expect, tmp_path, config),
-                            tuple(_fill(text, tmp_path, config) for text in row.contains))
+    assert_one_located_line(
+        result,
+        _fill(row.expect, tmp_path, config),
+        tuple(_fill(text, tmp_path, config) for text in row.contains),
+    )
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)
 
 
@@ -379,8 +613,11 @@ def test_bad_input_real_process(prepared: tuple[Bad, Path, list[str]], tmp_path:
     env = dict(os.environ)  # clean_environment's XDG dirs, HOME, LANG, keyring backend
     before = snapshot(tmp_path)
     result = run_process(*args, env=env, cwd=tmp_path / "work")
-    assert_one_located_line(result, _fill(row.expect, tmp_path, config),
-                            tuple(_fill(text, tmp_path, config) for text in row.contains))
+    assert_one_located_line(
+        result,
+        _fill(row.expect, tmp_path, config),
+        tuple(_fill(text, tmp_path, config) for text in row.contains),
+    )
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)
 
 
@@ -390,8 +627,7 @@ def test_bad_input_real_process(prepared: tuple[Bad, Path, list[str]], tmp_path:
 def _db_config(tmp_path: Path, db: Path, timeout: str = "5s") -> Path:
     config = tmp_path / "conf" / "nfdoctor.yaml"
     config.parent.mkdir(exist_ok=True)
-    config.write_text(f"database:\n  url: sqlite:///{db}\n  timeout: {timeout}\n",
-                      encoding="utf-8")
+    config.write_text(f"database:\n  url: sqlite:///{db}\n  timeout: {timeout}\n", encoding="utf-8")
     return config
 
 
@@ -417,8 +653,7 @@ def test_database_file_that_is_not_sqlite(tmp_path: Path, cli: Callable[..., Cli
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)
 
 
-def test_database_file_locked(tmp_path: Path, cli: Callable[..., CliResult],
-                              demo_db: Path) -> None:
+def test_database_file_locked(tmp_path: Path, cli: Callable[..., CliResult], demo_db: Path) -> None:
     config = _db_config(tmp_path, demo_db, timeout="200ms")
     holder = sqlite3.connect(demo_db, isolation_level=None)
     try:
@@ -437,16 +672,15 @@ def test_database_file_locked(tmp_path: Path, cli: Callable[..., CliResult],
     assert_nothing_written(before, after, tmp_path)
 
 
-def test_unreachable_postgresql_is_critical(tmp_path: Path,
-                                            cli: Callable[..., CliResult]) -> None:
+def test_unreachable_postgresql_is_critical(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
     pytest.importorskip("psycopg")
     config = tmp_path / "conf" / "nfdoctor.yaml"
     config.parent.mkdir()
-    config.write_text("database:\n  url: postgresql://nobody@127.0.0.1:1/x\n  timeout: 2s\n",
-                      encoding="utf-8")
+    config.write_text(
+        "database:\n  url: postgresql://nobody@127.0.0.1:1/x\n  timeout: 2s\n", encoding="utf-8"
+    )
     before = snapshot(tmp_path)
-    result = cli("diagnose", "--config", str(config), "--only", "database.connect",
-                 "-o", "plain")
+    result = cli("diagnose", "--config", str(config), "--only", "database.connect", "-o", "plain")
     assert "Traceback" not in result.stdout + result.stderr
     assert result.code == 2, result
     line = _summary_line(result.stdout, "database.connect")
@@ -472,8 +706,15 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert config.stat().st_size < 1024
     before = snapshot(tmp_path)
     try:
-        result = run_process("config", "validate", "--config", str(config),
-                             env=dict(os.environ), cwd=tmp_path / "work", timeout=5)
+        result = run_process(
+            "config",
+            "validate",
+            "--config",
+            str(config),
+            env=dict(os.environ),
+            cwd=tmp_path / "work",
+            timeout=5,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("nfdoctor config validate still expanding a 1 KB YAML alias bomb after 5 s")
     assert_one_located_line(result, f"nfdoctor: config: {config}")

@@ -223,8 +223,9 @@ def test_import_of_cli_stays_light() -> None:
 
 
 @pytest.mark.postgres
-def test_diagnose_against_real_postgresql(cli: Callable[..., CliResult], tmp_path: Path,
-                                          pg_crm_schema: object) -> None:
+def test_diagnose_against_real_postgresql(
+    cli: Callable[..., CliResult], tmp_path: Path, pg_crm_schema: object
+) -> None:
     url = pg_crm_schema.url  # type: ignore[attr-defined]
     config = tmp_path / "nfdoctor.yaml"
     config.write_text(f"database:\n  url: {url}\n")
@@ -234,7 +235,9 @@ def test_diagnose_against_real_postgresql(cli: Callable[..., CliResult], tmp_pat
     assert statuses["database.connect"][0] == "OK"
     assert statuses["database.connect"][1].startswith("postgresql ")
     assert statuses["database.schema"] == (
-        "OK", "all tables and columns of CRM schema v1 are present")
+        "OK",
+        "all tables and columns of CRM schema v1 are present",
+    )
     assert statuses["database.integrity"][0] == "SKIPPED"
     assert result.code == 0
 
@@ -255,15 +258,17 @@ def test_postgres_password_reference_is_used_and_masked(
     config.write_text(
         "database:\n  url: postgresql://nobody@127.0.0.1:1/crm\n  password: env:NFD_PG_PASSWORD\n"
     )
-    result = cli("diagnose", "--config", str(config), "--only", "database.connect", "-o", "plain",
-                 "--debug")
+    result = cli(
+        "diagnose", "--config", str(config), "--only", "database.connect", "-o", "plain", "--debug"
+    )
     assert result.code == 2
     assert "127.0.0.1:1" in result.stdout
     assert "pg-secret-value-4411" not in result.stdout + result.stderr
 
 
-def test_empty_only_is_an_error_not_everything(cli: Callable[..., CliResult], tmp_path: Path,
-                                               demo_db: Path) -> None:
+def test_empty_only_is_an_error_not_everything(
+    cli: Callable[..., CliResult], tmp_path: Path, demo_db: Path
+) -> None:
     config = _demo_config(tmp_path, demo_db)
     result = cli("diagnose", "--config", str(config), "--only", "")
     assert result.code == 3

@@ -102,8 +102,7 @@ DATABASE = {
 
 
 def all_secret_values() -> list[str]:
-    return [*ENV_SECRETS.values(), *FILE_SECRETS.values(), *INLINE_SECRETS.values(),
-            URL_PASSWORD]
+    return [*ENV_SECRETS.values(), *FILE_SECRETS.values(), *INLINE_SECRETS.values(), URL_PASSWORD]
 
 
 @dataclass
@@ -132,8 +131,9 @@ class Setup:
         found = []
         texts = list(self.outputs)
         for path in self.written_files():
-            texts.append((f"file {path.relative_to(self.tmp)}",
-                          path.read_bytes().decode("utf-8", "replace")))
+            texts.append(
+                (f"file {path.relative_to(self.tmp)}", path.read_bytes().decode("utf-8", "replace"))
+            )
         for where, text in texts:
             for secret in (*all_secret_values(), *extra):
                 if secret in text:
@@ -153,8 +153,7 @@ def write_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str) -
     conf_dir = tmp_path / "conf"
     (conf_dir / "secrets").mkdir(parents=True)
     config = conf_dir / "nfdoctor.yaml"
-    config.write_text(CONFIG.format(database=DATABASE[variant], **INLINE_SECRETS),
-                      encoding="utf-8")
+    config.write_text(CONFIG.format(database=DATABASE[variant], **INLINE_SECRETS), encoding="utf-8")
     secret_files = []
     for name, value in FILE_SECRETS.items():
         path = conf_dir / "secrets" / name
@@ -168,8 +167,9 @@ def write_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str) -
 
 
 @pytest.fixture(params=sorted(DATABASE))
-def every_setup(request: pytest.FixtureRequest, tmp_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Setup:
+def every_setup(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Setup:
     """Both database variants: the password in ``database.password``, and inside the URL."""
     return write_setup(tmp_path, monkeypatch, request.param)
 
@@ -199,8 +199,9 @@ def _secret_paths(annotation: Any, path: str) -> Iterator[str]:
         yield from _secret_paths(arg, path)
 
 
-def test_the_config_sets_every_secret_field_of_the_model(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_config_sets_every_secret_field_of_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_paths = set(_secret_paths(NfdoctorConfig, ""))
     assert "platforms.shopee.partner_key" in model_paths  # the walk itself works
     setup = write_setup(tmp_path, monkeypatch, "password-key")
@@ -213,8 +214,9 @@ def test_the_config_sets_every_secret_field_of_the_model(tmp_path: Path,
 # --- every command, in-process ----------------------------------------------------------------
 
 
-def test_every_command_masks_every_secret(every_setup: Setup, cli: Callable[..., CliResult],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_command_masks_every_secret(
+    every_setup: Setup, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     setup = every_setup
     c = ("--config", str(setup.config))
     out = setup.tmp / "out"
@@ -226,8 +228,15 @@ def test_every_command_masks_every_secret(every_setup: Setup, cli: Callable[...,
         result = run(f"diagnose -o {fmt}", "diagnose", *c, "-o", fmt)
         assert result.code in (1, 2, 3), result  # the database is unreachable on purpose
         assert result.stdout.strip(), f"no {fmt} report"
-    written = run("diagnose --write", "diagnose", *c, "-o", "prometheus",
-                  "--write", str(out / "nfdoctor.prom"))
+    written = run(
+        "diagnose --write",
+        "diagnose",
+        *c,
+        "-o",
+        "prometheus",
+        "--write",
+        str(out / "nfdoctor.prom"),
+    )
     assert written.stdout == "" and (out / "nfdoctor.prom").read_text().startswith("#")
     debug = run("diagnose --debug", "diagnose", *c, "-o", "json", "--debug")
     json.loads(debug.stdout)
@@ -251,15 +260,15 @@ def test_every_command_masks_every_secret(every_setup: Setup, cli: Callable[...,
     assert bad_only.code == 3 and "unknown check 'nosuch'" in bad_only.stderr
 
     # Rotated values: config.changes reports "secret value changed", never old or new value.
-    rotated = {name: value.replace("LEAK-", "LEAK-rotated-") for name, value in
-               ENV_SECRETS.items()}
+    rotated = {name: value.replace("LEAK-", "LEAK-rotated-") for name, value in ENV_SECRETS.items()}
     for name, value in rotated.items():
         monkeypatch.setenv(name, value)
     for path in setup.secret_files:
         path.write_text(path.read_text().replace("LEAK-", "LEAK-rotated-"))
     if URL_PASSWORD in setup.config.read_text():
-        setup.config.write_text(setup.config.read_text().replace(URL_PASSWORD,
-                                                                 "LEAK-rotated-url-77d1aa"))
+        setup.config.write_text(
+            setup.config.read_text().replace(URL_PASSWORD, "LEAK-rotated-url-77d1aa")
+        )
     again = run("diagnose after rotation", "diagnose", *c, "-o", "json")
     changes = next(r for r in json.loads(again.stdout)["results"] if r["id"] == "config.changes")
     assert changes["status"] == "WARNING", changes
@@ -270,7 +279,8 @@ def test_every_command_masks_every_secret(every_setup: Setup, cli: Callable[...,
     missing_env = run("diagnose env missing", "diagnose", *c, "--debug")
     assert missing_env.code == 3
     assert "platforms.facebook.app_secret: environment variable NFD_T_FACEBOOK is not set" in (
-        missing_env.stderr)
+        missing_env.stderr
+    )
     monkeypatch.setenv("NFD_T_FACEBOOK", rotated["NFD_T_FACEBOOK"])
     setup.secret_files[2].unlink()  # zalo.key
     missing_file = run("config validate file missing", "config", "validate", *c)
@@ -294,9 +304,11 @@ def test_loggers_of_httpx_and_httpcore_are_quiet_unless_debug(
 
 # --- a check that talks HTTP and raises with a secret in its message -----------------------
 
-SHOPEE_URL = ("https://partner.shopeemobile.com/api/v2/shop/get_shop_info?partner_id=2001234"
-              "&timestamp=1764122400&access_token=LEAK-token-5a1f22&shop_id=220001"
-              "&sign=LEAK-sign-0c9d33")
+SHOPEE_URL = (
+    "https://partner.shopeemobile.com/api/v2/shop/get_shop_info?partner_id=2001234"
+    "&timestamp=1764122400&access_token=LEAK-token-5a1f22&shop_id=220001"
+    "&sign=LEAK-sign-0c9d33"
+)
 QUERY_SECRETS = ("LEAK-token-5a1f22", "LEAK-sign-0c9d33")
 
 
@@ -312,9 +324,9 @@ def leaky_run(self: Any, ctx: Any) -> Any:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_secret_in_a_check_exception_is_masked(fmt: str, setup: Setup,
-                                               cli: Callable[..., CliResult],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_in_a_check_exception_is_masked(
+    fmt: str, setup: Setup, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nfdoctor.checks.system import LoadCheck
 
     monkeypatch.setattr(LoadCheck, "run", leaky_run)
@@ -340,8 +352,9 @@ def test_secret_in_a_check_exception_is_masked(fmt: str, setup: Setup,
     assert_no_leaks(setup, QUERY_SECRETS)
 
 
-def test_secret_in_an_internal_error_is_masked(setup: Setup, cli: Callable[..., CliResult],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_in_an_internal_error_is_masked(
+    setup: Setup, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import nfdoctor.render
 
     def broken_render(*args: Any, **kwargs: Any) -> str:
@@ -402,10 +415,15 @@ def test_real_process_check_crash_and_httpx_log(debug: bool, setup: Setup) -> No
     args = ["diagnose", "--config", str(setup.config), "--only", "system.load", "-o", "plain"]
     completed = subprocess.run(
         [sys.executable, "-c", PATCHED_MAIN, *args, *(["--debug"] if debug else [])],
-        capture_output=True, text=True, env=env, cwd=setup.tmp / "work", timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=setup.tmp / "work",
+        timeout=60,
     )
-    result = setup.record("process", CliResult(completed.returncode, completed.stdout,
-                                               completed.stderr))
+    result = setup.record(
+        "process", CliResult(completed.returncode, completed.stdout, completed.stderr)
+    )
     assert result.code == 3, result
     assert "boom: shopee refused key ***" in result.stdout
     assert ("HTTP Request" in result.stderr) is debug

@@ -19,8 +19,8 @@ class Check(abc.ABC):
     or a coroutine. It may raise: the runner turns any exception into an UNKNOWN result.
     """
 
-    id: ClassVar[str]
-    title: ClassVar[str]
+    id: str  # a class attribute, or set per instance (platforms.<name>.api)
+    title: str
     #: ids of checks that must be OK or WARNING for this one to mean anything
     requires: ClassVar[tuple[str, ...]] = ()
 

@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from nfdoctor import __version__
+from nfdoctor.cli.check_cmd import check
 from nfdoctor.cli.config_cmd import config_app
 from nfdoctor.cli.diagnose import diagnose
 from nfdoctor.cli.simulator_cmd import simulator
@@ -55,6 +56,7 @@ def root(
 
 
 app.command("diagnose")(diagnose)
+app.command("check")(check)
 app.add_typer(config_app, name="config")
 app.command("simulator")(simulator)
 

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from nfdoctor.choices import FailOn, OutputFormat
+from nfdoctor.choices import FailOn
 from nfdoctor.cli.common import (
     ConfigOption,
     DebugOption,
     LangOption,
     emit,
     guarded,
-    progress_observer,
     warn_config,
+)
+from nfdoctor.cli.reporting import (
+    FailOnOption,
+    OutputOption,
+    ShopOption,
+    TimeoutOption,
+    WriteOption,
+    check_write_target,
+    parse_timeout,
+    platform_run,
+    run_and_render,
 )
 
 if TYPE_CHECKING:
     from nfdoctor.context import Context
 
 
-def _split(values: list[str] | None) -> list[str]:
+def split_csv(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated option values as one list."""
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
@@ -35,38 +45,22 @@ def diagnose(
         Optional[list[str]],  # noqa: UP045
         typer.Option("--skip", help="Skip these check ids or groups (comma-separated)."),
     ] = None,
+    platform: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--platform",
+            help="Platform checks for these platforms only (comma-separated); "
+            "other checks still run.",
+        ),
+    ] = None,
+    shop: ShopOption = None,
     list_checks: Annotated[
         bool, typer.Option("--list", help="List every check id with its title, and exit.")
     ] = False,
-    output: Annotated[
-        Optional[OutputFormat],  # noqa: UP045
-        typer.Option(
-            "--output",
-            "-o",
-            help="table (terminal default), plain (pipe default), json, junit, nagios, prometheus.",
-            show_default=False,
-        ),
-    ] = None,
-    write: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--write",
-            help="Write the output to FILE atomically instead of stdout "
-            "(for node_exporter's textfile collector).",
-            show_default=False,
-        ),
-    ] = None,
-    fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Lowest status that makes the exit code non-zero.")
-    ] = FailOn.WARNING,
-    timeout: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--timeout",
-            help="Per-check timeout, e.g. 10s (default: thresholds.check_timeout, 15s).",
-            show_default=False,
-        ),
-    ] = None,
+    output: OutputOption = None,
+    write: WriteOption = None,
+    fail_on: FailOnOption = FailOn.WARNING,
+    timeout: TimeoutOption = None,
     lang: LangOption = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
@@ -78,61 +72,45 @@ def diagnose(
 
     def body(ctx: Context) -> int:
         from nfdoctor.checks import all_checks
-        from nfdoctor.durations import parse_span
         from nfdoctor.errors import UsageError
-        from nfdoctor.render import default_format, render
-        from nfdoctor.runner import run_checks, select_checks
+        from nfdoctor.runner import select_checks
 
-        checks = all_checks()
+        every_check = all_checks()
         if list_checks:
-            emit(ctx, "".join(f"{c.id:<24} {c.title}\n" for c in checks))
+            emit(ctx, "".join(f"{c.id:<30} {c.title}\n" for c in every_check))
             return 0
-        if only is not None and not _split(only):
+        if only is not None and not split_csv(only):
             raise UsageError("--only: no check id given; see nfdoctor diagnose --list")
-        selected = select_checks(checks, only=_split(only), skip=_split(skip))
-        if not selected:
-            raise UsageError("--only/--skip left no check to run; see nfdoctor diagnose --list")
-        per_check_timeout = None
-        if timeout is not None:
-            try:
-                per_check_timeout = parse_span(timeout)
-            except ValueError as exc:
-                raise UsageError(f"--timeout: {exc}") from None
-            if per_check_timeout.total_seconds() <= 0:
-                raise UsageError("--timeout: must be more than zero")
-        if write is not None:
-            if str(write) in ("", ".") or write.is_dir():
-                raise UsageError(f"--write: {write} is a directory; name a file")
-            if not write.parent.is_dir():
-                raise UsageError(f"--write: directory {write.parent} does not exist")
+        if platform is not None and not split_csv(platform):
+            raise UsageError("--platform: no platform given")
+        # Typos are errors against every check there is, configured or not.
+        select_checks(every_check, only=split_csv(only), skip=split_csv(skip))
+        per_check_timeout = parse_timeout(timeout)
+        check_write_target(write)
         loaded = ctx.load_config()
         warn_config(ctx)
         ctx.resolve_all_secrets()
-        with progress_observer(ctx, total=len(selected)) as observer:
-            report = run_checks(
-                ctx,
-                selected,
-                command="diagnose",
-                timeout=per_check_timeout or loaded.config.thresholds.check_timeout,
-                observer=observer,
-            )
-        fmt = output or default_format(stdout_isatty=ctx.stdout.isatty(), environ=ctx.environ)
-        import shutil
-
-        text = render(
-            report,
-            fmt,
-            width=max(80, shutil.get_terminal_size((100, 24)).columns),
-            lang=ctx.language,
-            fail_on=fail_on,
-            color=fmt is OutputFormat.TABLE and ctx.stdout.isatty(),
+        check_timeout = per_check_timeout or loaded.config.thresholds.check_timeout
+        run = platform_run(
+            ctx, platforms=split_csv(platform), shop=shop, check_timeout=check_timeout
         )
-        if write is not None:
-            from nfdoctor.fsutil import write_atomically
-
-            write_atomically(write, ctx.redactor.redact(text))
-        else:
-            emit(ctx, text)
-        return report.exit_code(fail_on)
+        in_scope = all_checks(run)
+        selected = select_checks(
+            in_scope, only=split_csv(only), skip=split_csv(skip), known=every_check
+        )
+        if not selected:
+            raise UsageError(
+                "--only/--skip left no check to run (platform checks run only for configured "
+                "platforms); see nfdoctor diagnose --list"
+            )
+        return run_and_render(
+            ctx,
+            selected,
+            command="diagnose",
+            timeout=check_timeout,
+            output=output,
+            write=write,
+            fail_on=fail_on,
+        )
 
     guarded(body, config=config, debug=debug, lang=lang)

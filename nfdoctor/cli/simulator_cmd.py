@@ -26,6 +26,14 @@ def simulator(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed for ids, secrets, data and faults.")
     ] = 7,
+    shops: Annotated[
+        int,
+        typer.Option(
+            "--shops",
+            help="Shops (sellers, pages, OAs) per platform, 1-50; each has its own tokens "
+            "and data.",
+        ),
+    ] = 1,
     write_config: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -45,14 +53,20 @@ def simulator(
     """Serve simulators of Shopee, Lazada, TikTok Shop, Facebook, Zalo and the CRM on loopback.
 
     Example: nfdoctor simulator --write-config sim.yaml --faults examples/faults-demo.yaml
+
+    Three shops per platform: nfdoctor simulator --shops 3 --write-config sim.yaml
     """
 
     def body(ctx: Context) -> int:
+        from nfdoctor.errors import UsageError
         from nfdoctor.simulator.app import build_simulator
         from nfdoctor.simulator.server import SimulatorServer
         from nfdoctor.simulator.server import write_config as write
+        from nfdoctor.simulator.state import MAX_ACCOUNTS_PER_PLATFORM
 
-        app, state = build_simulator(seed, faults, ctx.clock)
+        if not 1 <= shops <= MAX_ACCOUNTS_PER_PLATFORM:
+            raise UsageError(f"--shops: expected 1-{MAX_ACCOUNTS_PER_PLATFORM}, got {shops}")
+        app, state = build_simulator(seed, faults, ctx.clock, accounts_per_platform=shops)
         server = SimulatorServer(app, port=port, log_level="info" if debug else "warning")
         if db is not None:
             from nfdoctor.store.demo import build_demo_database
@@ -62,7 +76,8 @@ def simulator(
         if write_config is not None:
             write(write_config, server.url, state, database_path=db)
             ctx.stderr.write(f"nfdoctor: config written to {write_config}\n")
-        ctx.stderr.write(f"nfdoctor simulator listening on {server.url} (Ctrl-C to stop)\n")
+        per = f"{shops} shops per platform" if shops > 1 else "1 shop per platform"
+        ctx.stderr.write(f"nfdoctor simulator listening on {server.url}, {per} (Ctrl-C to stop)\n")
         ctx.stderr.flush()
         server.run()
         return 0

@@ -94,6 +94,12 @@ class LogsConfig(Section):
     paths: list[str] = Field(default_factory=list)
 
 
+# Taxonomy categories a configurable ambiguous error code may be mapped to.
+ErrorCategoryName = Literal[
+    "token_expired", "token_invalid", "bad_signature", "bad_credentials", "bad_parameters"
+]
+
+
 class PlatformBase(Section):
     """What every platform section has besides credentials and its list of shops."""
 
@@ -129,6 +135,9 @@ class LazadaConfig(PlatformBase):
 
     app_key: str
     app_secret: SecretRef
+    auth_url: Url | None = None  # token host (default https://auth.lazada.com/rest)
+    # Low confidence (platforms.md §3.2, Java sample only): append the raw body to the sign base.
+    sign_raw_body: bool = False
     shops: list[LazadaShop] = Field(default_factory=list)
 
 
@@ -145,6 +154,10 @@ class TiktokConfig(PlatformBase):
 
     app_key: str
     app_secret: SecretRef
+    auth_url: Url | None = None  # token host (default https://auth.tiktok-shops.com)
+    # 36009004 means token, sign, app_key or timestamp trouble alike (platforms.md §4.6);
+    # which category to report it as.
+    code_36009004_means: ErrorCategoryName = "token_invalid"
     shops: list[TiktokShop] = Field(default_factory=list)
 
 
@@ -163,6 +176,10 @@ class FacebookConfig(PlatformBase):
     verify_token: SecretRef | None = None
     graph_version: str = "v21.0"
     appsecret_proof: bool = True
+    # Low confidence (platforms.md §5.3): debug_token's expires_at 0 means "never expires".
+    zero_expiry_means_never: bool = True
+    # Bare code 100 is also a wrong appsecret_proof (platforms.md §5.2).
+    code_100_means: ErrorCategoryName = "bad_parameters"
     pages: list[FacebookPage] = Field(default_factory=list)
 
 
@@ -179,6 +196,11 @@ class ZaloConfig(PlatformBase):
 
     app_id: str
     secret_key: SecretRef
+    oauth_url: Url | None = None  # token host (default https://oauth.zaloapp.com/v4)
+    # Low confidence (platforms.md §6.2): whether the OA API wants appsecret_proof.
+    appsecret_proof: bool = True
+    # The "3 months" refresh-token lifetime is not in the response (platforms.md §6.3).
+    refresh_token_lifetime: PositiveSpan = timedelta(days=90)
     oas: list[ZaloOA] = Field(default_factory=list)
 
 
@@ -213,6 +235,9 @@ class Thresholds(Section):
     memory_available_critical: Percent = 5.0
     load_per_core_warning: Annotated[float, Field(gt=0)] = 2.0
     load_per_core_critical: Annotated[float, Field(gt=0)] = 4.0
+    rate_limit_usage_warning: Percent = 80.0
+    rate_limit_usage_critical: Percent = 95.0
+    clock_skew_warning: Span = timedelta(seconds=30)
     check_timeout: PositiveSpan = timedelta(seconds=15)
     config_change_recent: Span = timedelta(hours=24)
 
@@ -225,6 +250,7 @@ class Thresholds(Section):
             ("memory_available_warning", "memory_available_critical", "greater"),
             ("database_latency_warning", "database_latency_critical", "less"),
             ("load_per_core_warning", "load_per_core_critical", "less"),
+            ("rate_limit_usage_warning", "rate_limit_usage_critical", "less"),
         ]
         for warn, crit, relation in pairs:
             a, b = getattr(self, warn), getattr(self, crit)
@@ -235,6 +261,14 @@ class Thresholds(Section):
 
 NotifyLevel = Literal["warning", "critical", "unknown"]
 _DEFAULT_NOTIFY: tuple[NotifyLevel, ...] = ("critical", "unknown")
+
+
+class TokensConfig(Section):
+    """Where access/refresh tokens live: they are state, not config."""
+
+    # keyring: the OS keyring (default); file: a 0600 JSON file, locked, for headless servers
+    store: Literal["keyring", "file"] = "keyring"
+    path: str | None = None  # file store; relative to the config file; default: state dir
 
 
 class NotificationsConfig(Section):
@@ -253,6 +287,7 @@ class NfdoctorConfig(Section):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     platforms: PlatformsConfig = Field(default_factory=PlatformsConfig)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    tokens: TokensConfig = Field(default_factory=TokensConfig)
     timezone: str = "Asia/Ho_Chi_Minh"
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 

@@ -184,10 +184,13 @@ class FacebookClient(PlatformClient):
         code_100_category: Category = Category.BAD_PARAMETERS,
         base_url: str = FACEBOOK_BASE_URL,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
         clock: Clock = utc_now,
         timeout_s: float = 10.0,
     ) -> None:
-        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        super().__init__(
+            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
+        )
         self.page_id = page_id
         self.app_id = app_id
         self._signing_secret = app_secret

@@ -265,11 +265,14 @@ class LazadaClient(PlatformClient):
         base_url: str = LAZADA_BASE_URL,
         auth_url: str = LAZADA_AUTH_URL,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
         clock: Clock = utc_now,
         timeout_s: float = 10.0,
         sign_raw_body: bool = False,
     ) -> None:
-        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        super().__init__(
+            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
+        )
         self.seller_id = seller_id
         self.auth = LazadaAuth(
             app_key=app_key,

@@ -300,11 +300,14 @@ class ShopeeClient(PlatformClient):
         on_refresh: Callable[[TokenSet], None] | None = None,
         base_url: str = SHOPEE_BASE_URL,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
         clock: Clock = utc_now,
         timeout_s: float = 10.0,
         refresh_ttl_s: float = 30 * 86400,
     ) -> None:
-        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        super().__init__(
+            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
+        )
         self.shop_id = str(shop_id)
         self.auth = ShopeeAuth(
             partner_id=partner_id,

@@ -253,11 +253,14 @@ class TiktokClient(PlatformClient):
         base_url: str = TIKTOK_BASE_URL,
         auth_url: str = TIKTOK_AUTH_URL,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
         clock: Clock = utc_now,
         timeout_s: float = 10.0,
         overloaded_category: Category = Category.TOKEN_INVALID,
     ) -> None:
-        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        super().__init__(
+            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
+        )
         self.shop_id = shop_id
         self.shop_cipher = shop_cipher
         self.overloaded_category = overloaded_category

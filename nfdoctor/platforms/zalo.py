@@ -250,11 +250,14 @@ class ZaloClient(PlatformClient):
         base_url: str = ZALO_BASE_URL,
         oauth_url: str = ZALO_OAUTH_URL,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
         clock: Clock = utc_now,
         timeout_s: float = 10.0,
         refresh_ttl_s: float = REFRESH_TTL_S,
     ) -> None:
-        super().__init__(base_url=base_url, transport=transport, clock=clock, timeout_s=timeout_s)
+        super().__init__(
+            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
+        )
         self.oa_id = oa_id
         self._signing_secret = app_secret
         self.auth = ZaloAuth(

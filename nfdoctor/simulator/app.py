@@ -54,13 +54,28 @@ def build_simulator(
     *,
     sleep: Sleep = asyncio.sleep,
     crm_settings: CrmSettings | None = None,
+    accounts_per_platform: int = 1,
+    orders_per_shop: int = 250,
+    conversations_per_account: int = 40,
 ) -> tuple[Starlette, SimulatorState]:
-    """Build the ASGI app and the state it serves, from a seed, a fault plan and a clock."""
-    state = SimulatorState(seed, clock)
+    """Build the ASGI app and the state it serves, from a seed, a fault plan and a clock.
+
+    ``accounts_per_platform`` shops/sellers/pages/OAs per platform (1-50; see
+    :class:`SimulatorState`). A fault rule naming an ``account`` that does not exist is a
+    :class:`~nfdoctor.errors.UsageError`.
+    """
     if isinstance(faults, Path):
         plan = load_fault_plan(faults, default_seed=seed)
     else:
         plan = faults if faults is not None else FaultPlan(seed=seed)
+    state = SimulatorState(
+        seed,
+        clock,
+        accounts_per_platform=accounts_per_platform,
+        orders_per_shop=orders_per_shop,
+        conversations_per_account=conversations_per_account,
+    )
+    plan.check_accounts(state)
     apps: dict[str, tuple[ASGIApp, ErrorBody]] = {
         "/shopee": (build_shopee_app(state), shopee_error_body),
         "/lazada": (build_lazada_app(state), lazada_error_body),

@@ -154,13 +154,16 @@ class FacebookApp:
         assert account is not None
         return token, account, now
 
-    def usage_headers(self, account: Account, now: datetime, *, app: bool) -> dict[str, str]:
-        """Usage headers, sent only once usage crosses the threshold (§5.7)."""
+    def usage_headers(self, account: Account | None, now: datetime, *, app: bool) -> dict[str, str]:
+        """Usage headers, sent only once usage crosses the threshold (§5.7).
+
+        One hourly counter per app: every Page's calls count towards it.
+        """
         calls = self.state.record_call("facebook", now, timedelta(hours=1))
         pct = min(100, calls * 100 // max(1, self.state.facebook_hourly_allowance))
         if pct < self.state.facebook_usage_threshold_pct:
             return {}
-        if app:
+        if app or account is None:
             return {
                 "X-App-Usage": json.dumps(
                     {"call_count": pct, "total_time": pct // 2, "total_cputime": pct // 2}
@@ -233,7 +236,8 @@ class FacebookApp:
                 **base,
                 "is_valid": True,
                 "issued_at": int(token.issued_at.timestamp()),  # ABS
-                "expires_at": 0,  # never (a Page token from a long-lived user token)
+                # 0 = never (a Page token from a long-lived user token), unless a demo aged it
+                "expires_at": int(token.expires_at.timestamp()) if token.expires_at else 0,
                 "data_access_expires_at": int((now + timedelta(days=90)).timestamp()),
                 "profile_id": token.owner,
                 "scopes": ["pages_messaging", "pages_manage_metadata", "pages_read_engagement"],
@@ -242,9 +246,7 @@ class FacebookApp:
                 ],
                 "user_id": "10" + token.owner[-13:],
             }
-        account = self.state.account("facebook")
-        assert account is not None
-        return json_response({"data": data}, headers=self.usage_headers(account, now, app=True))
+        return json_response({"data": data}, headers=self.usage_headers(None, now, app=True))
 
     def page(
         self, request: Request, items: list[dict[str, Any]]

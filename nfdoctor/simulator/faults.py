@@ -1,9 +1,11 @@
 """The fault plan: YAML rules that make simulated platforms misbehave, reproducibly.
 
 A plan is a list of rules, each naming a platform, a path glob, a fault kind and its
-parameters, a ``probability`` (default 1.0) and an optional ``times`` budget. Which rule
-fires on which request is decided by ``random.Random(seed)``, so a seed replays a run.
-The :class:`FaultInjector` wraps one platform's ASGI app and applies the rules.
+parameters, a ``probability`` (default 1.0), an optional ``times`` budget and an optional
+``account`` (one shop / seller / page / OA id; see :func:`request_accounts` for how a
+request's account is found). Which rule fires on which request is decided by
+``random.Random(seed)``, so a seed replays a run. The :class:`FaultInjector` wraps one
+platform's ASGI app and applies the rules.
 
 Example (see ``examples/faults-demo.yaml`` and the simulator README)::
 
@@ -23,18 +25,19 @@ import contextlib
 import fnmatch
 import json
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nfdoctor.errors import UsageError
 from nfdoctor.simulator.base import SCOPE_KEY
-from nfdoctor.simulator.state import SimulatorState
+from nfdoctor.simulator.state import PLATFORMS, SimulatorState
 
 __all__ = [
     "FAULT_KINDS",
@@ -44,6 +47,7 @@ __all__ = [
     "FaultRule",
     "SimulatedConnectionReset",
     "load_fault_plan",
+    "request_accounts",
 ]
 
 # kind -> {parameter: (type, required)}
@@ -61,7 +65,7 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "schema_drift": {"field": (str, True), "rename_to": (str, True)},
 }
 _PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo", "crm", "*")
-_COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times"}
+_COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times", "account"}
 
 #: ``(kind, status) -> (status, JSON body)`` in the platform's own error envelope;
 #: kind is ``"rate_limit"`` or ``"server"``
@@ -89,26 +93,51 @@ class FaultRule:
     probability: float = 1.0
     times: int | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: only requests for this shop / seller / page / OA id (see :func:`request_accounts`)
+    account: str | None = None
 
-    def matches(self, platform: str, path: str) -> bool:
-        """Whether this rule is about that platform and path."""
+    def matches_path(self, platform: str, path: str) -> bool:
+        """Whether this rule is about that platform and path (whatever the account)."""
         return self.platform in ("*", platform) and fnmatch.fnmatchcase(path, self.endpoint)
+
+    def matches(self, platform: str, path: str, accounts: Collection[str] = ()) -> bool:
+        """Whether this rule is about that platform, path and (if it names one) account."""
+        if not self.matches_path(platform, path):
+            return False
+        return self.account is None or self.account in accounts
 
 
 class FaultPlan:
     """Rules plus the seeded RNG and per-rule counters that decide when they fire."""
 
-    def __init__(self, rules: list[FaultRule] | None = None, *, seed: int = 7) -> None:
+    def __init__(
+        self, rules: list[FaultRule] | None = None, *, seed: int = 7, source: str = "fault plan"
+    ) -> None:
         self.rules = list(rules or [])
         self.seed = seed
+        self.source = source
         self.rng = random.Random(seed)
         self.fired: list[int] = [0] * len(self.rules)
 
-    def pick(self, platform: str, path: str) -> list[FaultRule]:
-        """The rules that fire for this request (each consumes one of its ``times``)."""
+    def needs_accounts(self, platform: str, path: str) -> bool:
+        """Whether a live rule for this platform and path names an account (so the request's
+        account must be worked out before :meth:`pick`)."""
+        return any(
+            rule.account is not None
+            and rule.matches_path(platform, path)
+            and (rule.times is None or self.fired[index] < rule.times)
+            for index, rule in enumerate(self.rules)
+        )
+
+    def pick(self, platform: str, path: str, accounts: Collection[str] = ()) -> list[FaultRule]:
+        """The rules that fire for this request (each consumes one of its ``times``).
+
+        ``accounts``: the account ids the request is for; a rule with ``account`` matches
+        only when its id is among them.
+        """
         chosen = []
         for index, rule in enumerate(self.rules):
-            if not rule.matches(platform, path):
+            if not rule.matches(platform, path, accounts):
                 continue
             if rule.times is not None and self.fired[index] >= rule.times:
                 continue
@@ -140,7 +169,25 @@ class FaultPlan:
         if not isinstance(raw_rules, list):
             raise bad("rules", "must be a list")
         rules = [_parse_rule(item, f"rules[{i}]", bad) for i, item in enumerate(raw_rules)]
-        return cls(rules, seed=seed)
+        return cls(rules, seed=seed, source=source)
+
+    def check_accounts(self, state: SimulatorState) -> None:
+        """Every ``account`` a rule names must exist on its platform: a typo would otherwise
+        make the rule silently never fire."""
+        for index, rule in enumerate(self.rules):
+            if rule.account is None:
+                continue
+            platforms = PLATFORMS if rule.platform == "*" else (rule.platform,)
+            if any(state.account(p, rule.account) is not None for p in platforms):
+                continue
+            known = ", ".join(
+                a.account_id for p in platforms for a in state.accounts.get(p, [])[:3]
+            )
+            where = "any platform" if rule.platform == "*" else rule.platform
+            raise UsageError(
+                f"{self.source}: rules[{index}].account: no account {rule.account} on {where} "
+                f"in this simulator (e.g. {known}; ids depend on --seed and --shops)"
+            )
 
 
 def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) -> FaultRule:
@@ -165,6 +212,13 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
     times = item.get("times")
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise bad(f"{where}.times", "must be a positive integer")
+    account = item.get("account")
+    if account is not None:
+        if isinstance(account, bool) or not isinstance(account, (int, str)) or not str(account):
+            raise bad(f"{where}.account", "must be a shop, seller, page or OA id")
+        if platform == "crm":
+            raise bad(f"{where}.account", "the CRM has no accounts; use it with a platform")
+        account = str(account).strip()
     spec = FAULT_KINDS[kind]
     for key in set(item) - _COMMON_KEYS - set(spec):
         raise bad(f"{where}.{key}", f"not a parameter of {kind}")
@@ -196,6 +250,7 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
         probability=float(probability),
         times=times,
         params=params,
+        account=account,
     )
 
 
@@ -222,6 +277,90 @@ def _rename(value: Any, old: str, new: str) -> Any:
     if isinstance(value, list):
         return [_rename(v, old, new) for v in value]
     return value
+
+
+def request_accounts(
+    platform: str, path: str, scope: Scope, body: bytes, state: SimulatorState
+) -> set[str]:
+    """The account ids a request is for, as far as cheaply known (for ``account:`` rules).
+
+    - every platform: the owner of any token the request presents that this simulator
+      issued (expired, used or revoked ones too): ``access_token`` in the query or a form
+      body (Shopee, Lazada, Facebook), ``x-tts-access-token`` (TikTok), the ``access_token``
+      header (Zalo), ``Authorization: Bearer`` (Facebook), ``refresh_token`` in the query,
+      a form or a JSON body (the token endpoints), Facebook's ``input_token``;
+    - Shopee: ``shop_id`` in the query or the JSON body (the refresh call);
+    - TikTok: the shop whose cipher is the ``shop_cipher`` query parameter;
+    - Facebook: the page id as the node of ``/{version}/{page-id}/{edge}``.
+
+    Not looked at: Facebook conversation ids (``/{conversation-id}/messages`` is known through
+    its token only), request bodies other than forms and JSON objects, CRM webhooks.
+    """
+    if platform not in state.accounts:
+        return set()
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    fields: dict[str, Any] = {}
+    content_type = headers.get("content-type", "")
+    if body and content_type.startswith("application/x-www-form-urlencoded"):
+        fields = dict(parse_qsl(body.decode("utf-8", "replace")))
+    elif body and body.lstrip()[:1] == b"{":
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body)
+            fields = parsed if isinstance(parsed, dict) else {}
+    presented = [
+        query.get("access_token"),
+        query.get("refresh_token"),
+        query.get("input_token"),
+        fields.get("access_token"),
+        fields.get("refresh_token"),
+        headers.get("x-tts-access-token"),
+        headers.get("access_token"),
+    ]
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        presented.append(auth[7:].strip())
+    accounts: set[str] = set()
+    for value in presented:
+        token = state.tokens.get(value) if isinstance(value, str) else None
+        if token is not None and token.platform == platform:
+            accounts.add(token.owner)
+    if platform == "shopee":
+        for shop_id in (query.get("shop_id"), fields.get("shop_id")):
+            if shop_id is not None:
+                accounts.add(str(shop_id))
+    elif platform == "tiktok" and "shop_cipher" in query:
+        accounts.update(
+            a.account_id
+            for a in state.accounts["tiktok"]
+            if a.extra.get("cipher") == query["shop_cipher"]
+        )
+    elif platform == "facebook":
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and state.account("facebook", parts[1]) is not None:
+            accounts.add(parts[1])
+    return accounts
+
+
+async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body, and a ``receive`` that hands it to the app again."""
+    chunks: list[bytes] = []
+    pending: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            pending.append(message)  # a disconnect: pass it on after the body
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    pending.insert(0, {"type": "http.request", "body": body, "more_body": False})
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return body, replay
 
 
 class FaultInjector:
@@ -251,7 +390,11 @@ class FaultInjector:
             return
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if scope["path"].startswith(root) else scope["path"]
-        rules = self.plan.pick(self.platform, path)
+        accounts: set[str] = set()
+        if self.plan.needs_accounts(self.platform, path):
+            body, receive = await _buffer_body(receive)
+            accounts = request_accounts(self.platform, path, scope, body, self.state)
+        rules = self.plan.pick(self.platform, path, accounts)
         kinds = {rule.kind: rule for rule in rules}
         skew = sum(int(r.params["seconds"]) for r in rules if r.kind == "clock_skew")
         now = self.state.clock() + timedelta(seconds=skew)

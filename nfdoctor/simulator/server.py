@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,14 @@ from starlette.types import ASGIApp
 from nfdoctor.errors import UsageError
 from nfdoctor.simulator.state import SimulatorState
 
-__all__ = ["LOOPBACK", "SimulatorServer", "check_loopback", "write_config"]
+__all__ = [
+    "LOOPBACK",
+    "TOKENS_FORMAT",
+    "SimulatorServer",
+    "check_loopback",
+    "tokens_document",
+    "write_config",
+]
 
 LOOPBACK = "127.0.0.1"
 
@@ -114,14 +122,49 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+#: ``format`` of the tokens file the file token store reads
+TOKENS_FORMAT = "nfdoctor.tokens/v1"
+
+
+def tokens_document(state: SimulatorState) -> dict[str, Any]:
+    """Every account's current tokens, in the token store's file format.
+
+    ``{"format": "nfdoctor.tokens/v1", "tokens": {platform: {account_id: {access_token,
+    access_expires_at, refresh_token, refresh_expires_at, updated_at}}}}``; times are ISO 8601
+    in UTC, ``null`` where there is no refresh token or no expiry (Facebook).
+    """
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.astimezone(timezone.utc).isoformat() if moment is not None else None
+
+    updated = iso(state.clock())
+    tokens: dict[str, dict[str, dict[str, Any]]] = {}
+    for platform, accounts in state.accounts.items():
+        for account in accounts:
+            access = state.current(platform, account.account_id, "access")
+            refresh = state.current(platform, account.account_id, "refresh")
+            if access is None:
+                continue
+            tokens.setdefault(platform, {})[account.account_id] = {
+                "access_token": access.value,
+                "access_expires_at": iso(access.expires_at),
+                "refresh_token": refresh.value if refresh else None,
+                "refresh_expires_at": iso(refresh.expires_at) if refresh else None,
+                "updated_at": updated,
+            }
+    return {"format": TOKENS_FORMAT, "tokens": tokens}
+
+
 def write_config(
     path: Path, base_url: str, state: SimulatorState, *, database_path: Path | None = None
 ) -> list[Path]:
     """Write a config pointing every platform at the simulator; secrets as 0600 ``file:`` refs.
 
-    Secret files go to ``<config stem>-secrets/`` next to the config, together with
-    ``tokens.json``: the access/refresh tokens the simulator issued (tokens are state, not
-    config, so nothing in the YAML refers to that file). Returns every file written.
+    Every account of every platform is listed. Secret files go to ``<config stem>-secrets/``
+    next to the config, together with ``tokens.json`` (see :func:`tokens_document`), which the
+    config's ``tokens`` section names (``store: file``, path relative to the config). The token
+    hosts are set too (Lazada and TikTok ``auth_url``, Zalo ``oauth_url``). Returns every file
+    written, the config first.
     """
     import yaml
 
@@ -161,6 +204,7 @@ def write_config(
             },
             "lazada": {
                 "base_url": f"{base}/lazada/rest",
+                "auth_url": f"{base}/lazada-auth/rest",
                 "webhook_url": f"{base}/crm/webhooks/lazada",
                 "app_key": state.lazada_app_key,
                 "app_secret": secret("lazada-app-secret", state.lazada_app_secret),
@@ -168,6 +212,7 @@ def write_config(
             },
             "tiktok": {
                 "base_url": f"{base}/tiktok",
+                "auth_url": f"{base}/tiktok-auth",
                 "webhook_url": f"{base}/crm/webhooks/tiktok",
                 "app_key": state.tiktok_app_key,
                 "app_secret": secret("tiktok-app-secret", state.tiktok_app_secret),
@@ -177,6 +222,7 @@ def write_config(
                 ],
             },
             "facebook": {
+                # The client appends graph_version: {base}/facebook/v21.0/...
                 "base_url": f"{base}/facebook",
                 "webhook_url": f"{base}/crm/webhooks/facebook",
                 "app_id": state.facebook_app_id,
@@ -187,6 +233,7 @@ def write_config(
             },
             "zalo": {
                 "base_url": f"{base}/zalo",
+                "oauth_url": f"{base}/zalo-oauth/v4",
                 "webhook_url": f"{base}/crm/webhooks/zalo",
                 "app_id": state.zalo_app_id,
                 "secret_key": secret("zalo-secret-key", state.zalo_secret_key),
@@ -200,36 +247,25 @@ def write_config(
                 ],
             },
         },
+        "tokens": {"store": "file", "path": f"{secrets_dir.name}/tokens.json"},
     }
     if database_path is not None:
         config["database"] = {"url": f"sqlite:///{database_path.resolve()}"}
 
-    tokens: dict[str, dict[str, dict[str, Any]]] = {}
-    for platform, accounts in state.accounts.items():
-        for account in accounts:
-            access = state.current(platform, account.account_id, "access")
-            refresh = state.current(platform, account.account_id, "refresh")
-            if access is None:
-                continue
-            tokens.setdefault(platform, {})[account.account_id] = {
-                "access_token": access.value,
-                "access_expires_at": access.expires_at.isoformat() if access.expires_at else None,
-                "refresh_token": refresh.value if refresh else None,
-                "refresh_expires_at": (
-                    refresh.expires_at.isoformat() if refresh and refresh.expires_at else None
-                ),
-            }
     tokens_path = secrets_dir / "tokens.json"
-    _write_private(tokens_path, json.dumps(tokens, indent=2) + "\n")
+    _write_private(tokens_path, json.dumps(tokens_document(state), indent=2) + "\n")
     written.append(tokens_path)
 
+    count = state.accounts_per_platform
+    accounts = f"{count} accounts" if count > 1 else "1 account"
     header = (
         "# Written by `nfdoctor simulator`: every platform points at the local simulator\n"
-        f"# ({base}). Secrets are file: references to 0600 files in {secrets_dir.name}/,\n"
-        "# which also holds tokens.json with the tokens the simulator issued at start.\n"
-        "# Lazada's token host is {base}/lazada-auth/rest, TikTok's {base}/tiktok-auth,\n"
-        "# Zalo's OAuth host {base}/zalo-oauth (see nfdoctor/simulator/README.md).\n"
-    ).replace("{base}", base)
+        f"# ({base}), {accounts} per platform, token hosts included (auth_url,\n"
+        "# oauth_url). Secrets are file: references to 0600 files in\n"
+        f"# {secrets_dir.name}/; the tokens the simulator issued at start are in\n"
+        f"# {secrets_dir.name}/tokens.json, the file token store that `tokens:` names\n"
+        "# (see nfdoctor/simulator/README.md).\n"
+    )
     text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

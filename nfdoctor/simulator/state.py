@@ -16,6 +16,10 @@ from typing import Literal
 
 __all__ = [
     "LIFETIMES",
+    "MAX_ACCOUNTS_PER_PLATFORM",
+    "PLATFORMS",
+    "ZALO_OA_PROFILES",
+    "Account",
     "Clock",
     "Conversation",
     "Message",
@@ -64,6 +68,104 @@ _VN_NAMES = (
     "Phan Minh Sơn",
     "Võ Thị Thảo",
 )
+# Shop names of the accounts after the first: a category that fits the platform's sellers
+# and a brand (a given name or a place), as small Vietnamese shops name themselves.
+_SHOP_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "shopee": (
+        "Thời Trang",
+        "Giày Dép",
+        "Túi Xách",
+        "Phụ Kiện",
+        "Áo Dài",
+        "Đồ Bộ",
+        "Thời Trang Nam",
+        "Đồ Thể Thao",
+    ),
+    "lazada": (
+        "Mỹ Phẩm",
+        "Điện Máy",
+        "Điện Thoại",
+        "Mẹ Và Bé",
+        "Nước Hoa",
+        "Chăm Sóc Da",
+        "Văn Phòng Phẩm",
+        "Đồ Chơi",
+    ),
+    "tiktok": (
+        "Gia Dụng",
+        "Đồ Bếp",
+        "Nội Thất",
+        "Đồ Ăn Vặt",
+        "Thực Phẩm Sạch",
+        "Trang Sức",
+        "Nhà Cửa",
+        "Đặc Sản",
+    ),
+    "facebook": (
+        "Bánh Ngọt",
+        "Tiệm Hoa",
+        "Cà Phê",
+        "Trà Sữa",
+        "Bánh Mì",
+        "Tiệm Nail",
+        "Quán Chay",
+        "Hải Sản",
+    ),
+    "zalo": (
+        "Nhà Thuốc",
+        "Nha Khoa",
+        "Phòng Khám",
+        "Anh Ngữ",
+        "Spa",
+        "Thẩm Mỹ Viện",
+        "Gara Ô Tô",
+        "Nhà Sách",
+    ),
+}
+_SHOP_BRANDS = (
+    "Hà My",
+    "Thảo Nguyên",
+    "Minh Anh",
+    "An Khang",
+    "Phương Linh",
+    "Bảo Châu",
+    "Gia Huy",
+    "Hoàng Long",
+    "Ngọc Trâm",
+    "Tâm An",
+    "Phúc Lộc",
+    "Kim Ngân",
+    "Thanh Hương",
+    "Quỳnh Như",
+    "Đức Thịnh",
+    "Hồng Nhung",
+    "Vạn Phát",
+    "Hải Yến",
+    "Tuệ Minh",
+    "Mai Lan",
+    "Sài Gòn",
+    "Hà Nội",
+    "Đà Lạt",
+    "Hội An",
+    "Cần Thơ",
+    "Phố Huế",
+    "Phú Quốc",
+    "Nha Trang",
+)
+# Zalo OA profile fields (getoa) by category: (cate_name, description).
+ZALO_OA_PROFILES: dict[str, tuple[str, str]] = {
+    "Nhà Thuốc": ("Y tế", "Nhà thuốc uy tín tại TP.HCM"),
+    "Nha Khoa": ("Y tế", "Nha khoa thẩm mỹ, đặt lịch khám qua Zalo"),
+    "Phòng Khám": ("Y tế", "Phòng khám đa khoa, tư vấn sức khỏe miễn phí"),
+    "Anh Ngữ": ("Giáo dục", "Trung tâm tiếng Anh cho trẻ em và người đi làm"),
+    "Spa": ("Làm đẹp", "Spa chăm sóc da và thư giãn"),
+    "Thẩm Mỹ Viện": ("Làm đẹp", "Thẩm mỹ viện, tư vấn liệu trình miễn phí"),
+    "Gara Ô Tô": ("Ô tô - Xe máy", "Sửa chữa, bảo dưỡng ô tô các hãng"),
+    "Nhà Sách": ("Sách - Văn phòng phẩm", "Sách, truyện và văn phòng phẩm chính hãng"),
+}
+#: most accounts per platform the simulator makes (``nfdoctor simulator --shops``)
+MAX_ACCOUNTS_PER_PLATFORM = 50
+
 _VN_TEXTS = (
     "Shop ơi, đơn của mình bao giờ giao ạ?",
     "Cho mình hỏi còn size M không?",
@@ -150,17 +252,31 @@ _STATUSES = {
 
 
 class SimulatorState:
-    """Credentials, tokens and data of every simulated platform, from one seed and a clock."""
+    """Credentials, tokens and data of every simulated platform, from one seed and a clock.
+
+    ``accounts_per_platform`` shops / sellers / pages / OAs per platform (1-50), each with
+    its own ids, tokens and data (TikTok its own cipher, Zalo its own OA secret). Account 0
+    is the same whatever that number; account k depends only on the seed and k.
+    """
 
     def __init__(
         self,
         seed: int = 7,
         clock: Clock | None = None,
         *,
+        accounts_per_platform: int = 1,
         orders_per_shop: int = 250,
         conversations_per_account: int = 40,
     ) -> None:
+        if not 1 <= accounts_per_platform <= MAX_ACCOUNTS_PER_PLATFORM:
+            raise ValueError(
+                f"accounts_per_platform must be 1-{MAX_ACCOUNTS_PER_PLATFORM}, "
+                f"got {accounts_per_platform}"
+            )
+        if orders_per_shop < 0 or conversations_per_account < 0:
+            raise ValueError("orders_per_shop and conversations_per_account must be 0 or more")
         self.seed = seed
+        self.accounts_per_platform = accounts_per_platform
         self.clock: Clock = clock or (lambda: datetime.now(timezone.utc))
         self.rng = random.Random(seed)
         self.tokens: dict[str, Token] = {}
@@ -191,31 +307,18 @@ class SimulatorState:
         self.zalo_secret_key = self._alnum(20)
         self.crm_api_key = "crm-" + self._alnum(24)
 
-        self.accounts["shopee"].append(
-            Account("shopee", str(10_000_000 + rng.randrange(90_000_000)), "Thời Trang Hà My")
-        )
-        self.accounts["lazada"].append(
-            Account("lazada", str(100_000_000 + rng.randrange(900_000_000)), "Mỹ Phẩm Thảo Nguyên")
-        )
-        self.accounts["tiktok"].append(
-            Account(
-                "tiktok",
-                "749" + self._digits(16),
-                "Gia Dụng Minh Anh",
-                extra={"cipher": "ROW_" + self._alnum(24), "code": "VNLC" + self._alnum(6)},
-            )
-        )
-        self.accounts["facebook"].append(
-            Account("facebook", "1000" + self._digits(11), "Bánh Ngọt Sài Gòn")
-        )
-        self.accounts["zalo"].append(
-            Account(
-                "zalo",
-                "43" + self._digits(17),
-                "Nhà Thuốc An Khang",
-                extra={"oa_secret": self._alnum(20)},
-            )
-        )
+        # Account 0 of every platform comes first and from the main stream, exactly as when
+        # there was only one account per platform; the others come from a stream of their
+        # own, so adding accounts changes nothing about account 0 or the draws that follow.
+        first_names = {
+            "shopee": "Thời Trang Hà My",
+            "lazada": "Mỹ Phẩm Thảo Nguyên",
+            "tiktok": "Gia Dụng Minh Anh",
+            "facebook": "Bánh Ngọt Sài Gòn",
+            "zalo": "Nhà Thuốc An Khang",
+        }
+        for platform in PLATFORMS:
+            self.accounts[platform].append(self._new_account(platform, first_names[platform]))
         for platform in ("shopee", "lazada", "tiktok"):
             for account in self.accounts[platform]:
                 account.orders = self._orders(platform, now, orders_per_shop)
@@ -226,6 +329,85 @@ class SimulatorState:
                 )
         for platform in PLATFORMS:
             for account in self.accounts[platform]:
+                self.issue_pair(platform, account.account_id)
+        if accounts_per_platform > 1:
+            main_rng = self.rng
+            try:
+                self._add_accounts(
+                    now, accounts_per_platform, orders_per_shop, conversations_per_account
+                )
+            finally:
+                self.rng = main_rng
+
+    def _new_account(self, platform: str, name: str) -> Account:
+        """One account of ``platform`` with fresh ids (and cipher / OA secret) from ``rng``."""
+        rng = self.rng
+        if platform == "shopee":
+            return Account("shopee", str(10_000_000 + rng.randrange(90_000_000)), name)
+        if platform == "lazada":
+            return Account("lazada", str(100_000_000 + rng.randrange(900_000_000)), name)
+        if platform == "tiktok":
+            return Account(
+                "tiktok",
+                "749" + self._digits(16),
+                name,
+                extra={"cipher": "ROW_" + self._alnum(24), "code": "VNLC" + self._alnum(6)},
+            )
+        if platform == "facebook":
+            return Account("facebook", "1000" + self._digits(11), name)
+        category = next((c for c in ZALO_OA_PROFILES if name.startswith(c + " ")), "Nhà Thuốc")
+        cate_name, description = ZALO_OA_PROFILES[category]
+        return Account(
+            "zalo",
+            "43" + self._digits(17),
+            name,
+            extra={
+                "oa_secret": self._alnum(20),
+                "cate_name": cate_name,
+                "description": description,
+            },
+        )
+
+    def _add_accounts(
+        self, now: datetime, total: int, orders_per_shop: int, conversations_per_account: int
+    ) -> None:
+        """Accounts 1 … total-1 of every platform, each with its own data and tokens.
+
+        Each comes from a random stream of its own (seed, platform, index) and the names from
+        one per platform, so account k is the same whatever ``total`` (``--shops 3`` is the
+        first three of ``--shops 5``) and its ids do not depend on the amount of data.
+        Leaves ``self.rng`` on the last stream: the caller restores the main one.
+        """
+        names: dict[str, list[str]] = {}
+        for platform in PLATFORMS:
+            taken = {a.name for a in self.accounts[platform]}
+            combos = [
+                f"{category} {brand}"
+                for category in _SHOP_CATEGORIES[platform]
+                for brand in _SHOP_BRANDS
+                if f"{category} {brand}" not in taken
+            ]
+            random.Random(f"nfdoctor-simulator/{self.seed}/{platform}/names").shuffle(combos)
+            names[platform] = combos
+        for index in range(1, total):
+            for platform in PLATFORMS:
+                self.rng = random.Random(f"nfdoctor-simulator/{self.seed}/{platform}/{index}")
+                existing = self.accounts[platform]
+                account = self._new_account(platform, names[platform][index - 1])
+                # Ids are random: draw again on the (unlikely) collision with an earlier one.
+                while any(
+                    a.account_id == account.account_id
+                    or ("cipher" in a.extra and a.extra["cipher"] == account.extra.get("cipher"))
+                    for a in existing
+                ):
+                    account = self._new_account(platform, account.name)
+                if platform in _STATUSES:
+                    account.orders = self._orders(platform, now, orders_per_shop)
+                else:
+                    account.conversations = self._conversations(
+                        platform, account, now, conversations_per_account
+                    )
+                existing.append(account)
                 self.issue_pair(platform, account.account_id)
 
     # ---- ids -------------------------------------------------------------------------------
@@ -394,6 +576,34 @@ class SimulatorState:
         )
         return self.issue_pair(old_refresh.platform, old_refresh.owner, refresh_deadline=deadline)
 
+    def _current_or_fail(self, platform: str, account_id: str, kind: TokenKind) -> Token:
+        if self.account(platform, account_id) is None:
+            known = ", ".join(a.account_id for a in self.accounts.get(platform, []))
+            raise KeyError(f"no {platform} account {account_id!r} (known: {known})")
+        token = self.current(platform, account_id, kind)
+        if token is None:
+            raise ValueError(f"{platform} account {account_id} has no live {kind} token")
+        return token
+
+    def age_token(self, platform: str, account_id: str, *, expires_in: timedelta) -> Token:
+        """Make the account's current access token expire ``expires_in`` from now.
+
+        For demos ("token expires in 2 h") and tests; a negative span expires it already.
+        Works on Facebook too (its Page token then stops being a never-expiring one).
+        """
+        token = self._current_or_fail(platform, account_id, "access")
+        token.expires_at = self.clock() + expires_in
+        return token
+
+    def expire_refresh(
+        self, platform: str, account_id: str, *, expires_in: timedelta = timedelta(0)
+    ) -> Token:
+        """Make the account's current refresh token expire ``expires_in`` from now (default:
+        now, so the next refresh fails). Facebook has no refresh token: ``ValueError``."""
+        token = self._current_or_fail(platform, account_id, "refresh")
+        token.expires_at = self.clock() + expires_in
+        return token
+
     def revoke_all(self, platform: str, owner: str | None = None) -> None:
         """Revoke every token of a platform (or of one owner): a password change, an unlink."""
         for token in self.tokens.values():
@@ -402,9 +612,12 @@ class SimulatorState:
 
     # ---- usage -----------------------------------------------------------------------------
 
-    def record_call(self, platform: str, now: datetime, window: timedelta) -> int:
-        """Count a call and return how many happened within ``window`` before ``now``."""
-        calls = [t for t in self._calls[platform] if now - t < window]
+    def record_call(self, bucket: str, now: datetime, window: timedelta) -> int:
+        """Count a call and return how many happened within ``window`` before ``now``.
+
+        ``bucket`` is a platform (one counter per app) or e.g. ``"zalo:<oa_id>"`` (per account).
+        """
+        calls = [t for t in self._calls.get(bucket, []) if now - t < window]
         calls.append(now)
-        self._calls[platform] = calls
+        self._calls[bucket] = calls
         return len(calls)

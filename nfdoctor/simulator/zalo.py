@@ -8,6 +8,7 @@ negative ``error``; every OA API response carries ``X-RateLimit-Limit``/``-Remai
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -57,14 +58,26 @@ def _item(message: Message, account: Account, user_name: str) -> dict[str, Any]:
     }
 
 
+def _alias(name: str) -> str:
+    """The OA's alias: its name without diacritics or spaces ("Nhà Thuốc An Khang" ->
+    "nhathuocankhang")."""
+    plain = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in plain if c.isascii() and c.isalnum()).lower()
+
+
 class ZaloApp:
     """Handlers for both Zalo hosts."""
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
 
-    def reply(self, body: dict[str, Any], now: datetime) -> Response:
-        calls = self.state.record_call("zalo", now, timedelta(minutes=1))
+    def reply(
+        self, body: dict[str, Any], now: datetime, account: Account | None = None
+    ) -> Response:
+        # The limit is per OA ("Your OA reached limit call api"); calls whose token names no
+        # OA are counted on one shared bucket.
+        bucket = f"zalo:{account.account_id}" if account is not None else "zalo"
+        calls = self.state.record_call(bucket, now, timedelta(minutes=1))
         limit = self.state.zalo_limit_per_minute
         headers = {
             "X-RateLimit-Limit": str(limit),
@@ -126,11 +139,11 @@ class ZaloApp:
                 "data": {
                     "oa_id": account.account_id,
                     "name": account.name,
-                    "description": "Nhà thuốc uy tín tại TP.HCM",
-                    "oa_alias": "nhathuocankhang",
+                    "description": account.extra.get("description", ""),
+                    "oa_alias": _alias(account.name),
                     "is_verified": True,
                     "oa_type": 2,
-                    "cate_name": "Y tế",
+                    "cate_name": account.extra.get("cate_name", ""),
                     "num_follower": 1284,
                     "avatar": "https://example.invalid/avatar.png",
                     "cover": "https://example.invalid/cover.png",
@@ -141,6 +154,7 @@ class ZaloApp:
                 "message": "Success",
             },
             now,
+            account,
         )
 
     async def listrecentchat(self, request: Request) -> Response:
@@ -155,7 +169,7 @@ class ZaloApp:
             _item(c.messages[-1], account, c.user_name)
             for c in account.conversations[offset : offset + count]
         ]
-        return self.reply({"data": latest, "error": 0, "message": "Success"}, now)
+        return self.reply({"data": latest, "error": 0, "message": "Success"}, now, account)
 
     async def conversation(self, request: Request) -> Response:
         """GET /v2.0/oa/conversation?data={"user_id":…,"offset":0,"count":10}."""
@@ -172,7 +186,7 @@ class ZaloApp:
             return self.reply({"error": exc.error, "message": exc.message}, now)
         newest_first = list(reversed(conv.messages))[offset : offset + count]
         items = [_item(m, account, conv.user_name) for m in newest_first]
-        return self.reply({"data": items, "error": 0, "message": "Success"}, now)
+        return self.reply({"data": items, "error": 0, "message": "Success"}, now, account)
 
     async def access_token(self, request: Request) -> Response:
         """POST /v4/oa/access_token (refresh grant): form body, ``secret_key`` header."""

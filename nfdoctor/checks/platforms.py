@@ -1,0 +1,561 @@
+"""The runbook's platform checks, per platform: connectivity, API, tokens.
+
+- ``platforms.<p>.connectivity`` — "verify internet connectivity": DNS, TCP, TLS and time
+  to first byte to each API host, so a dropping connection shows *where* it drops.
+- ``platforms.<p>.api`` — "test individual platform APIs": one authenticated call per
+  shop/page/OA; latency, clock skew, rate-limit headroom and response shape.
+- ``platforms.<p>.token`` — "verify API tokens/credentials": what the token store holds,
+  how long it lasts, and (Facebook) what ``debug_token`` says.
+
+Every shop of a platform is measured concurrently inside its check, and the three checks
+of all five platforms run concurrently with each other, so a run with twenty shops takes
+about as long as its slowest call. None of them changes anything: the API check does not
+refresh an expired token, it reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from nfdoctor.checks.base import Check
+from nfdoctor.durations import format_span
+from nfdoctor.hints import platform_hint
+from nfdoctor.platforms.factory import ACCOUNT_KEYS, PLATFORM_ORDER, PLATFORM_TITLES, Account
+from nfdoctor.results import CheckResult, Hint, Metric, Status, worst_of
+
+if TYPE_CHECKING:
+    import httpx
+
+    from nfdoctor.context import Context
+    from nfdoctor.platforms.base import PingResult, TokenInfo
+    from nfdoctor.platforms.errors import TaxonomyError
+    from nfdoctor.platforms.factory import ClientFactory
+    from nfdoctor.tokens.store import StoredToken
+
+__all__ = [
+    "PlatformApiCheck",
+    "PlatformConnectivityCheck",
+    "PlatformRun",
+    "PlatformTokenCheck",
+    "platform_checks",
+]
+
+#: how each error category is judged: RATE_LIMITED means the API works but throttles us;
+#: everything else means calls for this shop fail now.
+_CATEGORY_HINT = {
+    "token_expired": "platform.token_expired",
+    "token_invalid": "platform.token_invalid",
+    "refresh_token_invalid": "platform.refresh_invalid",
+    "bad_signature": "platform.bad_signature",
+    "bad_credentials": "platform.bad_credentials",
+    "permission_denied": "platform.permission",
+    "rate_limited": "platform.rate_limited",
+    "bad_parameters": "platform.bad_parameters",
+    "transient": "platform.transient",
+    "unexpected_response": "platform.unexpected",
+    "unreachable": "platform.unreachable",
+}
+#: the largest number of shops measured at once per platform (the run-wide cap on
+#: connections is the shared client's pool, see PlatformRun)
+_MAX_CONNECTIONS = 20
+
+
+@dataclass
+class PlatformRun:
+    """What the platform checks of one run share: the accounts in scope, one HTTP client.
+
+    ``accounts`` comes from :func:`nfdoctor.platforms.factory.select_accounts`, resolved by
+    the command before the run so a wrong ``--platform``/``--shop`` is a usage error, not
+    a result. ``call_timeout_s`` bounds each HTTP call, below the check's own timeout so a
+    hung shop is reported as that shop's failure, not the whole check's.
+    """
+
+    accounts: dict[str, list[Account]]
+    call_timeout_s: float = 10.0
+    _http: httpx.AsyncClient | None = field(default=None, repr=False)
+
+    def http(self, ctx: Context) -> httpx.AsyncClient:
+        """The run's one AsyncClient (created in the running loop, closed by the runner)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(
+                transport=ctx.http_transport,
+                timeout=self.call_timeout_s,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=_MAX_CONNECTIONS),
+                headers={"user-agent": "nfdoctor"},
+            )
+            client = self._http
+
+            async def close() -> None:
+                await client.aclose()
+                self._http = None
+
+            ctx.closers.append(close)
+        return self._http
+
+    def factory(self, ctx: Context) -> ClientFactory:
+        """A client factory over the run's config, secrets, clock and HTTP client."""
+        from nfdoctor.platforms.factory import ClientFactory
+
+        return ClientFactory(
+            ctx.load_config().config,
+            secret=ctx.secret_at,
+            http=self.http(ctx),
+            clock=ctx.clock,
+            timeout_s=self.call_timeout_s,
+        )
+
+
+class _PlatformCheck(Check):
+    """A check about one platform; ``run`` is None only for listing ids."""
+
+    kind = ""
+    what = ""
+
+    def __init__(self, platform: str, run: PlatformRun | None = None) -> None:
+        self.platform = platform
+        self.run_state = run
+        self.platform_title = PLATFORM_TITLES[platform]
+        self.id = f"platforms.{platform}.{self.kind}"
+        self.title = f"{self.platform_title}: {self.what}"
+
+    def _state(self) -> PlatformRun:
+        if self.run_state is None:
+            raise RuntimeError("platform checks need a PlatformRun to run")
+        return self.run_state
+
+    def hint(self, key: str) -> Hint:
+        """The catalogue hint ``key`` for this platform."""
+        return platform_hint(key, self.platform_title)
+
+    def recheck(self, account: Account | None = None) -> str:
+        """The command that measures this again once the operator has acted."""
+        shop = f" --shop {account.account_id}" if account is not None else ""
+        return f"nfdoctor check {self.platform}{shop}"
+
+    def error_result(self, exc: TaxonomyError, account: Account) -> CheckResult:
+        """A classified platform error as this account's result."""
+        from nfdoctor.platforms.errors import Category, RateLimitedError
+
+        status = Status.WARNING if exc.category is Category.RATE_LIMITED else Status.CRITICAL
+        summary = exc.message
+        if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
+            summary += f"; retry after {format_span(exc.retry_after_s)}"
+        details = [f"category: {exc.category.value}"]
+        if exc.http_status is not None:
+            details.append(f"HTTP status: {exc.http_status}")
+        if exc.code is not None:
+            details.append(f"platform error code: {exc.code}")
+        if exc.request_id:
+            details.append(f"request id: {exc.request_id} (quote it to the platform's support)")
+        if exc.platform_message:
+            details.append(f"platform says: {exc.platform_message}")
+        phase = getattr(exc, "phase", None)
+        if phase:
+            details.append(f"failed at: {phase}")
+        return self.result(
+            status,
+            summary,
+            details=details,
+            hint=self.hint(_CATEGORY_HINT[exc.category.value]),
+            next_command=self.recheck(account),
+            subject=account.label,
+        )
+
+    async def for_each_account(
+        self, ctx: Context, measure: Callable[[Account], Awaitable[CheckResult]]
+    ) -> list[CheckResult]:
+        """``measure`` every account in scope concurrently; one result each."""
+        from nfdoctor.platforms.errors import TaxonomyError
+
+        accounts = self._state().accounts.get(self.platform, [])
+        if not accounts:
+            list_key, _, noun = ACCOUNT_KEYS[self.platform]
+            return [
+                self.result(
+                    Status.SKIPPED, f"no {noun} configured (platforms.{self.platform}.{list_key})"
+                )
+            ]
+
+        async def guarded(account: Account) -> CheckResult:
+            try:
+                return await measure(account)
+            except TaxonomyError as exc:
+                return self.error_result(exc, account)
+
+        return list(await asyncio.gather(*(guarded(a) for a in accounts)))
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+class PlatformConnectivityCheck(_PlatformCheck):
+    """DNS, TCP, TLS and first byte to each of the platform's API hosts."""
+
+    kind = "connectivity"
+    what = "internet connectivity (DNS, TCP, TLS, first byte)"
+
+    async def run(self, ctx: Context) -> Sequence[CheckResult]:
+        """Probe every distinct API origin of the platform concurrently."""
+        from nfdoctor.net.probe import origin_of, probe_url
+        from nfdoctor.platforms.factory import api_urls
+
+        urls: dict[str, str] = {}
+        for url in api_urls(ctx.load_config().config, self.platform):
+            urls.setdefault(origin_of(url), url)
+        timeout = self._state().call_timeout_s
+        timings = await asyncio.gather(*(probe_url(u, timeout_s=timeout) for u in urls.values()))
+        return [self._judge(ctx, timing) for timing in timings]
+
+    def _judge(self, ctx: Context, timing: Any) -> CheckResult:
+        thresholds = ctx.load_config().config.thresholds
+        subject = f"{timing.scheme}://{timing.host}:{timing.port}"
+        phases = [
+            f"DNS {_ms(timing.dns_s)}",
+            f"TCP {_ms(timing.tcp_s)}",
+            f"TLS {_ms(timing.tls_s) if timing.scheme == 'https' else 'n/a (http)'}",
+            f"first byte {_ms(timing.ttfb_s)}",
+        ]
+        metrics = [
+            Metric(name=name, value=value, unit="s")
+            for name, value in (
+                ("dns", timing.dns_s),
+                ("tcp_connect", timing.tcp_s),
+                ("tls_handshake", timing.tls_s),
+            )
+            if value is not None
+        ]
+        api_latency = thresholds.api_latency.total_seconds()
+        if timing.ttfb_s is not None:
+            metrics.append(
+                Metric(name="first_byte", value=timing.ttfb_s, unit="s", warn=api_latency)
+            )
+        details = [f"addresses: {', '.join(timing.addresses) or '—'}"]
+        if timing.tls_version:
+            details.append(f"TLS: {timing.tls_version}")
+        if not timing.ok:
+            return self.result(
+                Status.CRITICAL,
+                f"{timing.error} (reached: {', '.join(phases)})",
+                details=[f"failed at: {timing.failed_phase}", *details],
+                hint=self.hint("platform.unreachable"),
+                next_command=self.recheck(),
+                metrics=metrics,
+                subject=subject,
+            )
+        status = Status.OK
+        hint = None
+        summary = " · ".join(phases)
+        if timing.http_status is not None:
+            summary += f" (HTTP {timing.http_status})"
+        if timing.ttfb_s is not None and timing.ttfb_s > api_latency:
+            status = Status.WARNING
+            hint = self.hint("platform.slow")
+            summary += f"; slower than the {format_span(api_latency)} API target"
+        if timing.peer_cert_not_after is not None:
+            left = (timing.peer_cert_not_after - ctx.clock()).total_seconds()
+            details.append(f"certificate valid until {timing.peer_cert_not_after:%Y-%m-%d}")
+            cert_status = _lower_is_worse(
+                left,
+                thresholds.cert_expiry_warning.total_seconds(),
+                thresholds.cert_expiry_critical.total_seconds(),
+            )
+            if cert_status is not Status.OK:
+                status = worst_of([status, cert_status])
+                hint = self.hint("platform.cert_expiry")
+                summary += f"; certificate expires in {format_span(max(left, 0))}"
+        return self.result(
+            status,
+            summary,
+            details=details,
+            hint=hint,
+            next_command=self.recheck() if status is not Status.OK else None,
+            metrics=metrics,
+            subject=subject,
+        )
+
+
+def _lower_is_worse(value: float, warn: float, crit: float) -> Status:
+    if value <= crit:
+        return Status.CRITICAL
+    if value <= warn:
+        return Status.WARNING
+    return Status.OK
+
+
+async def _stored_token(ctx: Context, account: Account) -> StoredToken | None:
+    """The account's stored token (read off the event loop: a keyring call may block)."""
+    store = ctx.token_store()
+    token = await asyncio.to_thread(store.get, account.platform, account.account_id)
+    if token is not None:
+        for value in (token.access_token, token.refresh_token):
+            if value:
+                ctx.redactor.add(value)
+    return token
+
+
+class PlatformApiCheck(_PlatformCheck):
+    """One authenticated call per account: does the API answer, how fast, in what shape."""
+
+    kind = "api"
+    what = "API call per shop (latency, clock skew, rate limit, response shape)"
+
+    async def run(self, ctx: Context) -> Sequence[CheckResult]:
+        """Ping every account concurrently."""
+        factory = self._state().factory(ctx)
+        return await self.for_each_account(ctx, lambda a: self._ping(ctx, factory, a))
+
+    async def _ping(self, ctx: Context, factory: ClientFactory, account: Account) -> CheckResult:
+        token = await _stored_token(ctx, account)
+        if token is None:
+            return self.result(
+                Status.SKIPPED,
+                f"no stored token to call with (see platforms.{self.platform}.token)",
+                subject=account.label,
+            )
+        client = factory.build(account, access_token=token.access_token)
+        try:
+            ping = await client.ping()
+        finally:
+            await client.aclose()
+        return self._judge(ctx, account, ping)
+
+    def _judge(self, ctx: Context, account: Account, ping: PingResult) -> CheckResult:
+        from nfdoctor.platforms.ratelimit import CLOCK_TOLERANCE_S, skew_within_tolerance
+
+        thresholds = ctx.load_config().config.thresholds
+        api_latency = thresholds.api_latency.total_seconds()
+        findings: list[tuple[Status, str, str | None]] = []  # status, text, hint key
+        parts = [f"answered in {_ms(ping.latency_s)} (HTTP {ping.http_status})"]
+        metrics = [Metric(name="latency", value=ping.latency_s, unit="s", warn=api_latency)]
+        details: list[str] = []
+        if ping.latency_s > api_latency:
+            findings.append(
+                (
+                    Status.WARNING,
+                    f"slower than the {format_span(api_latency)} API target",
+                    "platform.slow",
+                )
+            )
+        if ping.clock_skew_s is not None:
+            skew = ping.clock_skew_s
+            metrics.append(Metric(name="clock_skew", value=skew, unit="s"))
+            direction = "ahead of" if skew > 0 else "behind"
+            skew_text = (
+                f"this host's clock is {format_span(abs(skew))} {direction} {self.platform_title}'s"
+            )
+            tolerance = CLOCK_TOLERANCE_S.get(self.platform)
+            if not skew_within_tolerance(self.platform, skew):
+                assert tolerance is not None
+                findings.append(
+                    (
+                        Status.CRITICAL,
+                        f"{skew_text}: outside its tolerance, signed requests will be rejected",
+                        "platform.clock_skew",
+                    )
+                )
+            elif abs(skew) > thresholds.clock_skew_warning.total_seconds():
+                findings.append((Status.WARNING, skew_text, "platform.clock_skew"))
+            else:
+                details.append(f"clock skew: {skew:+.0f} s")
+        if ping.rate_limit is not None:
+            used = ping.rate_limit.percent_used
+            metrics.append(
+                Metric(
+                    name="rate_limit_used",
+                    value=used,
+                    unit="%",
+                    warn=thresholds.rate_limit_usage_warning,
+                    crit=thresholds.rate_limit_usage_critical,
+                )
+            )
+            usage_text = f"{used:.0f}% of the rate limit used ({ping.rate_limit.source})"
+            if used >= thresholds.rate_limit_usage_critical:
+                findings.append((Status.CRITICAL, usage_text, "platform.rate_usage"))
+            elif used >= thresholds.rate_limit_usage_warning:
+                findings.append((Status.WARNING, usage_text, "platform.rate_usage"))
+            else:
+                details.append(usage_text)
+        for problem in ping.shape_problems:
+            findings.append(
+                (Status.WARNING, f"response shape changed: {problem}", "platform.schema_drift")
+            )
+        status = worst_of([Status.OK, *(f[0] for f in findings)])
+        worst = [f for f in findings if f[0] is status]
+        summary = "; ".join(parts + [f[1] for f in worst])
+        details = [f[1] for f in findings if f[0] is not status] + details
+        hint_key = worst[0][2] if worst else None
+        return self.result(
+            status,
+            summary,
+            details=details,
+            hint=self.hint(hint_key) if hint_key else None,
+            next_command=self.recheck(account) if status is not Status.OK else None,
+            metrics=metrics,
+            subject=account.label,
+        )
+
+
+class PlatformTokenCheck(_PlatformCheck):
+    """Stored tokens: present, how long they last; Facebook's introspection."""
+
+    kind = "token"
+    what = "API tokens and credentials (stored, expiry)"
+
+    async def run(self, ctx: Context) -> Sequence[CheckResult]:
+        """Judge every account's stored token concurrently."""
+        factory = self._state().factory(ctx)
+        return await self.for_each_account(ctx, lambda a: self._judge(ctx, factory, a))
+
+    def _expiry(
+        self, ctx: Context, when: datetime | None, what: str
+    ) -> tuple[Status, str, float | None]:
+        """How an expiry compares with the thresholds: status, text, seconds left."""
+        if when is None:
+            return Status.OK, f"{what} never expires", None
+        thresholds = ctx.load_config().config.thresholds
+        left = (when - ctx.clock()).total_seconds()
+        local = _local(ctx, when)
+        if left <= 0:
+            return Status.CRITICAL, f"{what} expired {format_span(-left)} ago ({local})", left
+        status = _lower_is_worse(
+            left,
+            thresholds.token_expiry_warning.total_seconds(),
+            thresholds.token_expiry_critical.total_seconds(),
+        )
+        return status, f"{what} expires in {format_span(left)} ({local})", left
+
+    async def _judge(self, ctx: Context, factory: ClientFactory, account: Account) -> CheckResult:
+        store = ctx.token_store()
+        token = await _stored_token(ctx, account)
+        if token is None:
+            return self.result(
+                Status.CRITICAL,
+                f"no token stored for this {ACCOUNT_KEYS[self.platform][2]} ({store.describe()})",
+                hint=self.hint("token.missing"),
+                subject=account.label,
+            )
+        metrics: list[Metric] = []
+        findings: list[tuple[Status, str, str]] = []
+        details = [f"store: {store.describe()}"]
+        if token.refresh_token:
+            # Access tokens here last hours to days and are refreshed on schedule; what an
+            # operator must act on ahead of time is the refresh token (re-authorization).
+            status, text, left = self._expiry(ctx, token.refresh_expires_at, "refresh token")
+            findings.append((status, text, "token.reauthorize"))
+            if left is not None:
+                metrics.append(Metric(name="refresh_token_expires_in", value=left, unit="s"))
+            access_left = _seconds_left(ctx, token.access_expires_at)
+            if access_left is not None:
+                metrics.append(Metric(name="access_token_expires_in", value=access_left, unit="s"))
+                if access_left <= 0:
+                    findings.append(
+                        (
+                            Status.WARNING,
+                            f"access token expired {format_span(-access_left)} ago; the refresh "
+                            "token can renew it — is the scheduled refresh running?",
+                            "token.expiring",
+                        )
+                    )
+                else:
+                    details.append(f"access token expires in {format_span(access_left)}")
+        else:
+            status, text, left = self._expiry(ctx, token.access_expires_at, "access token")
+            if left is not None:
+                metrics.append(Metric(name="access_token_expires_in", value=left, unit="s"))
+            findings.append((status, text, "token.expiring"))
+            if self.platform not in ("facebook",):
+                findings.append(
+                    (
+                        Status.WARNING,
+                        "no refresh token stored: it cannot be renewed",
+                        "token.reauthorize",
+                    )
+                )
+        if self.platform == "facebook":
+            client = factory.build(account, access_token=token.access_token)
+            try:
+                info = await client.introspect()
+            finally:
+                await client.aclose()
+            if info is not None:
+                findings += self._introspection(ctx, info, details)
+        status = worst_of([f[0] for f in findings])
+        worst = [f for f in findings if f[0] is status]
+        summary = "; ".join(f[1] for f in worst)
+        details = [f[1] for f in findings if f[0] is not status] + details
+        return self.result(
+            status,
+            summary,
+            details=details,
+            hint=self.hint(worst[0][2]) if status is not Status.OK else None,
+            next_command=self.recheck(account) if status is not Status.OK else None,
+            metrics=metrics,
+            subject=account.label,
+        )
+
+    def _introspection(
+        self, ctx: Context, info: TokenInfo, details: list[str]
+    ) -> list[tuple[Status, str, str]]:
+        findings: list[tuple[Status, str, str]] = []
+        if not info.is_valid:
+            findings.append(
+                (
+                    Status.CRITICAL,
+                    "debug_token says the token is not valid",
+                    "platform.token_invalid",
+                )
+            )
+        else:
+            details.append("debug_token: valid")
+        if info.scopes:
+            details.append(f"scopes: {', '.join(info.scopes)}")
+        for when, what in (
+            (info.expires_at, "token (debug_token)"),
+            (info.data_access_expires_at, "data access"),
+        ):
+            if when is None:
+                continue
+            status, text, _ = self._expiry(ctx, when, what)
+            if status is Status.OK:
+                details.append(text)
+            else:
+                findings.append((status, text, "token.expiring"))
+        return findings
+
+
+def _seconds_left(ctx: Context, when: datetime | None) -> float | None:
+    return None if when is None else (when - ctx.clock()).total_seconds()
+
+
+def _local(ctx: Context, when: datetime) -> str:
+    """``2026-11-26 16:00 +07``: the configured zone, as operators read times."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(ctx.load_config().config.timezone)
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
+
+
+def platform_checks(run: PlatformRun | None) -> list[Check]:
+    """Connectivity, API and token checks for each platform in scope (all five to list)."""
+    platforms = PLATFORM_ORDER if run is None else [p for p in PLATFORM_ORDER if p in run.accounts]
+    checks: list[Check] = []
+    for platform in platforms:
+        checks += [
+            PlatformConnectivityCheck(platform, run),
+            PlatformApiCheck(platform, run),
+            PlatformTokenCheck(platform, run),
+        ]
+    return checks
+
+
+def check_platform(check: Check) -> str | None:
+    """The platform a check is about, or None."""
+    return check.platform if isinstance(check, _PlatformCheck) else None
