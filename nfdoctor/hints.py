@@ -191,6 +191,14 @@ HINTS: dict[str, Hint] = {
         vi="Token {platform} sắp hết hạn: làm mới ngay và kiểm tra lịch làm mới tự động "
         "(runbook 2.2: tự động làm mới, cảnh báo 7 ngày trước khi hết hạn).",
     ),
+    "token.refresh_overdue": Hint(
+        en="The {platform} access token has expired although its refresh token is still "
+        "valid: the scheduled refresh is not running or failing. Check the cron job or "
+        "systemd timer and its log, then refresh now (runbook 2.2: auto token refresh).",
+        vi="Access token {platform} đã hết hạn dù refresh token vẫn còn hạn: lịch làm mới "
+        "tự động không chạy hoặc bị lỗi. Kiểm tra cron hoặc systemd timer và nhật ký của nó, "
+        "rồi làm mới ngay (runbook 2.2: tự động làm mới token).",
+    ),
     "token.reauthorize": Hint(
         en="The {platform} refresh token is expiring or gone: only the seller can grant a new "
         "one; ask them to re-authorize the app before it lapses (runbook 2.1 step 3).",

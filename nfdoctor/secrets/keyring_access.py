@@ -21,13 +21,13 @@ ALTERNATIVES = (
     "use env:VAR or file:PATH instead, or install a backend "
     "(pip install keyrings.alt) and set PYTHON_KEYRING_BACKEND"
 )
-_UNUSABLE_BACKENDS = {
+UNUSABLE_BACKENDS = {
     "keyring.backends.fail.Keyring": "no usable backend (keyring's 'fail' backend)",
     "keyring.backends.null.Keyring": "the 'null' backend, which discards everything",
 }
 
 
-def _call_bounded(fn: Callable[[], T], timeout_s: float, what: str) -> T:
+def call_bounded(fn: Callable[[], T], timeout_s: float, what: str) -> T:
     """Run ``fn`` in a daemon thread so a hung keyring cannot hang nfdoctor's exit."""
     outcome: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
 
@@ -58,13 +58,13 @@ def keyring_backend_name(timeout_s: float = 3.0) -> str:
         backend = keyring.get_keyring()
         return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
-    return _call_bounded(find, timeout_s, "finding the backend")
+    return call_bounded(find, timeout_s, "finding the backend")
 
 
 def ensure_usable_backend(timeout_s: float = 3.0) -> str:
     """The backend name, or KeyringUnavailableError if it cannot hold secrets."""
     name = keyring_backend_name(timeout_s)
-    problem = _UNUSABLE_BACKENDS.get(name)
+    problem = UNUSABLE_BACKENDS.get(name)
     if problem:
         raise KeyringUnavailableError(f"the OS keyring has {problem}; {ALTERNATIVES}")
     return name
@@ -85,4 +85,4 @@ def get_password(service: str, name: str, *, timeout_s: float = 3.0) -> str | No
                 f"the OS keyring failed reading {service}/{name}: {exc}; {ALTERNATIVES}"
             ) from None
 
-    return _call_bounded(read, timeout_s, f"reading {service}/{name}")
+    return call_bounded(read, timeout_s, f"reading {service}/{name}")

@@ -75,7 +75,9 @@ def build_simulator(
         orders_per_shop=orders_per_shop,
         conversations_per_account=conversations_per_account,
     )
+    plan.resolve_shops(state)
     plan.check_accounts(state)
+    plan.apply_token_settings(state)
     apps: dict[str, tuple[ASGIApp, ErrorBody]] = {
         "/shopee": (build_shopee_app(state), shopee_error_body),
         "/lazada": (build_lazada_app(state), lazada_error_body),

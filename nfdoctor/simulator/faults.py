@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fnmatch
 import json
 import random
@@ -65,7 +66,7 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "schema_drift": {"field": (str, True), "rename_to": (str, True)},
 }
 _PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo", "crm", "*")
-_COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times", "account"}
+_COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times", "account", "shop"}
 
 #: ``(kind, status) -> (status, JSON body)`` in the platform's own error envelope;
 #: kind is ``"rate_limit"`` or ``"server"``
@@ -95,6 +96,8 @@ class FaultRule:
     params: Mapping[str, Any] = field(default_factory=dict)
     #: only requests for this shop / seller / page / OA id (see :func:`request_accounts`)
     account: str | None = None
+    #: only requests for the N-th account (1-based); turned into ``account`` at start
+    shop: int | None = None
 
     def matches_path(self, platform: str, path: str) -> bool:
         """Whether this rule is about that platform and path (whatever the account)."""
@@ -118,6 +121,8 @@ class FaultPlan:
         self.source = source
         self.rng = random.Random(seed)
         self.fired: list[int] = [0] * len(self.rules)
+        #: token state to set up at start (``tokens:`` in the plan), see build_simulator
+        self.token_settings: list[TokenSetting] = []
 
     def needs_accounts(self, platform: str, path: str) -> bool:
         """Whether a live rule for this platform and path names an account (so the request's
@@ -159,9 +164,9 @@ class FaultPlan:
             return cls([], seed=default_seed)
         if not isinstance(data, dict):
             raise bad("(top)", "expected a mapping with 'rules' (and optional 'seed')")
-        unknown = set(data) - {"seed", "rules"}
+        unknown = set(data) - {"seed", "rules", "tokens"}
         if unknown:
-            raise bad(sorted(unknown)[0], "unknown key (expected seed, rules)")
+            raise bad(sorted(unknown)[0], "unknown key (expected seed, rules, tokens)")
         seed = data.get("seed", default_seed)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise bad("seed", "must be an integer")
@@ -169,7 +174,35 @@ class FaultPlan:
         if not isinstance(raw_rules, list):
             raise bad("rules", "must be a list")
         rules = [_parse_rule(item, f"rules[{i}]", bad) for i, item in enumerate(raw_rules)]
-        return cls(rules, seed=seed, source=source)
+        raw_tokens = data.get("tokens", [])
+        if not isinstance(raw_tokens, list):
+            raise bad("tokens", "must be a list")
+        plan = cls(rules, seed=seed, source=source)
+        plan.token_settings = [
+            _parse_token_setting(item, f"tokens[{i}]", bad) for i, item in enumerate(raw_tokens)
+        ]
+        return plan
+
+    def resolve_shops(self, state: SimulatorState) -> None:
+        """Turn ``shop: N`` (the N-th account, 1-based) into the account id of this state,
+        so a plan works whatever ``--seed`` makes the ids."""
+        for index, rule in enumerate(self.rules):
+            if rule.shop is None:
+                continue
+            self.rules[index] = dataclasses.replace(
+                rule, account=_nth_account(state, rule.platform, rule.shop, self.source)
+            )
+
+    def apply_token_settings(self, state: SimulatorState) -> None:
+        """Age tokens as the plan's ``tokens:`` section says (an expired Zalo token …)."""
+        for setting in self.token_settings:
+            account = _nth_account(state, setting.platform, setting.shop, self.source)
+            if setting.access_expires_in is not None:
+                state.age_token(setting.platform, account, expires_in=setting.access_expires_in)
+            if setting.refresh_expires_in is not None:
+                state.expire_refresh(
+                    setting.platform, account, expires_in=setting.refresh_expires_in
+                )
 
     def check_accounts(self, state: SimulatorState) -> None:
         """Every ``account`` a rule names must exist on its platform: a typo would otherwise
@@ -188,6 +221,79 @@ class FaultPlan:
                 f"{self.source}: rules[{index}].account: no account {rule.account} on {where} "
                 f"in this simulator (e.g. {known}; ids depend on --seed and --shops)"
             )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenSetting:
+    """``tokens:`` entry: make the N-th account's tokens expire at a given distance from now."""
+
+    platform: str
+    shop: int
+    access_expires_in: timedelta | None = None
+    refresh_expires_in: timedelta | None = None
+
+
+def _signed_span(value: Any) -> timedelta:
+    """``2h``, ``-2h`` (already expired 2 h ago) or a number of seconds."""
+    from nfdoctor.durations import parse_span
+
+    if isinstance(value, bool):
+        raise ValueError("expected a time span such as 2h or -2h")
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    text = str(value).strip()
+    if text.startswith("-"):
+        return -parse_span(text[1:])
+    return parse_span(text)
+
+
+def _nth_account(state: SimulatorState, platform: str, shop: int, source: str) -> str:
+    accounts = state.accounts.get(platform, [])
+    if not 1 <= shop <= len(accounts):
+        raise UsageError(
+            f"{source}: shop: {shop}: {platform} has {len(accounts)} account(s) in this "
+            "simulator (raise --shops)"
+        )
+    return accounts[shop - 1].account_id
+
+
+def _parse_shop(item: Mapping[str, Any], where: str, bad: Callable[[str, str], UsageError]) -> int:
+    shop = item.get("shop")
+    if isinstance(shop, bool) or not isinstance(shop, int) or shop < 1:
+        raise bad(f"{where}.shop", "must be a positive integer (1 = the first account)")
+    return shop
+
+
+def _parse_token_setting(
+    item: Any, where: str, bad: Callable[[str, str], UsageError]
+) -> TokenSetting:
+    if not isinstance(item, dict):
+        raise bad(where, "each entry must be a mapping")
+    unknown = set(item) - {"platform", "shop", "access_expires_in", "refresh_expires_in"}
+    if unknown:
+        raise bad(f"{where}.{sorted(unknown)[0]}", "unknown key")
+    platform = item.get("platform")
+    if platform not in PLATFORMS:
+        raise bad(f"{where}.platform", f"expected one of {', '.join(PLATFORMS)}")
+    spans: dict[str, timedelta | None] = {}
+    for key in ("access_expires_in", "refresh_expires_in"):
+        if key not in item:
+            spans[key] = None
+            continue
+        try:
+            spans[key] = _signed_span(item[key])
+        except ValueError as exc:
+            raise bad(f"{where}.{key}", str(exc)) from None
+    if spans["refresh_expires_in"] is not None and platform == "facebook":
+        raise bad(f"{where}.refresh_expires_in", "Facebook Page tokens have no refresh token")
+    if all(v is None for v in spans.values()):
+        raise bad(where, "set access_expires_in and/or refresh_expires_in")
+    return TokenSetting(
+        platform=platform,
+        shop=_parse_shop(item, where, bad),
+        access_expires_in=spans["access_expires_in"],
+        refresh_expires_in=spans["refresh_expires_in"],
+    )
 
 
 def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) -> FaultRule:
@@ -213,6 +319,9 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise bad(f"{where}.times", "must be a positive integer")
     account = item.get("account")
+    shop = _parse_shop(item, where, bad) if "shop" in item else None
+    if shop is not None and (account is not None or platform in ("*", "crm")):
+        raise bad(f"{where}.shop", "needs one platform, and not together with account")
     if account is not None:
         if isinstance(account, bool) or not isinstance(account, (int, str)) or not str(account):
             raise bad(f"{where}.account", "must be a shop, seller, page or OA id")
@@ -251,6 +360,7 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
         times=times,
         params=params,
         account=account,
+        shop=shop,
     )
 
 

@@ -42,8 +42,8 @@ from nfdoctor.fsutil import write_atomically
 # The bounded keyring helpers; keyring_access has no public bounded write or delete yet, and
 # its own "unusable backend" hint points at secret references, not at the token store.
 from nfdoctor.secrets.keyring_access import (
-    _UNUSABLE_BACKENDS,
-    _call_bounded,
+    UNUSABLE_BACKENDS,
+    call_bounded,
     keyring_backend_name,
 )
 
@@ -527,7 +527,7 @@ class KeyringTokenStore:
             backend = keyring_backend_name(self.timeout_s)
         except KeyringUnavailableError:
             return f"OS keyring (backend not answering, service {self.service})"
-        unusable = " — unusable" if backend in _UNUSABLE_BACKENDS else ""
+        unusable = " — unusable" if backend in UNUSABLE_BACKENDS else ""
         return f"OS keyring (backend {backend}{unusable}, service {self.service})"
 
     def get(self, platform: str, account_id: str) -> StoredToken | None:
@@ -578,7 +578,7 @@ class KeyringTokenStore:
 
     def _ensure_usable(self) -> None:
         backend = self._bounded(lambda: keyring_backend_name(self.timeout_s), "finding the backend")
-        problem = _UNUSABLE_BACKENDS.get(backend)
+        problem = UNUSABLE_BACKENDS.get(backend)
         if problem:
             raise KeyringUnavailableError(
                 f"cannot keep tokens in the OS keyring: it has {problem}; {_SWITCH_TO_FILE}"
@@ -600,7 +600,7 @@ class KeyringTokenStore:
                     f"the OS keyring failed {what} in {self.service} ({detail}); {_SWITCH_TO_FILE}"
                 ) from None
 
-        return self._bounded(lambda: _call_bounded(call, self.timeout_s, what), what)
+        return self._bounded(lambda: call_bounded(call, self.timeout_s, what), what)
 
     def _bounded(self, fn: Callable[[], T], what: str) -> T:
         try:
