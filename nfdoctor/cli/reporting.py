@@ -101,7 +101,10 @@ def platform_run(
     )
     # Each HTTP call gets most of the check's time, so a hung shop is that shop's failure.
     call_timeout_s = min(10.0, check_timeout.total_seconds() * 0.8)
-    return PlatformRun(accounts=accounts, call_timeout_s=call_timeout_s)
+    run = PlatformRun(accounts=accounts, call_timeout_s=call_timeout_s)
+    if accounts:
+        run.prepare()
+    return run
 
 
 def run_and_render(
