@@ -88,11 +88,18 @@ class ConfigNotFoundError(ConfigError):
 class SecretError(NfdoctorError):
     """A secret reference (``env:``, ``file:``, ``keyring:``) could not be resolved."""
 
-    next_command = "nfdoctor config validate"
+    next_command: str | None = "nfdoctor config validate"
 
 
 class KeyringUnavailableError(SecretError):
     """The OS keyring has no usable backend (common on headless servers and in cron)."""
+
+
+class TokenKeyringUnavailableError(KeyringUnavailableError):
+    """The token store's keyring cannot be used: the way out is ``tokens.store: file``, not
+    anything ``config validate`` would find."""
+
+    next_command = None
 
 
 class StateError(NfdoctorError):

@@ -165,12 +165,12 @@ HINTS: dict[str, Hint] = {
         "(runbook 5.1).",
     ),
     "platform.clock_skew": Hint(
-        en="This host's clock disagrees with {platform}'s: signed requests carry a timestamp "
-        "the platform rejects outside its tolerance. Sync time (timedatectl; chrony or "
-        "systemd-timesyncd).",
-        vi="Đồng hồ máy này lệch với {platform}: yêu cầu có chữ ký mang dấu thời gian sẽ bị "
-        "từ chối nếu lệch quá mức cho phép. Đồng bộ giờ (timedatectl; chrony hoặc "
-        "systemd-timesyncd).",
+        en="This host's clock disagrees with {platform}'s. Shopee, Lazada and TikTok reject "
+        "a signed timestamp outside their tolerance, and on every platform a wrong clock "
+        "misjudges token expiry. Sync time (timedatectl; chrony or systemd-timesyncd).",
+        vi="Đồng hồ máy này lệch với {platform}. Shopee, Lazada và TikTok từ chối dấu thời "
+        "gian có chữ ký lệch quá mức cho phép, và trên mọi nền tảng đồng hồ sai làm tính sai "
+        "hạn token. Đồng bộ giờ (timedatectl; chrony hoặc systemd-timesyncd).",
     ),
     "platform.cert_expiry": Hint(
         en="The TLS certificate {platform} presents expires soon: if this is a proxy or "

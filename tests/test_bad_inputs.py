@@ -58,6 +58,28 @@ SHOPS_TWO = (
     "      - shop_id: abc\n"
 )
 GOOD = "timezone: Asia/Ho_Chi_Minh\n"
+#: Shopee and Lazada configured, TikTok configured but disabled (for the check rows)
+PLATFORMS_CFG = (
+    "timezone: Asia/Ho_Chi_Minh\n"
+    "platforms:\n"
+    "  shopee:\n"
+    "    partner_id: 2001234\n"
+    "    partner_key: env:NFD_TEST_KEY\n"
+    "    shops:\n"
+    "      - shop_id: 220001\n"
+    "  lazada:\n"
+    '    app_key: "100001"\n'
+    "    app_secret: env:NFD_TEST_KEY\n"
+    "    shops:\n"
+    "      - seller_id: VN1A2B3C\n"
+    "  tiktok:\n"
+    "    enabled: false\n"
+    "    app_key: 6abc123def456\n"
+    "    app_secret: env:NFD_TEST_KEY\n"
+    "    shops:\n"
+    '      - shop_id: "7494000000000000001"\n'
+)
+PLATFORMS_ENV = {"NFD_TEST_KEY": "test-signing-key-0042"}
 CFG = "nfdoctor: config: {config}"
 SECRET = "nfdoctor: secret: {config}"
 USAGE = "nfdoctor: usage: "
@@ -493,6 +515,180 @@ ROWS: list[Bad] = [
         yaml=_shopee("env:NFD_TEST_MISSING"),
         args=("config", "validate", "--config", "{config}"),
     ),
+    # --- nfdoctor check, and the platform scope of diagnose ---
+    Bad(
+        "check-platform-typo",
+        USAGE + "unknown platform 'shoppe' (did you mean 'shopee'?); "
+        "expected one of shopee, lazada, tiktok, facebook, zalo",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "shoppe", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-unknown",
+        USAGE + "unknown platform 'sendo'; expected one of shopee, lazada,",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "sendo", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-not-configured",
+        USAGE + "zalo is not configured (no enabled platforms.zalo section); "
+        "configured: shopee, lazada",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "zalo", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-disabled",
+        USAGE + "tiktok is not configured (no enabled platforms.tiktok section); "
+        "configured: shopee, lazada",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "tiktok", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-empty",
+        USAGE + "PLATFORM: empty; expected a platform name or all",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-blank",
+        USAGE + "PLATFORM: empty; expected a platform name or all",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "  ", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-missing",
+        USAGE + "Missing argument 'platform'",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "--config", "{config}"),
+    ),
+    Bad(
+        "check-shop-unknown",
+        USAGE + "--shop: no shop, page or OA '22001' in shopee (did you mean '220001'?)",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "shopee", "--shop", "22001", "--config", "{config}"),
+    ),
+    Bad(
+        "check-shop-of-another-platform",
+        USAGE + "--shop: no shop, page or OA 'VN1A2B3C' in shopee",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "shopee", "--shop", "VN1A2B3C", "--config", "{config}"),
+    ),
+    Bad(
+        "check-shop-empty",
+        USAGE + "--shop: empty id",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "all", "--shop", "", "--config", "{config}"),
+    ),
+    Bad(
+        "check-shop-blank",
+        USAGE + "--shop: empty id",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "shopee", "--shop", " ", "--config", "{config}"),
+    ),
+    Bad(
+        "check-flag-timeout-zero",
+        USAGE + "--timeout: must be more than zero",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "shopee", "--timeout", "0s", "--config", "{config}"),
+    ),
+    Bad(
+        "check-flag-timeout-bare-zero",
+        USAGE + "--timeout: '0' is not a time span",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("check", "shopee", "--timeout", "0", "--config", "{config}"),
+    ),
+    Bad(
+        "check-no-platform-configured",
+        USAGE + "no platform is configured in {config}; add a platforms: section "
+        "(see nfdoctor config init)",
+        yaml=GOOD,
+        args=("check", "all", "--config", "{config}"),
+    ),
+    Bad(
+        "check-platform-when-none-configured",
+        USAGE + "shopee is not configured (no enabled platforms.shopee section); configured: none",
+        yaml=GOOD,
+        args=("check", "shopee", "--config", "{config}"),
+    ),
+    Bad(
+        "check-secret-missing",
+        SECRET + ":5:5: platforms.shopee.partner_key: environment "
+        "variable NFD_TEST_MISSING is not set",
+        yaml=PLATFORMS_CFG.replace("env:NFD_TEST_KEY", "env:NFD_TEST_MISSING", 1),
+        env=PLATFORMS_ENV,
+        args=("check", "shopee", "--config", "{config}"),
+    ),
+    Bad(
+        "diagnose-platform-unknown",
+        USAGE + "unknown platform 'bogus'; expected one of shopee, lazada,",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--platform", "bogus"),
+    ),
+    Bad(
+        "diagnose-platform-typo-in-list",
+        USAGE + "unknown platform 'lazda' (did you mean 'lazada'?)",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--platform", "shopee,lazda"),
+    ),
+    Bad(
+        "diagnose-platform-empty",
+        USAGE + "--platform: no platform given",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--platform", " , "),
+    ),
+    Bad(
+        "diagnose-platform-not-configured",
+        USAGE + "facebook is not configured (no enabled platforms.facebook section)",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--platform", "facebook"),
+    ),
+    Bad(
+        "diagnose-only-unconfigured-platform",
+        USAGE + "--only/--skip left no check to run (platform checks run only for configured "
+        "platforms)",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--only", "platforms.zalo"),
+    ),
+    Bad(
+        "diagnose-only-disabled-platform",
+        USAGE + "--only/--skip left no check to run",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--only", "platforms.tiktok.token"),
+    ),
+    Bad(
+        "diagnose-only-platform-check-typo",
+        USAGE + "--only: unknown check 'platforms.shoppe.api' (did you mean "
+        "'platforms.shopee.api'?)",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--only", "platforms.shoppe.api"),
+    ),
+    Bad(
+        "diagnose-shop-unknown",
+        USAGE + "--shop: no shop, page or OA '999' in shopee, lazada",
+        yaml=PLATFORMS_CFG,
+        env=PLATFORMS_ENV,
+        args=("diagnose", "--config", "{config}", "--shop", "999"),
+    ),
 ]
 
 #: rows run again as a real process: the same contract through `python -m nfdoctor`
@@ -501,6 +697,7 @@ PROCESS_ROWS = (
     "secret-env-missing",
     "output-bad",
     "config-env-missing-file",
+    "check-platform-typo",
 )
 
 
@@ -719,3 +916,124 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
         pytest.fail("nfdoctor config validate still expanding a 1 KB YAML alias bomb after 5 s")
     assert_one_located_line(result, f"nfdoctor: config: {config}")
     assert_nothing_written(before, snapshot(tmp_path), tmp_path)
+
+
+# --- the token store: check results, not usage errors ---------------------------------------
+
+#: a token value inside a broken token file: no message may quote it
+CORRUPT_TOKEN = "tok-in-corrupt-file-5be1d7"
+
+
+def _platform_rows(stdout: str, check_id: str) -> list[str]:
+    """The plain report's rows of ``check_id`` (per-account rows name the account)."""
+    row = re.compile(rf"^[A-Z]+ +{re.escape(check_id)}( · \S.*?)? {{2,}}\S")
+    return [line for line in stdout.splitlines() if row.match(line)]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (
+            b'{"format": "nfdoctor.tokens/v1", "tokens": {"shopee": {"1": {"access_token": "'
+            + CORRUPT_TOKEN.encode(),
+            "not valid JSON",
+        ),
+        (
+            b'{"format": "nfdoctor.tokens/v9", "tokens": {"shopee": {"1": {"access_token": "'
+            + CORRUPT_TOKEN.encode()
+            + b'"}}}}',
+            "unknown token file format 'nfdoctor.tokens/v9'",
+        ),
+        (b'["' + CORRUPT_TOKEN.encode() + b'"]', "expected a JSON object, got a list"),
+        (b'{"tokens": "' + CORRUPT_TOKEN.encode() + b'\xff"}', "not UTF-8"),
+        (
+            b'{"format": "nfdoctor.tokens/v1", "tokens": {"shopee": "'
+            + CORRUPT_TOKEN.encode()
+            + b'"}}',
+            "tokens.shopee: expected an object of accounts, got a string",
+        ),
+    ],
+    ids=["truncated", "future-format", "list", "not-utf8", "platform-not-object"],
+)
+def test_corrupt_token_file_is_unknown_and_left_as_it_is(
+    tmp_path: Path, cli: Callable[..., CliResult], content: bytes, says: str
+) -> None:
+    from nfdoctor.simulator.app import build_simulator
+    from nfdoctor.simulator.server import SimulatorServer, write_config
+
+    app, state = build_simulator(seed=7)
+    server = SimulatorServer(app, port=0)
+    server.start_in_thread()
+    try:
+        config = tmp_path / "conf" / "sim.yaml"
+        config.parent.mkdir()
+        write_config(config, server.url, state)
+        tokens = config.parent / "sim-secrets" / "tokens.json"
+        tokens.write_bytes(content)
+        before = snapshot(tmp_path)
+        result = cli("check", "shopee", "--config", str(config), "-o", "plain")
+        after = snapshot(tmp_path)
+    finally:
+        server.stop()
+    shown = f"exit {result.code}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stdout + result.stderr, shown
+    # The host answers (connectivity OK); what the store holds cannot be judged: UNKNOWN.
+    assert result.code == 3, shown
+    (connectivity,) = _platform_rows(result.stdout, "platforms.shopee.connectivity")
+    assert connectivity.startswith("OK"), shown
+    for check_id in ("platforms.shopee.api", "platforms.shopee.token"):
+        (line,) = _platform_rows(result.stdout, check_id)
+        assert line.startswith("UNKNOWN"), shown
+        assert f"{tokens}" in line and says in line, line
+    assert CORRUPT_TOKEN not in result.stdout + result.stderr
+    assert tokens.read_bytes() == content
+    assert_nothing_written(before, after, tmp_path)
+
+
+def test_keyring_token_store_without_a_usable_backend(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``tokens:`` section means the OS keyring; the test env has keyring's fail backend."""
+    monkeypatch.setenv("NFD_TEST_KEY", PLATFORMS_ENV["NFD_TEST_KEY"])
+    config = tmp_path / "conf" / "nfdoctor.yaml"
+    config.parent.mkdir()
+    config.write_text(PLATFORMS_CFG, encoding="utf-8")
+    before = snapshot(tmp_path)
+    result = cli(
+        "diagnose",
+        "--config",
+        str(config),
+        "--only",
+        "platforms.lazada.api,platforms.lazada.token",
+        "-o",
+        "plain",
+    )
+    shown = f"exit {result.code}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stdout + result.stderr, shown
+    assert result.code == 3, shown
+    for check_id in ("platforms.lazada.api", "platforms.lazada.token"):
+        (line,) = _platform_rows(result.stdout, check_id)
+        assert line.startswith("UNKNOWN"), shown
+        assert "cannot keep tokens in the OS keyring" in line, line
+        assert "set `tokens: {store: file}` in the config" in line, line
+    assert_nothing_written(before, snapshot(tmp_path), tmp_path)
+
+
+def test_keyring_token_store_next_command_is_not_config_validate(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("NFD_TEST_KEY", PLATFORMS_ENV["NFD_TEST_KEY"])
+    config = tmp_path / "conf" / "nfdoctor.yaml"
+    config.parent.mkdir()
+    config.write_text(PLATFORMS_CFG, encoding="utf-8")
+    validated = cli("config", "validate", "--config", str(config))
+    assert validated.code == 0 and ": valid (" in validated.stdout
+    result = cli(
+        "diagnose", "--config", str(config), "--only", "platforms.lazada.token", "-o", "json"
+    )
+    assert result.code == 3, result
+    (token,) = json.loads(result.stdout)["results"]
+    assert token["status"] == "UNKNOWN"
+    assert token.get("next_command") != "nfdoctor config validate"

@@ -431,3 +431,159 @@ def test_real_process_check_crash_and_httpx_log(debug: bool, setup: Setup) -> No
     if debug:
         assert "&access_token=***&shop_id=220001&sign=***" in result.stderr
     assert_no_leaks(setup, QUERY_SECRETS)
+
+
+# --- the platform checks, against the simulator on loopback ---------------------------------
+
+#: the simulator's fault plan for the "faults" scenario: a platform error on every platform
+SIM_FAULTS = """\
+rules:
+  - platform: tiktok
+    fault: expired_token
+"""
+#: signing keys swapped for wrong ones in the "faults" scenario (secrets too: never shown)
+WRONG_KEYS = {
+    "shopee-partner-key": "wrong-shopee-partner-key-e61b0c",
+    "lazada-app-secret": "wrongLazadaAppSecret0b7d22e",
+}
+
+
+@dataclass
+class Simulated:
+    """A config written for a live simulator, every secret value it holds, and the runs."""
+
+    setup: Setup
+    secrets: tuple[str, ...]
+    scenario: str
+
+
+def _simulator_secrets(secrets_dir: Path) -> list[str]:
+    """Every value in the secret files and every token in tokens.json."""
+    values: list[str] = []
+    for path in sorted(secrets_dir.iterdir()):
+        if path.name != "tokens.json":
+            values.append(path.read_text(encoding="utf-8").strip())
+            continue
+        document = json.loads(path.read_text(encoding="utf-8"))
+        for accounts in document["tokens"].values():
+            for record in accounts.values():
+                values += [v for v in (record["access_token"], record["refresh_token"]) if v]
+    return values
+
+
+@pytest.fixture(params=["healthy", "faults"])
+def simulated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Simulated]:
+    """The simulator on 127.0.0.1 with two accounts per platform and the config it wrote.
+
+    ``faults``: Shopee and Lazada signed with wrong keys, Facebook's and Zalo's tokens
+    revoked, TikTok's treated as expired: every platform answers with its own error
+    message, which nfdoctor echoes ("platform says: …").
+    """
+    from nfdoctor.simulator.app import build_simulator
+    from nfdoctor.simulator.server import SimulatorServer, write_config
+
+    plan = None
+    if request.param == "faults":
+        plan = tmp_path / "faults.yaml"
+        plan.write_text(SIM_FAULTS, encoding="utf-8")
+    app, state = build_simulator(seed=7, faults=plan, accounts_per_platform=2)
+    server = SimulatorServer(app, port=0)
+    server.start_in_thread()
+    try:
+        conf_dir = tmp_path / "conf"
+        conf_dir.mkdir()
+        config = conf_dir / "sim.yaml"
+        write_config(config, server.url, state)
+        secrets_dir = conf_dir / "sim-secrets"
+        extra: list[str] = []
+        if request.param == "faults":
+            for name, value in WRONG_KEYS.items():
+                (secrets_dir / name).write_text(value + "\n", encoding="utf-8")
+            state.revoke_all("facebook")
+            state.revoke_all("zalo")
+            extra = [state.shopee_partner_key, state.lazada_app_secret]  # the right keys
+        (tmp_path / "out").mkdir()
+        values = [*_simulator_secrets(secrets_dir), *extra]
+        assert len(values) >= 20 and all(len(v) >= 16 for v in values)
+        setup = Setup(
+            tmp=tmp_path,
+            config=config,
+            secret_files=sorted(secrets_dir.iterdir()),
+            outputs=[],
+        )
+        yield Simulated(setup=setup, secrets=tuple(values), scenario=request.param)
+    finally:
+        server.stop()
+
+
+def test_platform_checks_mask_every_secret(
+    simulated: Simulated, cli: Callable[..., CliResult]
+) -> None:
+    setup = simulated.setup
+    c = ("--config", str(setup.config))
+    out = setup.tmp / "out"
+    want = 0 if simulated.scenario == "healthy" else 2
+
+    def run(label: str, *args: str) -> CliResult:
+        return setup.record(label, cli(*args))
+
+    for fmt in FORMATS:
+        checked = run(f"check all -o {fmt}", "check", "all", *c, "-o", fmt)
+        assert checked.code == want, checked
+        assert checked.stdout.strip(), f"no {fmt} report"
+        diagnosed = run(f"diagnose -o {fmt}", "diagnose", *c, "-o", fmt, "--skip", "system")
+        assert diagnosed.code == want, diagnosed
+    for args in (
+        ("check", "all", "-o", "json", "--debug"),
+        ("check", "facebook", "-o", "plain", "--debug"),
+        ("diagnose", "-o", "table", "--debug"),
+        ("check", "zalo", "--shop", "nosuch", "--debug"),
+    ):
+        run(" ".join(args), *args, *c)
+    written = run(
+        "check --write",
+        "check",
+        "all",
+        *c,
+        "-o",
+        "prometheus",
+        "--write",
+        str(out / "platforms.prom"),
+    )
+    assert written.code == want and written.stdout == ""
+    run("diagnose --write", "diagnose", *c, "-o", "junit", "--write", str(out / "report.xml"))
+    assert (out / "report.xml").is_file() and (out / "platforms.prom").is_file()
+
+    debug = next(
+        text for where, text in setup.outputs if where == "check all -o json --debug: stderr"
+    )
+    # The debug log shows every call's URL, its tokens and signatures masked.
+    assert "HTTP Request: GET http://127.0.0.1:" in debug
+    assert "access_token=***" in debug
+    report = json.loads(
+        next(text for where, text in setup.outputs if where == "check all -o json: stdout")
+    )
+    said = [d for r in report["results"] for d in r["details"] if d.startswith("platform says:")]
+    if simulated.scenario == "faults":
+        # The platforms' own error messages are echoed: the path a secret could take.
+        assert "platform says: Wrong sign." in said
+        assert any(r["status"] == "CRITICAL" for r in report["results"] if ".facebook." in r["id"])
+        assert {r["status"] for r in report["results"] if r["id"].endswith(".api")} == {"CRITICAL"}
+    else:
+        assert said == []
+    assert_no_leaks(setup, simulated.secrets)
+
+
+def test_platform_checks_in_a_real_process_mask_every_secret(simulated: Simulated) -> None:
+    setup = simulated.setup
+    for args in (
+        ("check", "all", "-o", "json", "--debug"),
+        ("diagnose", "-o", "plain", "--debug", "--skip", "system"),
+    ):
+        result = run_process(
+            *args, "--config", str(setup.config), env=dict(os.environ), cwd=setup.tmp / "work"
+        )
+        setup.record(" ".join(args), result)
+        assert result.code == (0 if simulated.scenario == "healthy" else 2), result
+        assert "Traceback" not in result.stdout + result.stderr
+    assert_no_leaks(setup, simulated.secrets)

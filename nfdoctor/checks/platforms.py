@@ -305,6 +305,11 @@ class PlatformConnectivityCheck(_PlatformCheck):
         )
 
 
+def _skew_text(skew_s: float, platform_title: str) -> str:
+    direction = "ahead of" if skew_s > 0 else "behind"
+    return f"this host's clock is {format_span(abs(skew_s))} {direction} {platform_title}'s"
+
+
 def _lower_is_worse(value: float, warn: float, crit: float) -> Status:
     if value <= crit:
         return Status.CRITICAL
@@ -343,12 +348,33 @@ class PlatformApiCheck(_PlatformCheck):
                 f"no stored token to call with (see platforms.{self.platform}.token)",
                 subject=account.label,
             )
+        from nfdoctor.platforms.errors import TaxonomyError
+
         client = factory.build(account, access_token=token.access_token)
         try:
             ping = await client.ping()
+        except TaxonomyError as exc:
+            return self._explain_by_clock(self.error_result(exc, account), client.last_clock_skew_s)
         finally:
             await client.aclose()
         return self._judge(ctx, account, ping)
+
+    def _explain_by_clock(self, result: CheckResult, skew_s: float | None) -> CheckResult:
+        """A refused call from a host whose clock is outside the platform's tolerance: the
+        clock is the likely cause, whatever code the platform chose (Shopee answers
+        ``error_param``, TikTok its catch-all 36009004)."""
+        import dataclasses
+
+        from nfdoctor.platforms.ratelimit import skew_within_tolerance
+
+        if skew_s is None or skew_within_tolerance(self.platform, skew_s):
+            return result
+        return dataclasses.replace(
+            result,
+            summary=f"{result.summary}; {_skew_text(skew_s, self.platform_title)}, outside "
+            "its tolerance: the likely cause",
+            hint=self.hint("platform.clock_skew"),
+        )
 
     def _judge(self, ctx: Context, account: Account, ping: PingResult) -> CheckResult:
         from nfdoctor.platforms.ratelimit import CLOCK_TOLERANCE_S, skew_within_tolerance
@@ -370,10 +396,7 @@ class PlatformApiCheck(_PlatformCheck):
         if ping.clock_skew_s is not None:
             skew = ping.clock_skew_s
             metrics.append(Metric(name="clock_skew", value=skew, unit="s"))
-            direction = "ahead of" if skew > 0 else "behind"
-            skew_text = (
-                f"this host's clock is {format_span(abs(skew))} {direction} {self.platform_title}'s"
-            )
+            skew_text = _skew_text(skew, self.platform_title)
             tolerance = CLOCK_TOLERANCE_S.get(self.platform)
             if not skew_within_tolerance(self.platform, skew):
                 assert tolerance is not None
@@ -527,8 +550,11 @@ class PlatformTokenCheck(_PlatformCheck):
     def _introspection(
         self, ctx: Context, info: TokenInfo, details: list[str]
     ) -> list[tuple[Status, str, str]]:
-        findings: list[tuple[Status, str, str]] = []
-        if not info.is_valid:
+        findings: list[tuple[Status, str, str]] = [
+            (Status.WARNING, f"debug_token response shape changed: {p}", "platform.schema_drift")
+            for p in info.shape_problems
+        ]
+        if info.is_valid is False:
             findings.append(
                 (
                     Status.CRITICAL,
@@ -536,7 +562,7 @@ class PlatformTokenCheck(_PlatformCheck):
                     "platform.token_invalid",
                 )
             )
-        else:
+        elif info.is_valid:
             details.append("debug_token: valid")
         if info.scopes:
             details.append(f"scopes: {', '.join(info.scopes)}")

@@ -91,8 +91,12 @@ def diagnose(
         warn_config(ctx)
         ctx.resolve_all_secrets()
         check_timeout = per_check_timeout or loaded.config.thresholds.check_timeout
+        platforms = [p.lower() for p in split_csv(platform)]
         run = platform_run(
-            ctx, platforms=split_csv(platform), shop=shop, check_timeout=check_timeout
+            ctx,
+            platforms=[] if platforms == ["all"] else platforms,
+            shop=shop,
+            check_timeout=check_timeout,
         )
         in_scope = all_checks(run)
         selected = select_checks(

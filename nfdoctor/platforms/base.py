@@ -106,13 +106,14 @@ class TokenSet:
 class TokenInfo:
     """What the platform says about a token (Facebook ``debug_token``)."""
 
-    is_valid: bool
+    is_valid: bool | None  # None: the answer lacked the field (see shape_problems)
     token_type: str | None
     app_id: str | None
     expires_at: datetime | None  # None: never expires (``expires_at: 0``)
     data_access_expires_at: datetime | None
     issued_at: datetime | None
     scopes: tuple[str, ...]
+    shape_problems: tuple[str, ...] = ()  # fields nfdoctor reads that the answer lacked
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -386,6 +387,9 @@ class PlatformClient(abc.ABC):
         # A run with many shops shares one AsyncClient (its owner closes it): building one
         # costs an SSL context, tens of milliseconds of CPU each, on the event loop.
         self._owns_http = http is None
+        #: local minus server clock from the last response's Date header, errors included:
+        #: a request refused for its timestamp says so only through this
+        self.last_clock_skew_s: float | None = None
         self._http = http or httpx.AsyncClient(
             transport=transport, timeout=timeout_s, follow_redirects=False
         )
@@ -468,6 +472,7 @@ class PlatformClient(abc.ABC):
         except httpx.TransportError as exc:
             raise transport_error(self.platform, exc, url) from exc
         latency = time.perf_counter() - started
+        self.last_clock_skew_s = clock_skew_s(response.headers.get("date"), self.clock())
         error = self.classify(response)
         if error is not None:
             raise error

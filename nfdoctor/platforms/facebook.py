@@ -286,8 +286,13 @@ class FacebookClient(PlatformClient):
             return abs_time(value)
 
         scopes = data.get("scopes")
+        # A renamed field must not read as "invalid" or "never expires": say it is missing.
+        problems = tuple(
+            f"missing data.{name}" for name in ("is_valid", "expires_at") if name not in data
+        )
         return TokenInfo(
-            is_valid=bool(data.get("is_valid")),
+            is_valid=bool(data["is_valid"]) if "is_valid" in data else None,
+            shape_problems=problems,
             token_type=str(data["type"]) if "type" in data else None,
             app_id=str(data["app_id"]) if "app_id" in data else None,
             expires_at=when("expires_at"),

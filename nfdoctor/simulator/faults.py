@@ -514,13 +514,16 @@ class FaultInjector:
         elif "expired_token" in kinds:
             info["token_fault"] = "expired"
         scope = {**scope, SCOPE_KEY: info}
-        date = format_datetime(now, usegmt=True).encode("ascii")
 
         for rule in rules:
             if rule.kind == "latency":
                 await self.sleep(rule.params["ms"] / 1000)
             elif rule.kind == "timeout":
                 await self.sleep(float(rule.params["seconds"]))
+        # Stamped when the answer leaves, as a real server does: stamped before the injected
+        # latency, a 1.5 s delay would read as 1.5 s of clock skew.
+        answered = self.state.clock() + timedelta(seconds=skew)
+        date = format_datetime(answered, usegmt=True).encode("ascii")
 
         if "connection_reset" in kinds:
             # Start a response with no length, then fail: under uvicorn the socket closes

@@ -38,10 +38,13 @@ class _HideSimulatedResets(logging.Filter):
     """Drop uvicorn's traceback for resets the fault plan asked for: they are not bugs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from starlette.requests import ClientDisconnect
+
         from nfdoctor.simulator.faults import SimulatedConnectionReset
 
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, SimulatedConnectionReset)
+        # A client that gave up (its timeout) is what the timeout fault is for.
+        return not isinstance(exc, (SimulatedConnectionReset, ClientDisconnect))
 
 
 _RESET_FILTER = _HideSimulatedResets()

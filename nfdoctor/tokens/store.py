@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import filelock
 
-from nfdoctor.errors import KeyringUnavailableError, StateError
+from nfdoctor.errors import KeyringUnavailableError, StateError, TokenKeyringUnavailableError
 from nfdoctor.fsutil import write_atomically
 
 # The bounded keyring helpers; keyring_access has no public bounded write or delete yet, and
@@ -580,7 +580,7 @@ class KeyringTokenStore:
         backend = self._bounded(lambda: keyring_backend_name(self.timeout_s), "finding the backend")
         problem = UNUSABLE_BACKENDS.get(backend)
         if problem:
-            raise KeyringUnavailableError(
+            raise TokenKeyringUnavailableError(
                 f"cannot keep tokens in the OS keyring: it has {problem}; {_SWITCH_TO_FILE}"
             )
 
@@ -596,7 +596,7 @@ class KeyringTokenStore:
             # macOS Security errors); each must be a message, never a crash.
             except Exception as exc:
                 detail = _safe_text(f"{type(exc).__name__}: {exc}", token)
-                raise KeyringUnavailableError(
+                raise TokenKeyringUnavailableError(
                     f"the OS keyring failed {what} in {self.service} ({detail}); {_SWITCH_TO_FILE}"
                 ) from None
 
@@ -609,7 +609,7 @@ class KeyringTokenStore:
             if _SWITCH_TO_FILE in exc.message:
                 raise
             # A hang, reported by keyring_access with the hint for secret references.
-            raise KeyringUnavailableError(
+            raise TokenKeyringUnavailableError(
                 f"the OS keyring did not answer within {self.timeout_s:g} s ({what} in "
                 f"{self.service}); {_SWITCH_TO_FILE}"
             ) from None
