@@ -377,7 +377,7 @@ class PlatformApiCheck(_PlatformCheck):
         )
 
     def _judge(self, ctx: Context, account: Account, ping: PingResult) -> CheckResult:
-        from nfdoctor.platforms.ratelimit import CLOCK_TOLERANCE_S, skew_within_tolerance
+        from nfdoctor.platforms.ratelimit import skew_within_tolerance
 
         thresholds = ctx.load_config().config.thresholds
         api_latency = thresholds.api_latency.total_seconds()
@@ -397,9 +397,7 @@ class PlatformApiCheck(_PlatformCheck):
             skew = ping.clock_skew_s
             metrics.append(Metric(name="clock_skew", value=skew, unit="s"))
             skew_text = _skew_text(skew, self.platform_title)
-            tolerance = CLOCK_TOLERANCE_S.get(self.platform)
             if not skew_within_tolerance(self.platform, skew):
-                assert tolerance is not None
                 findings.append(
                     (
                         Status.CRITICAL,
@@ -603,8 +601,3 @@ def platform_checks(run: PlatformRun | None) -> list[Check]:
             PlatformTokenCheck(platform, run),
         ]
     return checks
-
-
-def check_platform(check: Check) -> str | None:
-    """The platform a check is about, or None."""
-    return check.platform if isinstance(check, _PlatformCheck) else None
