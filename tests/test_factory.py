@@ -384,7 +384,6 @@ def test_build_tiktok_knobs(tmp_path: Path) -> None:
     config = _config(tmp_path, OVERRIDDEN)
     client, _ = _build(config, _account(config, "tiktok"))
     try:
-        assert client.overloaded_category is Category.BAD_SIGNATURE
         assert client.auth.overloaded_category is Category.BAD_SIGNATURE
         assert client.shop_id == "7494000000000000001"
         assert client.shop_cipher == "ROW_abcdefghijklmnop"
@@ -394,7 +393,7 @@ def test_build_tiktok_knobs(tmp_path: Path) -> None:
     default = _config(tmp_path, ALL_FIVE)
     client, _ = _build(default, _account(default, "tiktok"))
     try:
-        assert client.overloaded_category is Category.TOKEN_INVALID
+        assert client.auth.overloaded_category is Category.TOKEN_INVALID
         assert client.auth.auth_url == "https://auth.tiktok-shops.com"
     finally:
         _close(client)
@@ -428,7 +427,7 @@ def test_build_facebook_knobs(tmp_path: Path) -> None:
         assert client.base_url == "http://sim.test/facebook/v19.0"
         assert client.auth.send_proof is False
         assert client.zero_expiry_means_never is False
-        assert client.code_100_category is Category.BAD_SIGNATURE
+        assert client.auth.code_100_category is Category.BAD_SIGNATURE
     finally:
         _close(client)
     default = _config(tmp_path, ALL_FIVE)
@@ -436,7 +435,7 @@ def test_build_facebook_knobs(tmp_path: Path) -> None:
     try:
         assert client.auth.send_proof is True
         assert client.zero_expiry_means_never is True
-        assert client.code_100_category is Category.BAD_PARAMETERS
+        assert client.auth.code_100_category is Category.BAD_PARAMETERS
     finally:
         _close(client)
 

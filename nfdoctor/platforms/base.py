@@ -9,7 +9,9 @@ platform's token-expired error is recognisable, refreshes once and retries), a
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
+import math
 import random
 import socket
 import ssl
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 import httpx
 
 from nfdoctor.platforms.errors import (
+    BadCredentialsError,
     Category,
     RateLimitedError,
     RefreshTokenInvalidError,
@@ -56,6 +59,7 @@ __all__ = [
     "http_fallback_error",
     "rel_time",
     "retry_call",
+    "seconds_of",
     "transport_error",
     "utc_now",
 ]
@@ -70,14 +74,39 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def rel_time(now: datetime, seconds: object) -> datetime:
+def seconds_of(value: object, *, platform: str, field: str) -> float:
+    """A platform's number of seconds (int, float or numeric string), or
+    UnexpectedResponseError naming the field: "never", ``{}`` or ``inf`` is schema drift."""
+    number = math.nan
+    if not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            number = float(str(value))
+    if not math.isfinite(number):
+        raise UnexpectedResponseError(
+            f"{field} is not a number of seconds", platform=platform, field=field
+        )
+    return number
+
+
+def rel_time(now: datetime, seconds: object, *, platform: str, field: str) -> datetime:
     """A REL expiry (seconds remaining, int or numeric string) as an absolute datetime."""
-    return now + timedelta(seconds=float(str(seconds)))
+    try:
+        return now + timedelta(seconds=seconds_of(seconds, platform=platform, field=field))
+    except OverflowError:
+        raise UnexpectedResponseError(
+            f"{field} is out of range", platform=platform, field=field
+        ) from None
 
 
-def abs_time(timestamp: object) -> datetime:
+def abs_time(timestamp: object, *, platform: str, field: str) -> datetime:
     """An ABS expiry (Unix seconds, int or numeric string) as an aware UTC datetime."""
-    return datetime.fromtimestamp(float(str(timestamp)), tz=timezone.utc)
+    seconds = seconds_of(timestamp, platform=platform, field=field)
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise UnexpectedResponseError(
+            f"{field} is out of range", platform=platform, field=field
+        ) from None
 
 
 def _mask(value: str) -> str:
@@ -248,6 +277,7 @@ def raise_for_refresh(error: TaxonomyError | None) -> None:
             http_status=error.http_status,
             code=error.code,
             request_id=error.request_id,
+            platform_message=error.platform_message,
         )
     if error is not None:
         raise error
@@ -263,6 +293,8 @@ class PlatformAuth(httpx.Auth, abc.ABC):
     requires_request_body = True
     requires_response_body = True
     platform: str = "?"
+    #: the partner key or app secret the platform signs with, if any
+    signing_secret: str | None = None
 
     def __init__(
         self,
@@ -280,12 +312,18 @@ class PlatformAuth(httpx.Auth, abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(platform={self.platform!r})"
 
+    def secrets(self) -> tuple[str, ...]:
+        """Values to scrub from any platform text: the signing secret and both tokens."""
+        candidates = (self.signing_secret, self.access_token, self.refresh_token)
+        return tuple(s for s in candidates if s)
+
     @abc.abstractmethod
     def sign(self, request: httpx.Request) -> httpx.Request:
         """A signed copy of ``request`` (the original is left untouched for re-signing)."""
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """The classified error in ``response`` (override per platform)."""
+        """The classified error in ``response``, platform text scrubbed of :meth:`secrets`
+        (override per platform)."""
         return None
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
@@ -408,19 +446,16 @@ class PlatformClient(abc.ABC):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    @abc.abstractmethod
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """The classified platform error in ``response``, or None on success."""
-
     #: the request signer; subclasses set it in ``__init__``
     auth: PlatformAuth
-    #: the partner key or app secret the platform signs with, if any
-    _signing_secret: str | None = None
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """The classified platform error in ``response``, or None on success."""
+        return self.auth.classify(response)
 
     def secrets(self) -> tuple[str, ...]:
         """Values to scrub from any platform text this client surfaces."""
-        candidates = (self._signing_secret, self.auth.access_token, self.auth.refresh_token)
-        return tuple(s for s in candidates if s)
+        return self.auth.secrets()
 
     def _ping_result(
         self, response: httpx.Response, latency_s: float, shape_problems: Iterable[str]
@@ -482,9 +517,25 @@ class PlatformClient(abc.ABC):
     async def ping(self) -> PingResult:
         """One cheap authenticated call: latency, clock skew, rate-limit usage, drift."""
 
-    @abc.abstractmethod
     async def refresh(self, refresh_token: str) -> TokenSet:
-        """Exchange ``refresh_token`` for a new token pair (absolute expiries)."""
+        """Exchange ``refresh_token`` for a new token pair (absolute expiries) through the
+        platform's token endpoint; the client then uses the new pair."""
+        request = self.auth.build_refresh_request(refresh_token)
+        if request is None:
+            raise BadCredentialsError(
+                f"{self.platform}: refreshing needs the app credentials and the account id",
+                platform=self.platform,
+            )
+        # Built outside the client, so the request carries no timeout of its own.
+        request.extensions["timeout"] = httpx.Timeout(self.timeout_s).as_dict()
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            raise transport_error(self.platform, exc, str(request.url)) from exc
+        tokens = self.auth.parse_refresh(response)
+        self.auth.access_token = tokens.access_token
+        self.auth.refresh_token = tokens.refresh_token
+        return tokens
 
     async def introspect(self) -> TokenInfo | None:
         """What the platform says about the current token; None where it has no such call."""

@@ -23,6 +23,7 @@ from nfdoctor.platforms.base import (
     http_fallback_error,
     rebuild,
     rel_time,
+    seconds_of,
     status_only_error,
     unknown_code_category,
     utc_now,
@@ -144,25 +145,36 @@ class FacebookAuth(PlatformAuth):
         access_token: str,
         app_secret: str | None = None,
         send_proof: bool = True,
+        code_100_category: Category = Category.BAD_PARAMETERS,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(access_token=access_token, clock=clock)
-        self._app_secret = app_secret
+        self.signing_secret = app_secret
         self.send_proof = send_proof
+        self.code_100_category = code_100_category
+
+    def classify(self, response: httpx.Response) -> TaxonomyError | None:
+        """See :func:`classify_facebook`."""
+        return classify_facebook(
+            response,
+            now=self.clock(),
+            secrets=self.secrets(),
+            code_100_category=self.code_100_category,
+        )
 
     def sign(self, request: httpx.Request) -> httpx.Request:
         """Set ``access_token`` and, with an app secret, the proof over that exact token."""
         token = self.access_token or ""
-        params = [
+        # Typed as httpx.QueryParams takes it (list is invariant).
+        params: list[tuple[str, str | int | float | bool | None]] = [
             (k, v)
             for k, v in request.url.params.multi_items()
             if k not in ("access_token", "appsecret_proof")
         ]
         params.append(("access_token", token))
-        if self._app_secret and self.send_proof:
-            params.append(("appsecret_proof", appsecret_proof(self._app_secret, token)))
-        query: list[tuple[str, str | int | float | bool | None]] = [*params]
-        return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(query)))
+        if self.signing_secret and self.send_proof:
+            params.append(("appsecret_proof", appsecret_proof(self.signing_secret, token)))
+        return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(params)))
 
 
 class FacebookClient(PlatformClient):
@@ -193,20 +205,13 @@ class FacebookClient(PlatformClient):
         )
         self.page_id = page_id
         self.app_id = app_id
-        self._signing_secret = app_secret
         self.zero_expiry_means_never = zero_expiry_means_never
-        self.code_100_category = code_100_category
         self.auth = FacebookAuth(
-            access_token=access_token, app_secret=app_secret, send_proof=send_proof, clock=clock
-        )
-
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """See :func:`classify_facebook`."""
-        return classify_facebook(
-            response,
-            now=self.clock(),
-            secrets=self.secrets(),
-            code_100_category=self.code_100_category,
+            access_token=access_token,
+            app_secret=app_secret,
+            send_proof=send_proof,
+            code_100_category=code_100_category,
+            clock=clock,
         )
 
     async def ping(self) -> PingResult:
@@ -218,18 +223,19 @@ class FacebookClient(PlatformClient):
         return self._ping_result(response, latency, problems)
 
     def _app_credentials(self) -> tuple[str, str]:
-        if not self.app_id or not self._signing_secret:
+        if not self.app_id or not self.auth.signing_secret:
             raise BadCredentialsError(
                 "app_id and app_secret are needed for this Facebook call", platform=PLATFORM
             )
-        return self.app_id, self._signing_secret
+        return self.app_id, self.auth.signing_secret
 
     def _app_auth(self) -> FacebookAuth:
         app_id, app_secret = self._app_credentials()
         return FacebookAuth(
             access_token=f"{app_id}|{app_secret}",
-            app_secret=self._signing_secret,
+            app_secret=app_secret,
             send_proof=self.auth.send_proof,
+            code_100_category=self.auth.code_100_category,
             clock=self.clock,
         )
 
@@ -257,7 +263,7 @@ class FacebookClient(PlatformClient):
             access_token=access,
             refresh_token="",
             # REL seconds (~60 days); absent means no expiry, kept far in the future.
-            access_expires_at=rel_time(now, expires_in)
+            access_expires_at=rel_time(now, expires_in, platform=PLATFORM, field="expires_in")
             if expires_in is not None
             else datetime.max.replace(tzinfo=now.tzinfo),
             refresh_expires_at=None,
@@ -281,9 +287,10 @@ class FacebookClient(PlatformClient):
             value = data.get(name)
             if value is None:
                 return None
-            if int(value) == 0 and self.zero_expiry_means_never:
+            where = {"platform": PLATFORM, "field": f"data.{name}"}
+            if seconds_of(value, **where) == 0 and self.zero_expiry_means_never:
                 return None
-            return abs_time(value)
+            return abs_time(value, **where)
 
         scopes = data.get("scopes")
         # A renamed field must not read as "invalid" or "never expires": say it is missing.

@@ -24,7 +24,6 @@ from nfdoctor.platforms.base import (
     rebuild,
     rel_time,
     status_only_error,
-    transport_error,
     unknown_code_category,
     utc_now,
 )
@@ -122,6 +121,7 @@ class LazadaAuth(PlatformAuth):
     """Lazada signing: ``api_path ‖ sorted k‖v`` of every parameter, HMAC-SHA256, UPPER hex."""
 
     platform = PLATFORM
+    signing_secret: str
 
     def __init__(
         self,
@@ -143,7 +143,7 @@ class LazadaAuth(PlatformAuth):
             on_refresh=on_refresh,
         )
         self.app_key = app_key
-        self._app_secret = app_secret
+        self.signing_secret = app_secret
         self.auth_url = auth_url.rstrip("/")
         # The gateway prefixes (`/rest`) are not part of the signed api_path.
         self._prefixes = sorted(
@@ -185,7 +185,7 @@ class LazadaAuth(PlatformAuth):
                 if k not in system and k != "sign"
             ]
             form += list(system.items())
-            signed = lazada_sign(self._app_secret, api_path, query + form)
+            signed = lazada_sign(self.signing_secret, api_path, query + form)
             body = urlencode([*form, ("sign", signed)]).encode()
             return rebuild(request, content=body)
         query += list(system.items())
@@ -193,18 +193,18 @@ class LazadaAuth(PlatformAuth):
             base_pairs = sorted(query)
             base = api_path + "".join(k + v for k, v in base_pairs) + request.content.decode()
             signed = (
-                hmac.new(self._app_secret.encode(), base.encode(), hashlib.sha256)
+                hmac.new(self.signing_secret.encode(), base.encode(), hashlib.sha256)
                 .hexdigest()
                 .upper()
             )
         else:
-            signed = lazada_sign(self._app_secret, api_path, query)
+            signed = lazada_sign(self.signing_secret, api_path, query)
         params: list[tuple[str, str | int | float | bool | None]] = [*query, ("sign", signed)]
         return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(params)))
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock."""
-        return classify_lazada(response, now=self.clock())
+        """Classify with this auth's clock, scrubbing its secrets."""
+        return classify_lazada(response, now=self.clock(), secrets=self.secrets())
 
     def refresh_request(self, refresh_token: str) -> httpx.Request:
         """The unsigned ``GET {auth_url}/auth/token/refresh?refresh_token=…``."""
@@ -218,12 +218,14 @@ class LazadaAuth(PlatformAuth):
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:
         """Tokens from the refresh response (REL ``expires_in`` / ``refresh_expires_in``)."""
-        return parse_lazada_tokens(response, now=self.clock())
+        return parse_lazada_tokens(response, now=self.clock(), secrets=self.secrets())
 
 
-def parse_lazada_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
+def parse_lazada_tokens(
+    response: httpx.Response, *, now: datetime, secrets: tuple[str, ...] = ()
+) -> TokenSet:
     """A :class:`TokenSet` from a Lazada token response, or the classified refresh error."""
-    error = classify_lazada(response, now=now)
+    error = classify_lazada(response, now=now, secrets=secrets)
     raise_for_refresh(error)
     body = decode_json(response, PLATFORM)
     access, refresh = body.get("access_token"), body.get("refresh_token")
@@ -237,11 +239,15 @@ def parse_lazada_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
         )
     refresh_in = body.get("refresh_expires_in")
     # refresh_expires_in = 0 means "not refreshable" (§3.3): the deadline is now.
-    refresh_at = rel_time(now, refresh_in) if refresh_in is not None else None
+    refresh_at = (
+        rel_time(now, refresh_in, platform=PLATFORM, field="refresh_expires_in")
+        if refresh_in is not None
+        else None
+    )
     return TokenSet(
         access_token=access,
         refresh_token=refresh,
-        access_expires_at=rel_time(now, expires_in),
+        access_expires_at=rel_time(now, expires_in, platform=PLATFORM, field="expires_in"),
         refresh_expires_at=refresh_at,
     )
 
@@ -285,11 +291,6 @@ class LazadaClient(PlatformClient):
             auth_url=auth_url,
             sign_raw_body=sign_raw_body,
         )
-        self._signing_secret = app_secret
-
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """See :func:`classify_lazada`."""
-        return classify_lazada(response, now=self.clock(), secrets=self.secrets())
 
     async def ping(self) -> PingResult:
         """``GET /seller/get``; expects ``data.seller_id`` and ``data.name``."""
@@ -303,19 +304,6 @@ class LazadaClient(PlatformClient):
         else:
             problems += [f"missing data.{f}" for f in ("seller_id", "name") if f not in data]
         return self._ping_result(response, latency, problems)
-
-    async def refresh(self, refresh_token: str) -> TokenSet:
-        """``GET {auth_url}/auth/token/refresh`` signed as usual, without ``access_token``."""
-        request = self.auth.build_refresh_request(refresh_token)
-        assert request is not None
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            raise transport_error(PLATFORM, exc, str(request.url)) from exc
-        tokens = parse_lazada_tokens(response, now=self.clock())
-        self.auth.access_token = tokens.access_token
-        self.auth.refresh_token = tokens.refresh_token
-        return tokens
 
     async def list_orders(
         self, since: datetime, until: datetime, *, limit: int = MAX_LIMIT

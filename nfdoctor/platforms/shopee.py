@@ -24,8 +24,8 @@ from nfdoctor.platforms.base import (
     raise_for_refresh,
     rebuild,
     rel_time,
+    seconds_of,
     status_only_error,
-    transport_error,
     unknown_code_category,
     utc_now,
 )
@@ -166,6 +166,7 @@ class ShopeeAuth(PlatformAuth):
     """Shopee v2 signing: public ``partner_id‖path‖ts`` or shop ``…‖access_token‖shop_id``."""
 
     platform = PLATFORM
+    signing_secret: str
 
     def __init__(
         self,
@@ -188,7 +189,7 @@ class ShopeeAuth(PlatformAuth):
             on_refresh=on_refresh,
         )
         self.partner_id = str(partner_id)
-        self._partner_key = partner_key
+        self.signing_secret = partner_key
         self.shop_id = None if shop_id is None else str(shop_id)
         self.merchant_id = None if merchant_id is None else str(merchant_id)
         self.base_url = httpx.URL(base_url)
@@ -222,14 +223,14 @@ class ShopeeAuth(PlatformAuth):
                 )
             base += self.access_token + value
             system += [("access_token", self.access_token), (name, value)]
-        system.append(("sign", shopee_sign(self._partner_key, base)))
+        system.append(("sign", shopee_sign(self.signing_secret, base)))
         params: list[tuple[str, str | int | float | bool | None]] = [*kept, *system]
         url = request.url.copy_with(params=httpx.QueryParams(params))
         return rebuild(request, url=url)
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock."""
-        return classify_shopee(response, now=self.clock())
+        """Classify with this auth's clock, scrubbing its secrets."""
+        return classify_shopee(response, now=self.clock(), secrets=self.secrets())
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
         """``POST /api/v2/auth/access_token/get`` (public sign) with the JSON body of §2.3."""
@@ -248,14 +249,16 @@ class ShopeeAuth(PlatformAuth):
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:
         """Tokens from the refresh response; ``expire_in`` is REL seconds (§2.3)."""
-        return parse_shopee_tokens(response, now=self.clock(), refresh_ttl_s=self.refresh_ttl_s)
+        return parse_shopee_tokens(
+            response, now=self.clock(), refresh_ttl_s=self.refresh_ttl_s, secrets=self.secrets()
+        )
 
 
 def parse_shopee_tokens(
-    response: httpx.Response, *, now: datetime, refresh_ttl_s: float
+    response: httpx.Response, *, now: datetime, refresh_ttl_s: float, secrets: tuple[str, ...] = ()
 ) -> TokenSet:
     """A :class:`TokenSet` from a Shopee token response, or the classified refresh error."""
-    error = classify_shopee(response, now=now)
+    error = classify_shopee(response, now=now, secrets=secrets)
     raise_for_refresh(error)
     body = decode_json(response, PLATFORM)
     access = body.get("access_token")
@@ -270,7 +273,11 @@ def parse_shopee_tokens(
         )
     # expire_in is REL (14400); one reference sample shows an ABS-looking 1767001812 (§2.3),
     # so a value that can only be a Unix time is read as one rather than as 56 years.
-    expires = abs_time(expire_in) if float(str(expire_in)) > 10**9 else rel_time(now, expire_in)
+    where = {"platform": PLATFORM, "field": "expire_in"}
+    if seconds_of(expire_in, **where) > 10**9:
+        expires = abs_time(expire_in, **where)
+    else:
+        expires = rel_time(now, expire_in, **where)
     return TokenSet(
         access_token=access,
         refresh_token=refresh,
@@ -320,11 +327,6 @@ class ShopeeClient(PlatformClient):
             base_url=base_url,
             refresh_ttl_s=refresh_ttl_s,
         )
-        self._signing_secret = partner_key
-
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """See :func:`classify_shopee`."""
-        return classify_shopee(response, now=self.clock(), secrets=self.secrets())
 
     async def ping(self) -> PingResult:
         """``GET /api/v2/shop/get_shop_info``; its fields are top level, not under ``response``."""
@@ -335,20 +337,6 @@ class ShopeeClient(PlatformClient):
                 nested = isinstance(body.get("response"), dict) and name in body["response"]
                 problems.append(f"{name} under 'response'" if nested else f"missing {name}")
         return self._ping_result(response, latency, problems)
-
-    async def refresh(self, refresh_token: str) -> TokenSet:
-        """``POST /api/v2/auth/access_token/get`` with the public sign."""
-        request = self.auth.sign(self.auth.refresh_request(refresh_token))
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            raise transport_error(PLATFORM, exc, str(request.url)) from exc
-        tokens = parse_shopee_tokens(
-            response, now=self.clock(), refresh_ttl_s=self.auth.refresh_ttl_s
-        )
-        self.auth.access_token = tokens.access_token
-        self.auth.refresh_token = tokens.refresh_token
-        return tokens
 
     async def list_orders(
         self,

@@ -23,7 +23,6 @@ from nfdoctor.platforms.base import (
     raise_for_refresh,
     rebuild,
     status_only_error,
-    transport_error,
     unknown_code_category,
     utc_now,
 )
@@ -128,6 +127,7 @@ class TiktokAuth(PlatformAuth):
     """TikTok signing: secret-wrapped HMAC over path, sorted query and raw body; lower hex."""
 
     platform = PLATFORM
+    signing_secret: str
 
     def __init__(
         self,
@@ -149,7 +149,7 @@ class TiktokAuth(PlatformAuth):
             on_refresh=on_refresh,
         )
         self.app_key = app_key
-        self._app_secret = app_secret
+        self.signing_secret = app_secret
         self.auth_url = auth_url.rstrip("/")
         self._prefix = httpx.URL(base_url).path.rstrip("/")
         self.overloaded_category = overloaded_category
@@ -173,7 +173,7 @@ class TiktokAuth(PlatformAuth):
         content_type = request.headers.get("content-type", "")
         # The body is signed as the exact bytes on the wire, except for multipart uploads.
         body = b"" if content_type.startswith("multipart/form-data") else request.content
-        signed = tiktok_sign(self._app_secret, self.api_path(request.url), query, body)
+        signed = tiktok_sign(self.signing_secret, self.api_path(request.url), query, body)
         params: list[tuple[str, str | int | float | bool | None]] = [*query, ("sign", signed)]
         headers = {TOKEN_HEADER: self.access_token} if self.access_token else {}
         return rebuild(
@@ -183,7 +183,10 @@ class TiktokAuth(PlatformAuth):
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
         """Classify with this auth's clock and 36009004 policy."""
         return classify_tiktok(
-            response, now=self.clock(), overloaded_category=self.overloaded_category
+            response,
+            now=self.clock(),
+            secrets=self.secrets(),
+            overloaded_category=self.overloaded_category,
         )
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
@@ -193,7 +196,7 @@ class TiktokAuth(PlatformAuth):
             self.auth_url + REFRESH_PATH,
             params={
                 "app_key": self.app_key,
-                "app_secret": self._app_secret,
+                "app_secret": self.signing_secret,
                 "refresh_token": refresh_token,
                 "grant_type": "refresh_token",
             },
@@ -201,12 +204,14 @@ class TiktokAuth(PlatformAuth):
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:
         """Tokens with ABS ``*_expire_in`` timestamps (§4.3)."""
-        return parse_tiktok_tokens(response, now=self.clock())
+        return parse_tiktok_tokens(response, now=self.clock(), secrets=self.secrets())
 
 
-def parse_tiktok_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
+def parse_tiktok_tokens(
+    response: httpx.Response, *, now: datetime, secrets: tuple[str, ...] = ()
+) -> TokenSet:
     """A :class:`TokenSet` from a TikTok token response; expiries are ABS Unix seconds."""
-    error = classify_tiktok(response, now=now)
+    error = classify_tiktok(response, now=now, secrets=secrets)
     raise_for_refresh(error)
     body = decode_json(response, PLATFORM)
     data = body.get("data")
@@ -228,8 +233,12 @@ def parse_tiktok_tokens(response: httpx.Response, *, now: datetime) -> TokenSet:
     return TokenSet(
         access_token=access,
         refresh_token=refresh,
-        access_expires_at=abs_time(access_exp),
-        refresh_expires_at=abs_time(refresh_exp) if refresh_exp is not None else None,
+        access_expires_at=abs_time(access_exp, platform=PLATFORM, field="access_token_expire_in"),
+        refresh_expires_at=(
+            abs_time(refresh_exp, platform=PLATFORM, field="refresh_token_expire_in")
+            if refresh_exp is not None
+            else None
+        ),
     )
 
 
@@ -263,7 +272,6 @@ class TiktokClient(PlatformClient):
         )
         self.shop_id = shop_id
         self.shop_cipher = shop_cipher
-        self.overloaded_category = overloaded_category
         self.auth = TiktokAuth(
             app_key=app_key,
             app_secret=app_secret,
@@ -274,16 +282,6 @@ class TiktokClient(PlatformClient):
             base_url=base_url,
             auth_url=auth_url,
             overloaded_category=overloaded_category,
-        )
-        self._signing_secret = app_secret
-
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """See :func:`classify_tiktok`."""
-        return classify_tiktok(
-            response,
-            now=self.clock(),
-            secrets=self.secrets(),
-            overloaded_category=self.overloaded_category,
         )
 
     async def _shops(self) -> tuple[JsonObject, httpx.Response, float]:
@@ -312,19 +310,6 @@ class TiktokClient(PlatformClient):
             cipher = shop.get("cipher")
             if isinstance(cipher, str):
                 self.shop_cipher = cipher
-
-    async def refresh(self, refresh_token: str) -> TokenSet:
-        """``GET {auth_url}/api/v2/token/refresh``, unsigned, secret in the query."""
-        request = self.auth.build_refresh_request(refresh_token)
-        assert request is not None
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            raise transport_error(PLATFORM, exc, str(request.url)) from exc
-        tokens = parse_tiktok_tokens(response, now=self.clock())
-        self.auth.access_token = tokens.access_token
-        self.auth.refresh_token = tokens.refresh_token
-        return tokens
 
     async def list_orders(
         self, since: datetime, until: datetime, *, page_size: int = MAX_PAGE_SIZE

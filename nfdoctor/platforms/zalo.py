@@ -23,7 +23,6 @@ from nfdoctor.platforms.base import (
     rebuild,
     rel_time,
     status_only_error,
-    transport_error,
     unknown_code_category,
     utc_now,
 )
@@ -156,7 +155,7 @@ class ZaloAuth(PlatformAuth):
             on_refresh=on_refresh,
         )
         self.app_id = app_id
-        self._app_secret = app_secret
+        self.signing_secret = app_secret
         self.send_proof = send_proof
         self.oauth_url = oauth_url.rstrip("/")
         self.refresh_ttl_s = refresh_ttl_s
@@ -165,13 +164,13 @@ class ZaloAuth(PlatformAuth):
         """Put the token in the ``access_token`` header (not ``Authorization: Bearer``)."""
         token = self.access_token or ""
         headers = {"access_token": token}
-        if self._app_secret and self.send_proof:
-            headers["appsecret_proof"] = zalo_appsecret_proof(self._app_secret, token)
+        if self.signing_secret and self.send_proof:
+            headers["appsecret_proof"] = zalo_appsecret_proof(self.signing_secret, token)
         return rebuild(request, headers=headers)
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock."""
-        return classify_zalo(response, now=self.clock())
+        """Classify with this auth's clock, scrubbing its secrets."""
+        return classify_zalo(response, now=self.clock(), secrets=self.secrets())
 
     def refresh_request(self, refresh_token: str) -> httpx.Request:
         """``POST /v4/oa/access_token``: form body, app secret in the ``secret_key`` header."""
@@ -183,12 +182,12 @@ class ZaloAuth(PlatformAuth):
                 "app_id": self.app_id or "",
                 "grant_type": "refresh_token",
             },
-            headers={"secret_key": self._app_secret or ""},
+            headers={"secret_key": self.signing_secret or ""},
         )
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
         """The refresh call, when app id and secret are configured."""
-        if not self.app_id or not self._app_secret:
+        if not self.app_id or not self.signing_secret:
             return None
         return self.refresh_request(refresh_token)
 
@@ -225,7 +224,8 @@ def parse_zalo_tokens(response: httpx.Response, *, now: datetime, refresh_ttl_s:
     return TokenSet(
         access_token=access,
         refresh_token=refresh,
-        access_expires_at=rel_time(now, expires_in),  # "90000": a string of REL seconds
+        # "90000": a string of REL seconds
+        access_expires_at=rel_time(now, expires_in, platform=PLATFORM, field="expires_in"),
         refresh_expires_at=now + timedelta(seconds=refresh_ttl_s),
     )
 
@@ -259,7 +259,6 @@ class ZaloClient(PlatformClient):
             base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
         )
         self.oa_id = oa_id
-        self._signing_secret = app_secret
         self.auth = ZaloAuth(
             access_token=access_token,
             app_id=app_id,
@@ -271,10 +270,6 @@ class ZaloClient(PlatformClient):
             oauth_url=oauth_url,
             refresh_ttl_s=refresh_ttl_s,
         )
-
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """See :func:`classify_zalo`."""
-        return classify_zalo(response, now=self.clock(), secrets=self.secrets())
 
     async def ping(self) -> PingResult:
         """``GET /v2.0/oa/getoa``; the OA id may be ``oaid`` or ``oa_id`` (§6.4)."""
@@ -291,20 +286,6 @@ class ZaloClient(PlatformClient):
             if "oaid" not in data and "oa_id" not in data:
                 problems.append("missing data.oaid (or oa_id)")
         return self._ping_result(response, latency, problems)
-
-    async def refresh(self, refresh_token: str) -> TokenSet:
-        """``POST {oauth_url}/oa/access_token`` with ``grant_type=refresh_token``."""
-        request = self.auth.refresh_request(refresh_token)
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            raise transport_error(PLATFORM, exc, str(request.url)) from exc
-        tokens = parse_zalo_tokens(
-            response, now=self.clock(), refresh_ttl_s=self.auth.refresh_ttl_s
-        )
-        self.auth.access_token = tokens.access_token
-        self.auth.refresh_token = tokens.refresh_token
-        return tokens
 
     async def _offset_pages(
         self, path: str, query: dict[str, object], count: int
