@@ -271,7 +271,7 @@ def test_api_urls_defaults(tmp_path: Path) -> None:
         "shopee": ["https://partner.shopeemobile.com"],
         "lazada": ["https://api.lazada.vn/rest", "https://auth.lazada.com/rest"],
         "tiktok": ["https://open-api.tiktokglobalshop.com", "https://auth.tiktok-shops.com"],
-        "facebook": ["https://graph.facebook.com/v21.0"],
+        "facebook": ["https://graph.facebook.com/v25.0"],
         "zalo": ["https://openapi.zalo.me", "https://oauth.zaloapp.com/v4"],
     }
 
@@ -289,9 +289,9 @@ def test_api_urls_overrides(tmp_path: Path) -> None:
 
 
 def test_api_urls_graph_version_with_default_host(tmp_path: Path) -> None:
-    text = ALL_FIVE.replace("    pages:", "    graph_version: v25.0\n    pages:")
+    text = ALL_FIVE.replace("    pages:", "    graph_version: v26.0\n    pages:")
     config = _config(tmp_path, text)
-    assert api_urls(config, "facebook") == ["https://graph.facebook.com/v25.0"]
+    assert api_urls(config, "facebook") == ["https://graph.facebook.com/v26.0"]
 
 
 # --- ClientFactory.build --------------------------------------------------------------------

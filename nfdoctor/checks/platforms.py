@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from nfdoctor.checks.base import Check
 from nfdoctor.durations import format_span
 from nfdoctor.hints import platform_hint
-from nfdoctor.platforms.factory import ACCOUNT_KEYS, PLATFORM_ORDER, PLATFORM_TITLES, Account
+from nfdoctor.platforms import PLATFORMS
+from nfdoctor.platforms.factory import ACCOUNT_KEYS, PLATFORM_TITLES, Account
 from nfdoctor.results import CheckResult, Hint, Metric, Status, worst_of
 
 if TYPE_CHECKING:
@@ -592,7 +593,7 @@ def _local(ctx: Context, when: datetime) -> str:
 
 def platform_checks(run: PlatformRun | None) -> list[Check]:
     """Connectivity, API and token checks for each platform in scope (all five to list)."""
-    platforms = PLATFORM_ORDER if run is None else [p for p in PLATFORM_ORDER if p in run.accounts]
+    platforms = PLATFORMS if run is None else [p for p in PLATFORMS if p in run.accounts]
     checks: list[Check] = []
     for platform in platforms:
         checks += [

@@ -23,9 +23,10 @@ from pydantic import (
 )
 
 from nfdoctor.durations import bounded_span, parse_span
+from nfdoctor.platforms import DEFAULT_GRAPH_VERSION, PLATFORMS
 from nfdoctor.secrets.reference import SecretRef
 
-PLATFORM_NAMES = ("shopee", "lazada", "tiktok", "facebook", "zalo")
+PLATFORM_NAMES = PLATFORMS
 
 
 def _span(value: Any) -> Any:
@@ -174,7 +175,7 @@ class FacebookConfig(PlatformBase):
     app_id: str
     app_secret: SecretRef
     verify_token: SecretRef | None = None
-    graph_version: str = "v21.0"
+    graph_version: str = DEFAULT_GRAPH_VERSION
     appsecret_proof: bool = True
     # Low confidence (platforms.md §5.3): debug_token's expires_at 0 means "never expires".
     zero_expiry_means_never: bool = True

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
+import hmac
 import json
 import math
 import random
@@ -54,6 +56,7 @@ __all__ = [
     "TokenInfo",
     "TokenSet",
     "abs_time",
+    "appsecret_proof",
     "decode_json",
     "envelope_error",
     "http_fallback_error",
@@ -72,6 +75,11 @@ T = TypeVar("T")
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+def appsecret_proof(app_secret: str, access_token: str) -> str:
+    """``hex_lower(HMAC_SHA256(app_secret, access_token))``: Meta's proof, and Zalo's."""
+    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
 
 
 def seconds_of(value: object, *, platform: str, field: str) -> float:
@@ -210,12 +218,12 @@ def http_fallback_error(
 
 
 def status_only_error(
-    response: httpx.Response, platform: str, now: datetime | None = None
+    response: httpx.Response, platform: str, now: datetime
 ) -> TaxonomyError | None:
     """An error for a non-2xx status whose JSON body carried no recognisable platform error."""
     status = response.status_code
     if status == 429:
-        return _rate_limited_by_status(response, platform, now or utc_now())
+        return _rate_limited_by_status(response, platform, now)
     if status >= 500:
         return TransientError(f"server error, HTTP {status}", platform=platform, http_status=status)
     if status >= 400:

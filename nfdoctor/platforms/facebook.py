@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import httpx
 
+from nfdoctor.platforms import DEFAULT_GRAPH_VERSION, DEFAULT_URLS
 from nfdoctor.platforms.base import (
     Clock,
     JsonObject,
@@ -18,6 +17,7 @@ from nfdoctor.platforms.base import (
     TokenInfo,
     TokenSet,
     abs_time,
+    appsecret_proof,
     decode_json,
     envelope_error,
     http_fallback_error,
@@ -38,7 +38,6 @@ from nfdoctor.platforms.errors import (
 
 __all__ = [
     "FACEBOOK_BASE_URL",
-    "SENT_DESPITE_ERROR",
     "FacebookAuth",
     "FacebookClient",
     "appsecret_proof",
@@ -47,20 +46,16 @@ __all__ = [
 
 PLATFORM = "facebook"
 #: The Graph version is configuration (§5.1): override base_url to move versions.
-FACEBOOK_BASE_URL = "https://graph.facebook.com/v25.0"
+FACEBOOK_BASE_URL = f"{DEFAULT_URLS['facebook'][0]}/{DEFAULT_GRAPH_VERSION}"
 #: 1/1357046: the Send API failed *after* recording the message; resending duplicates it.
-SENT_DESPITE_ERROR = ("1", "1357046")
+#: (code, subcode) of an error answered although the message WAS sent (§5.4)
+_SENT_DESPITE_ERROR = (1, 1357046)
 
 _RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 341, 80001, 80002, 80003, 80004, 80005, 80006})
 _RATE_LIMIT_CODES |= frozenset(range(80007, 80010))
 _PERMISSION_CODES = frozenset(
     {3, 10, 230, 551, 10900, 10903, 10904, 2022, 368} | set(range(200, 300))
 )
-
-
-def appsecret_proof(app_secret: str, access_token: str) -> str:
-    """``hex_lower(HMAC_SHA256(app_secret, access_token))``."""
-    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
 
 
 def _category(code: int, subcode: int | None) -> Category:
@@ -113,7 +108,7 @@ def classify_facebook(
     if code == 100 and subcode is None:
         # Bare 100 also means a wrong/missing appsecret_proof (§5.2, M); configurable.
         category = code_100_category
-    if (code, subcode) == (1, 1357046):
+    if (code, subcode) == _SENT_DESPITE_ERROR:
         # The message WAS sent: report it as unexpected, never as retryable.
         category = Category.UNEXPECTED_RESPONSE
     elif category is Category.UNEXPECTED_RESPONSE:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nfdoctor.errors import UsageError
+from nfdoctor.platforms import DEFAULT_URLS, PLATFORMS
 
 if TYPE_CHECKING:
     import httpx
@@ -27,7 +28,6 @@ __all__ = [
     "select_accounts",
 ]
 
-PLATFORM_ORDER = ("shopee", "lazada", "tiktok", "facebook", "zalo")
 PLATFORM_TITLES = {
     "shopee": "Shopee",
     "lazada": "Lazada",
@@ -42,13 +42,6 @@ ACCOUNT_KEYS = {
     "tiktok": ("shops", "shop_id", "shop"),
     "facebook": ("pages", "page_id", "page"),
     "zalo": ("oas", "oa_id", "OA"),
-}
-_DEFAULT_URLS = {
-    "shopee": ("https://partner.shopeemobile.com", None),
-    "lazada": ("https://api.lazada.vn/rest", "https://auth.lazada.com/rest"),
-    "tiktok": ("https://open-api.tiktokglobalshop.com", "https://auth.tiktok-shops.com"),
-    "facebook": ("https://graph.facebook.com", None),
-    "zalo": ("https://openapi.zalo.me", "https://oauth.zaloapp.com/v4"),
 }
 _AUTH_URL_KEY = {"lazada": "auth_url", "tiktok": "auth_url", "zalo": "oauth_url"}
 
@@ -72,7 +65,7 @@ def enabled_platforms(config: Any) -> list[str]:
     """Platforms with a section in the config and not ``enabled: false``, in report order."""
     return [
         p
-        for p in PLATFORM_ORDER
+        for p in PLATFORMS
         if getattr(config.platforms, p) is not None and getattr(config.platforms, p).enabled
     ]
 
@@ -96,11 +89,11 @@ def select_accounts(
     """
     enabled = enabled_platforms(config)
     for platform in platforms:
-        if platform not in PLATFORM_ORDER:
-            close = difflib.get_close_matches(platform, PLATFORM_ORDER, n=1, cutoff=0.5)
+        if platform not in PLATFORMS:
+            close = difflib.get_close_matches(platform, PLATFORMS, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(
-                f"unknown platform {platform!r}{hint}; expected one of {', '.join(PLATFORM_ORDER)}"
+                f"unknown platform {platform!r}{hint}; expected one of {', '.join(PLATFORMS)}"
             )
         if platform not in enabled:
             raise UsageError(
@@ -127,7 +120,7 @@ def select_accounts(
 def api_urls(config: Any, platform: str) -> list[str]:
     """The platform's API base URL and (where separate) its token host, as configured."""
     section = getattr(config.platforms, platform)
-    default_base, default_auth = _DEFAULT_URLS[platform]
+    default_base, default_auth = DEFAULT_URLS[platform]
     base = str(section.base_url).rstrip("/") if section.base_url else default_base
     if platform == "facebook":
         base = f"{base}/{section.graph_version}"

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
+from nfdoctor.platforms import DEFAULT_URLS
 from nfdoctor.platforms.base import (
     Clock,
     JsonObject,
@@ -45,8 +46,8 @@ __all__ = [
 ]
 
 PLATFORM = "lazada"
-LAZADA_BASE_URL = "https://api.lazada.vn/rest"
-LAZADA_AUTH_URL = "https://auth.lazada.com/rest"
+LAZADA_BASE_URL = DEFAULT_URLS["lazada"][0]
+LAZADA_AUTH_URL = str(DEFAULT_URLS["lazada"][1])
 REFRESH_PATH = "/auth/token/refresh"
 _TOKEN_PATHS = ("/auth/token/create", "/auth/token/refresh")
 MAX_LIMIT = 100
@@ -77,10 +78,13 @@ for _n in ("14", "17", "19", "36", "74", "75", "37", "38", "56"):
     _CODES[f"E{int(_n):03d}"] = Category.BAD_PARAMETERS
 
 
-def lazada_sign(app_secret: str, api_path: str, params: Iterable[tuple[str, str]]) -> str:
-    """``hex_upper(HMAC_SHA256(app_secret, api_path ‖ sorted name‖value))``, ``sign`` excluded."""
+def lazada_sign(
+    app_secret: str, api_path: str, params: Iterable[tuple[str, str]], raw_body: str = ""
+) -> str:
+    """``hex_upper(HMAC_SHA256(app_secret, api_path ‖ sorted name‖value ‖ raw_body))``,
+    ``sign`` excluded; ``raw_body`` only with ``sign_raw_body`` (§3.2, low confidence)."""
     pairs = sorted((k, v) for k, v in params if k != "sign")
-    base = api_path + "".join(k + v for k, v in pairs)
+    base = api_path + "".join(k + v for k, v in pairs) + raw_body
     return hmac.new(app_secret.encode(), base.encode(), hashlib.sha256).hexdigest().upper()
 
 
@@ -176,8 +180,9 @@ class LazadaAuth(PlatformAuth):
         is_form = request.method != "GET" and content_type.startswith(
             "application/x-www-form-urlencoded"
         )
-        query = [(k, v) for k, v in request.url.params.multi_items() if k not in system]
-        query = [(k, v) for k, v in query if k != "sign"]
+        query = [
+            (k, v) for k, v in request.url.params.multi_items() if k not in system and k != "sign"
+        ]
         if is_form:
             form = [
                 (k, v)
@@ -189,16 +194,8 @@ class LazadaAuth(PlatformAuth):
             body = urlencode([*form, ("sign", signed)]).encode()
             return rebuild(request, content=body)
         query += list(system.items())
-        if self.sign_raw_body and request.content:
-            base_pairs = sorted(query)
-            base = api_path + "".join(k + v for k, v in base_pairs) + request.content.decode()
-            signed = (
-                hmac.new(self.signing_secret.encode(), base.encode(), hashlib.sha256)
-                .hexdigest()
-                .upper()
-            )
-        else:
-            signed = lazada_sign(self.signing_secret, api_path, query)
+        raw_body = request.content.decode() if self.sign_raw_body else ""
+        signed = lazada_sign(self.signing_secret, api_path, query, raw_body)
         params: list[tuple[str, str | int | float | bool | None]] = [*query, ("sign", signed)]
         return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(params)))
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from nfdoctor.platforms import DEFAULT_URLS
 from nfdoctor.platforms.base import (
     Clock,
     JsonObject,
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 PLATFORM = "shopee"
-SHOPEE_BASE_URL = "https://partner.shopeemobile.com"
+SHOPEE_BASE_URL = DEFAULT_URLS["shopee"][0]
 REFRESH_PATH = "/api/v2/auth/access_token/get"
 PING_PATH = "/api/v2/shop/get_shop_info"
 ORDER_LIST_PATH = "/api/v2/order/get_order_list"
@@ -174,7 +175,6 @@ class ShopeeAuth(PlatformAuth):
         partner_id: int | str,
         partner_key: str,
         shop_id: int | str | None = None,
-        merchant_id: int | str | None = None,
         access_token: str | None = None,
         refresh_token: str | None = None,
         on_refresh: Callable[[TokenSet], None] | None = None,
@@ -191,7 +191,6 @@ class ShopeeAuth(PlatformAuth):
         self.partner_id = str(partner_id)
         self.signing_secret = partner_key
         self.shop_id = None if shop_id is None else str(shop_id)
-        self.merchant_id = None if merchant_id is None else str(merchant_id)
         self.base_url = httpx.URL(base_url)
         self._prefix = self.base_url.path.rstrip("/")
         self.refresh_ttl_s = refresh_ttl_s
@@ -211,18 +210,13 @@ class ShopeeAuth(PlatformAuth):
         system = [("partner_id", self.partner_id), ("timestamp", timestamp)]
         base = self.partner_id + api_path + timestamp
         if not is_public_path(api_path):
-            name, value = (
-                ("shop_id", self.shop_id)
-                if self.shop_id is not None
-                else ("merchant_id", self.merchant_id)
-            )
-            if value is None or not self.access_token:
+            if self.shop_id is None or not self.access_token:
                 raise BadCredentialsError(
                     f"a shop-level call ({api_path}) needs an access token and a shop id",
                     platform=PLATFORM,
                 )
-            base += self.access_token + value
-            system += [("access_token", self.access_token), (name, value)]
+            base += self.access_token + self.shop_id
+            system += [("access_token", self.access_token), ("shop_id", self.shop_id)]
         system.append(("sign", shopee_sign(self.signing_secret, base)))
         params: list[tuple[str, str | int | float | bool | None]] = [*kept, *system]
         url = request.url.copy_with(params=httpx.QueryParams(params))
@@ -234,7 +228,7 @@ class ShopeeAuth(PlatformAuth):
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
         """``POST /api/v2/auth/access_token/get`` (public sign) with the JSON body of §2.3."""
-        if self.shop_id is None and self.merchant_id is None:
+        if self.shop_id is None:
             return None
         return self.sign(self.refresh_request(refresh_token))
 
@@ -243,8 +237,6 @@ class ShopeeAuth(PlatformAuth):
         body: dict[str, Any] = {"refresh_token": refresh_token, "partner_id": int(self.partner_id)}
         if self.shop_id is not None:
             body["shop_id"] = int(self.shop_id)
-        else:
-            body["merchant_id"] = int(str(self.merchant_id))
         return httpx.Request("POST", self.base_url.join(self._prefix + REFRESH_PATH), json=body)
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import httpx
 
+from nfdoctor.platforms import DEFAULT_URLS
 from nfdoctor.platforms.base import (
     Clock,
     JsonObject,
@@ -44,8 +45,8 @@ __all__ = [
 ]
 
 PLATFORM = "tiktok"
-TIKTOK_BASE_URL = "https://open-api.tiktokglobalshop.com"
-TIKTOK_AUTH_URL = "https://auth.tiktok-shops.com"
+TIKTOK_BASE_URL = DEFAULT_URLS["tiktok"][0]
+TIKTOK_AUTH_URL = str(DEFAULT_URLS["tiktok"][1])
 REFRESH_PATH = "/api/v2/token/refresh"
 SHOPS_PATH = "/authorization/202309/shops"
 ORDER_SEARCH_PATH = "/order/202309/orders/search"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import httpx
 
+from nfdoctor.platforms import DEFAULT_URLS
 from nfdoctor.platforms.base import (
     Clock,
     JsonObject,
@@ -17,6 +16,7 @@ from nfdoctor.platforms.base import (
     PlatformAuth,
     PlatformClient,
     TokenSet,
+    appsecret_proof,
     decode_json,
     envelope_error,
     http_fallback_error,
@@ -40,12 +40,11 @@ __all__ = [
     "ZaloAuth",
     "ZaloClient",
     "classify_zalo",
-    "zalo_appsecret_proof",
 ]
 
 PLATFORM = "zalo"
-ZALO_BASE_URL = "https://openapi.zalo.me"
-ZALO_OAUTH_URL = "https://oauth.zaloapp.com/v4"
+ZALO_BASE_URL = DEFAULT_URLS["zalo"][0]
+ZALO_OAUTH_URL = str(DEFAULT_URLS["zalo"][1])
 TOKEN_PATH = "/oa/access_token"
 MAX_COUNT = 10
 #: refresh tokens live 3 months (§6.3); the token response does not say when they expire
@@ -79,11 +78,6 @@ _CODES: dict[int, Category] = {
     -211: Category.PERMISSION_DENIED,
     -218: Category.PERMISSION_DENIED,
 }
-
-
-def zalo_appsecret_proof(app_secret: str, access_token: str) -> str:
-    """``hex_lower(HMAC_SHA256(app_secret, access_token))``, sent as a header."""
-    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
 
 
 def _int_code(value: object) -> int | None:
@@ -165,7 +159,7 @@ class ZaloAuth(PlatformAuth):
         token = self.access_token or ""
         headers = {"access_token": token}
         if self.signing_secret and self.send_proof:
-            headers["appsecret_proof"] = zalo_appsecret_proof(self.signing_secret, token)
+            headers["appsecret_proof"] = appsecret_proof(self.signing_secret, token)
         return rebuild(request, headers=headers)
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:

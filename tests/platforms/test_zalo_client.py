@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from nfdoctor.platforms.base import TokenSet
+from nfdoctor.platforms.base import TokenSet, appsecret_proof
 from nfdoctor.platforms.errors import (
     BadSignatureError,
     RateLimitedError,
@@ -20,7 +20,7 @@ from nfdoctor.platforms.errors import (
     TokenInvalidError,
     UnexpectedResponseError,
 )
-from nfdoctor.platforms.zalo import ZaloClient, zalo_appsecret_proof
+from nfdoctor.platforms.zalo import ZaloClient
 from tests.platforms.conftest import NOW, fixed_clock
 
 API = "https://openapi.zalo.me"
@@ -52,7 +52,7 @@ def test_ping_headers_and_rate_limit(mock_http: respx.MockRouter) -> None:
     assert result.rate_limit is not None and result.rate_limit.percent_used == 2.5
     request = route.calls.last.request
     assert request.headers["access_token"] == "Z-old"
-    assert request.headers["appsecret_proof"] == zalo_appsecret_proof("appsecret123", "Z-old")
+    assert request.headers["appsecret_proof"] == appsecret_proof("appsecret123", "Z-old")
 
 
 def test_ping_accepts_oa_id_spelling(mock_http: respx.MockRouter) -> None:
