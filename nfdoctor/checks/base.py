@@ -12,6 +12,29 @@ if TYPE_CHECKING:
     from nfdoctor.context import Context
 
 
+def higher_is_worse(value: float, warn: float, crit: float) -> Status:
+    """CRITICAL from ``crit`` up, WARNING from ``warn`` up (load, latency, usage)."""
+    if value >= crit:
+        return Status.CRITICAL
+    return Status.WARNING if value >= warn else Status.OK
+
+
+def lower_is_worse(value: float, warn: float, crit: float) -> Status:
+    """CRITICAL at or below ``crit``, WARNING at or below ``warn`` (free space, time left)."""
+    if value <= crit:
+        return Status.CRITICAL
+    return Status.WARNING if value <= warn else Status.OK
+
+
+def format_ms(seconds: float | None) -> str:
+    """Milliseconds, with a decimal below 10 ms so a fast local answer does not read 0;
+    ``—`` for a phase that was not reached."""
+    if seconds is None:
+        return "—"
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
 class Check(abc.ABC):
     """A check measures one thing and returns one result per subject it looked at.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nfdoctor.checks.base import Check
+from nfdoctor.checks.base import Check, format_ms
 from nfdoctor.errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -30,8 +30,7 @@ def configured_database(ctx: Context) -> DatabaseUrl | None:
         return None
     url = parse_database_url(section.url, base_dir=loaded.base_dir)
     if section.password is not None:
-        secret = next(s for s in loaded.secrets if s.key_path == "database.password")
-        url = url.with_password(ctx.secrets.resolve(secret.ref, where=secret.where))
+        url = url.with_password(ctx.secret_at("database.password"))
     return url
 
 
@@ -55,12 +54,6 @@ _FAILURES: tuple[tuple[type[DatabaseError], Status, str], ...] = (
     (DatabaseLockedError, Status.UNKNOWN, "database.locked"),
     (DatabaseUnreachableError, Status.CRITICAL, "database.unreachable"),
 )
-
-
-def _ms(seconds: float) -> str:
-    """Milliseconds, with a decimal below 10 ms so a fast local database does not read 0."""
-    ms = seconds * 1000
-    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
 
 
 class DatabaseConnectCheck(Check):
@@ -99,8 +92,8 @@ class DatabaseConnectCheck(Check):
         return [
             self.result(
                 status,
-                f"{probe.backend} {probe.server_version} answered in {_ms(latency)}, "
-                f"warn ≥ {_ms(warn)}",
+                f"{probe.backend} {probe.server_version} answered in {format_ms(latency)}, "
+                f"warn ≥ {format_ms(warn)}",
                 details=[f"at {url.redacted()}"],
                 hint=HINTS["database.slow"] if status is not Status.OK else None,
                 metrics=[

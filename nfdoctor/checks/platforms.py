@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from nfdoctor.checks.base import Check
+from nfdoctor.checks.base import Check, format_ms, higher_is_worse, lower_is_worse
 from nfdoctor.durations import format_span
 from nfdoctor.hints import platform_hint
 from nfdoctor.platforms import PLATFORMS
@@ -135,6 +135,15 @@ class PlatformRun:
         )
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One thing a check found about one account, and the hint that goes with it."""
+
+    status: Status
+    text: str
+    hint: str | None = None
+
+
 class _PlatformCheck(Check):
     """A check about one platform; ``run`` is None only for listing ids."""
 
@@ -191,6 +200,31 @@ class _PlatformCheck(Check):
             subject=account.label,
         )
 
+    def combined(
+        self,
+        account: Account,
+        findings: Sequence[Finding],
+        *,
+        lead: Sequence[str] = (),
+        details: Sequence[str] = (),
+        metrics: Sequence[Metric] = (),
+    ) -> CheckResult:
+        """One result from several findings: the worst status; its findings (after ``lead``)
+        make the summary, the others go to the details; the worst's hint and a re-check."""
+        status = worst_of([Status.OK, *(f.status for f in findings)])
+        worst = [f for f in findings if f.status is status]
+        hint_key = next((f.hint for f in worst if f.hint), None)
+        failing = status is not Status.OK
+        return self.result(
+            status,
+            "; ".join([*lead, *(f.text for f in worst)]),
+            details=[*(f.text for f in findings if f.status is not status), *details],
+            hint=self.hint(hint_key) if failing and hint_key else None,
+            next_command=self.recheck(account) if failing else None,
+            metrics=metrics,
+            subject=account.label,
+        )
+
     async def for_each_account(
         self, ctx: Context, measure: Callable[[Account], Awaitable[CheckResult]]
     ) -> list[CheckResult]:
@@ -213,10 +247,6 @@ class _PlatformCheck(Check):
                 return self.error_result(exc, account)
 
         return list(await asyncio.gather(*(guarded(a) for a in accounts)))
-
-
-def _ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 class PlatformConnectivityCheck(_PlatformCheck):
@@ -242,10 +272,10 @@ class PlatformConnectivityCheck(_PlatformCheck):
         thresholds = ctx.load_config().config.thresholds
         subject = f"{timing.scheme}://{timing.host}:{timing.port}"
         phases = [
-            f"DNS {_ms(timing.dns_s)}",
-            f"TCP {_ms(timing.tcp_s)}",
-            f"TLS {_ms(timing.tls_s) if timing.scheme == 'https' else 'n/a (http)'}",
-            f"first byte {_ms(timing.ttfb_s)}",
+            f"DNS {format_ms(timing.dns_s)}",
+            f"TCP {format_ms(timing.tcp_s)}",
+            f"TLS {format_ms(timing.tls_s) if timing.scheme == 'https' else 'n/a (http)'}",
+            f"first byte {format_ms(timing.ttfb_s)}",
         ]
         metrics = [
             Metric(name=name, value=value, unit="s")
@@ -286,7 +316,7 @@ class PlatformConnectivityCheck(_PlatformCheck):
         if timing.peer_cert_not_after is not None:
             left = (timing.peer_cert_not_after - ctx.clock()).total_seconds()
             details.append(f"certificate valid until {timing.peer_cert_not_after:%Y-%m-%d}")
-            cert_status = _lower_is_worse(
+            cert_status = lower_is_worse(
                 left,
                 thresholds.cert_expiry_warning.total_seconds(),
                 thresholds.cert_expiry_critical.total_seconds(),
@@ -309,14 +339,6 @@ class PlatformConnectivityCheck(_PlatformCheck):
 def _skew_text(skew_s: float, platform_title: str) -> str:
     direction = "ahead of" if skew_s > 0 else "behind"
     return f"this host's clock is {format_span(abs(skew_s))} {direction} {platform_title}'s"
-
-
-def _lower_is_worse(value: float, warn: float, crit: float) -> Status:
-    if value <= crit:
-        return Status.CRITICAL
-    if value <= warn:
-        return Status.WARNING
-    return Status.OK
 
 
 async def _stored_token(ctx: Context, account: Account) -> StoredToken | None:
@@ -382,13 +404,13 @@ class PlatformApiCheck(_PlatformCheck):
 
         thresholds = ctx.load_config().config.thresholds
         api_latency = thresholds.api_latency.total_seconds()
-        findings: list[tuple[Status, str, str | None]] = []  # status, text, hint key
-        parts = [f"answered in {_ms(ping.latency_s)} (HTTP {ping.http_status})"]
+        findings: list[Finding] = []
+        lead = f"answered in {format_ms(ping.latency_s)} (HTTP {ping.http_status})"
         metrics = [Metric(name="latency", value=ping.latency_s, unit="s", warn=api_latency)]
         details: list[str] = []
         if ping.latency_s > api_latency:
             findings.append(
-                (
+                Finding(
                     Status.WARNING,
                     f"slower than the {format_span(api_latency)} API target",
                     "platform.slow",
@@ -400,14 +422,14 @@ class PlatformApiCheck(_PlatformCheck):
             skew_text = _skew_text(skew, self.platform_title)
             if not skew_within_tolerance(self.platform, skew):
                 findings.append(
-                    (
+                    Finding(
                         Status.CRITICAL,
                         f"{skew_text}: outside its tolerance, signed requests will be rejected",
                         "platform.clock_skew",
                     )
                 )
             elif abs(skew) > thresholds.clock_skew_warning.total_seconds():
-                findings.append((Status.WARNING, skew_text, "platform.clock_skew"))
+                findings.append(Finding(Status.WARNING, skew_text, "platform.clock_skew"))
             else:
                 details.append(f"clock skew: {skew:+.0f} s")
         if ping.rate_limit is not None:
@@ -422,30 +444,20 @@ class PlatformApiCheck(_PlatformCheck):
                 )
             )
             usage_text = f"{used:.0f}% of the rate limit used ({ping.rate_limit.source})"
-            if used >= thresholds.rate_limit_usage_critical:
-                findings.append((Status.CRITICAL, usage_text, "platform.rate_usage"))
-            elif used >= thresholds.rate_limit_usage_warning:
-                findings.append((Status.WARNING, usage_text, "platform.rate_usage"))
-            else:
+            usage = higher_is_worse(
+                used, thresholds.rate_limit_usage_warning, thresholds.rate_limit_usage_critical
+            )
+            if usage is Status.OK:
                 details.append(usage_text)
+            else:
+                findings.append(Finding(usage, usage_text, "platform.rate_usage"))
         for problem in ping.shape_problems:
             findings.append(
-                (Status.WARNING, f"response shape changed: {problem}", "platform.schema_drift")
+                Finding(
+                    Status.WARNING, f"response shape changed: {problem}", "platform.schema_drift"
+                )
             )
-        status = worst_of([Status.OK, *(f[0] for f in findings)])
-        worst = [f for f in findings if f[0] is status]
-        summary = "; ".join(parts + [f[1] for f in worst])
-        details = [f[1] for f in findings if f[0] is not status] + details
-        hint_key = worst[0][2] if worst else None
-        return self.result(
-            status,
-            summary,
-            details=details,
-            hint=self.hint(hint_key) if hint_key else None,
-            next_command=self.recheck(account) if status is not Status.OK else None,
-            metrics=metrics,
-            subject=account.label,
-        )
+        return self.combined(account, findings, lead=[lead], details=details, metrics=metrics)
 
 
 class PlatformTokenCheck(_PlatformCheck):
@@ -470,7 +482,7 @@ class PlatformTokenCheck(_PlatformCheck):
         local = _local(ctx, when)
         if left <= 0:
             return Status.CRITICAL, f"{what} expired {format_span(-left)} ago ({local})", left
-        status = _lower_is_worse(
+        status = lower_is_worse(
             left,
             thresholds.token_expiry_warning.total_seconds(),
             thresholds.token_expiry_critical.total_seconds(),
@@ -488,13 +500,13 @@ class PlatformTokenCheck(_PlatformCheck):
                 subject=account.label,
             )
         metrics: list[Metric] = []
-        findings: list[tuple[Status, str, str]] = []
+        findings: list[Finding] = []
         details = [f"store: {store.describe()}"]
         if token.refresh_token:
             # Access tokens here last hours to days and are refreshed on schedule; what an
             # operator must act on ahead of time is the refresh token (re-authorization).
             status, text, left = self._expiry(ctx, token.refresh_expires_at, "refresh token")
-            findings.append((status, text, "token.reauthorize"))
+            findings.append(Finding(status, text, "token.reauthorize"))
             if left is not None:
                 metrics.append(Metric(name="refresh_token_expires_in", value=left, unit="s"))
             access_left = _seconds_left(ctx, token.access_expires_at)
@@ -502,7 +514,7 @@ class PlatformTokenCheck(_PlatformCheck):
                 metrics.append(Metric(name="access_token_expires_in", value=access_left, unit="s"))
                 if access_left <= 0:
                     findings.append(
-                        (
+                        Finding(
                             Status.WARNING,
                             f"access token expired {format_span(-access_left)} ago; the refresh "
                             "token can renew it — is the scheduled refresh running?",
@@ -515,10 +527,10 @@ class PlatformTokenCheck(_PlatformCheck):
             status, text, left = self._expiry(ctx, token.access_expires_at, "access token")
             if left is not None:
                 metrics.append(Metric(name="access_token_expires_in", value=left, unit="s"))
-            findings.append((status, text, "token.expiring"))
-            if self.platform not in ("facebook",):
+            findings.append(Finding(status, text, "token.expiring"))
+            if self.platform != "facebook":
                 findings.append(
-                    (
+                    Finding(
                         Status.WARNING,
                         "no refresh token stored: it cannot be renewed",
                         "token.reauthorize",
@@ -532,30 +544,18 @@ class PlatformTokenCheck(_PlatformCheck):
                 await client.aclose()
             if info is not None:
                 findings += self._introspection(ctx, info, details)
-        status = worst_of([f[0] for f in findings])
-        worst = [f for f in findings if f[0] is status]
-        summary = "; ".join(f[1] for f in worst)
-        details = [f[1] for f in findings if f[0] is not status] + details
-        return self.result(
-            status,
-            summary,
-            details=details,
-            hint=self.hint(worst[0][2]) if status is not Status.OK else None,
-            next_command=self.recheck(account) if status is not Status.OK else None,
-            metrics=metrics,
-            subject=account.label,
-        )
+        return self.combined(account, findings, details=details, metrics=metrics)
 
-    def _introspection(
-        self, ctx: Context, info: TokenInfo, details: list[str]
-    ) -> list[tuple[Status, str, str]]:
-        findings: list[tuple[Status, str, str]] = [
-            (Status.WARNING, f"debug_token response shape changed: {p}", "platform.schema_drift")
+    def _introspection(self, ctx: Context, info: TokenInfo, details: list[str]) -> list[Finding]:
+        findings = [
+            Finding(
+                Status.WARNING, f"debug_token response shape changed: {p}", "platform.schema_drift"
+            )
             for p in info.shape_problems
         ]
         if info.is_valid is False:
             findings.append(
-                (
+                Finding(
                     Status.CRITICAL,
                     "debug_token says the token is not valid",
                     "platform.token_invalid",
@@ -575,7 +575,7 @@ class PlatformTokenCheck(_PlatformCheck):
             if status is Status.OK:
                 details.append(text)
             else:
-                findings.append((status, text, "token.expiring"))
+                findings.append(Finding(status, text, "token.expiring"))
         return findings
 
 

@@ -8,24 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nfdoctor.checks.base import Check
+from nfdoctor.checks.base import Check, higher_is_worse, lower_is_worse
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
 
 if TYPE_CHECKING:
     from nfdoctor.context import Context
-
-
-def _higher_is_worse(value: float, warn: float, crit: float) -> Status:
-    if value >= crit:
-        return Status.CRITICAL
-    return Status.WARNING if value >= warn else Status.OK
-
-
-def _lower_is_worse(value: float, warn: float, crit: float) -> Status:
-    if value <= crit:
-        return Status.CRITICAL
-    return Status.WARNING if value <= warn else Status.OK
 
 
 class LoadCheck(Check):
@@ -52,7 +40,7 @@ class LoadCheck(Check):
         cores = self.cpu_count() or 1
         per_core = one / cores
         warn, crit = limits.load_per_core_warning, limits.load_per_core_critical
-        status = _higher_is_worse(per_core, warn, crit)
+        status = higher_is_worse(per_core, warn, crit)
         return [
             self.result(
                 status,
@@ -97,7 +85,7 @@ class MemoryCheck(Check):
             return [self.result(Status.SKIPPED, "memory figures are not available on this system")]
         percent = 100.0 * available / total if total else 0.0
         warn, crit = limits.memory_available_warning, limits.memory_available_critical
-        status = _lower_is_worse(percent, warn, crit)
+        status = lower_is_worse(percent, warn, crit)
         return [
             self.result(
                 status,
@@ -162,7 +150,7 @@ class DiskCheck(Check):
         for directory, labels in by_device.values():
             usage = shutil.disk_usage(directory)
             percent = 100.0 * usage.free / usage.total if usage.total else 0.0
-            status = _lower_is_worse(percent, warn, crit)
+            status = lower_is_worse(percent, warn, crit)
             results.append(
                 self.result(
                     status,
