@@ -2,7 +2,7 @@
 
 Each receiver verifies the signature the way platforms.md says that platform signs its
 deliveries (§2.8, §3.8, §4.8, §5.8, §6.8), over the raw body bytes, and records what it
-accepted so tests (and ``nfdoctor webhook send``) can see it.
+accepted so tests can see it.
 """
 
 from __future__ import annotations

@@ -319,6 +319,8 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise bad(f"{where}.times", "must be a positive integer")
     account = item.get("account")
+    if kind in ("expired_token", "revoked_token") and platform == "crm":
+        raise bad(f"{where}.fault", f"{kind} is about platform tokens; the CRM takes none")
     shop = _parse_shop(item, where, bad) if "shop" in item else None
     if shop is not None and (account is not None or platform in ("*", "crm")):
         raise bad(f"{where}.shop", "needs one platform, and not together with account")

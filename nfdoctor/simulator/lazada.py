@@ -130,7 +130,7 @@ class LazadaApp:
                 raise LazadaError(
                     "IllegalRefreshToken", "The specified refresh token is invalid or expired"
                 )
-            access, refresh = self.state.rotate(old)
+            access, refresh = self.state.rotate(old, now=now)
             assert access.expires_at is not None and refresh is not None
             assert refresh.expires_at is not None
             return json_response(

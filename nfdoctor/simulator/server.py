@@ -6,7 +6,6 @@ be reachable from another machine: the server binds 127.0.0.1 and refuses anythi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -20,7 +19,9 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from nfdoctor.errors import UsageError
+from nfdoctor.fsutil import write_atomically
 from nfdoctor.simulator.state import SimulatorState
+from nfdoctor.tokens.store import FORMAT as TOKEN_FILE_FORMAT
 
 __all__ = [
     "LOOPBACK",
@@ -71,6 +72,8 @@ class SimulatorServer:
         if not 0 <= port <= 65535:
             raise UsageError(f"--port: expected 0-65535, got {port}")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Restarting on the same --port right after Ctrl-C must not wait out TIME_WAIT.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.sock.bind((host, port))
         except OSError as exc:
@@ -115,18 +118,8 @@ class SimulatorServer:
             self._thread.join(timeout)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (created 0600, never briefly wider)."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-
-
-#: ``format`` of the tokens file the file token store reads
-TOKENS_FORMAT = "nfdoctor.tokens/v1"
+#: ``format`` of the tokens file: the file token store's own
+TOKENS_FORMAT = TOKEN_FILE_FORMAT
 
 
 def tokens_document(state: SimulatorState) -> dict[str, Any]:
@@ -172,13 +165,16 @@ def write_config(
     import yaml
 
     base = base_url.rstrip("/")
+    if not path.parent.is_dir():
+        raise UsageError(f"--write-config: directory {path.parent} does not exist")
     secrets_dir = path.parent / f"{path.stem}-secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(secrets_dir, 0o700)  # mkdir's mode passes through the umask, or it existed
     written: list[Path] = []
 
     def secret(name: str, value: str) -> str:
         target = secrets_dir / name
-        _write_private(target, value + "\n")
+        write_atomically(target, value + "\n", mode=0o600)
         written.append(target)
         return f"file:{secrets_dir.name}/{name}"
 
@@ -256,7 +252,7 @@ def write_config(
         config["database"] = {"url": f"sqlite:///{database_path.resolve()}"}
 
     tokens_path = secrets_dir / "tokens.json"
-    _write_private(tokens_path, json.dumps(tokens_document(state), indent=2) + "\n")
+    write_atomically(tokens_path, json.dumps(tokens_document(state), indent=2) + "\n", mode=0o600)
     written.append(tokens_path)
 
     count = state.accounts_per_platform
@@ -270,8 +266,6 @@ def write_config(
         "# (see nfdoctor/simulator/README.md).\n"
     )
     text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text)  # no secret in it: only file: references
     written.insert(0, path)
     return written

@@ -135,7 +135,7 @@ class ShopeeApp:
                 raise ShopeeError("error_auth", "Invalid partner_id or shopid.")
             if status != "ok" or old is None:
                 raise ShopeeError("error_auth", "Invalid refresh_token.")
-            access, refresh = self.state.rotate(old)
+            access, refresh = self.state.rotate(old, now=now)
             assert access.expires_at is not None and refresh is not None
             return json_response(
                 {

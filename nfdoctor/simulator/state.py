@@ -257,6 +257,9 @@ class SimulatorState:
     ``accounts_per_platform`` shops / sellers / pages / OAs per platform (1-50), each with
     its own ids, tokens and data (TikTok its own cipher, Zalo its own OA secret). Account 0
     is the same whatever that number; account k depends only on the seed and k.
+
+    Not thread-safe: change it from another thread only while the server is idle (readers
+    of the token table take a snapshot, as a late request may still issue tokens).
     """
 
     def __init__(
@@ -503,10 +506,16 @@ class SimulatorState:
         return self._alnum(80 if kind == "access" else 100)
 
     def issue_pair(
-        self, platform: str, owner: str, *, refresh_deadline: datetime | None = None
+        self,
+        platform: str,
+        owner: str,
+        *,
+        refresh_deadline: datetime | None = None,
+        now: datetime | None = None,
     ) -> tuple[Token, Token | None]:
-        """Issue a new access token (and refresh token where the platform has one)."""
-        now = self.clock()
+        """Issue a new access token (and refresh token where the platform has one), stamped
+        with ``now``: the request's time, skewed when the fault plan skews this server's clock."""
+        now = now or self.clock()
         access_life, refresh_life = LIFETIMES[platform]
         access = Token(
             value=self._token_value(platform, "access"),
@@ -533,7 +542,7 @@ class SimulatorState:
     def current(self, platform: str, owner: str, kind: TokenKind) -> Token | None:
         """The newest live token of that kind for that owner."""
         best: Token | None = None
-        for token in self.tokens.values():
+        for token in list(self.tokens.values()):  # the server thread may insert
             if (token.platform, token.owner, token.kind) != (platform, owner, kind):
                 continue
             if token.revoked or token.used:
@@ -566,15 +575,19 @@ class SimulatorState:
             return "wrong_owner", token
         return "ok", token
 
-    def rotate(self, old_refresh: Token) -> tuple[Token, Token | None]:
-        """Use a refresh token: mark it used and issue a new pair."""
+    def rotate(
+        self, old_refresh: Token, *, now: datetime | None = None
+    ) -> tuple[Token, Token | None]:
+        """Use a refresh token: mark it used and issue a new pair stamped with ``now``."""
         # The previous access token stays valid until it expires (no platform documents
         # otherwise); only the refresh token is consumed.
         old_refresh.used = True
         deadline = (
             old_refresh.expires_at if old_refresh.platform in _FIXED_REFRESH_DEADLINE else None
         )
-        return self.issue_pair(old_refresh.platform, old_refresh.owner, refresh_deadline=deadline)
+        return self.issue_pair(
+            old_refresh.platform, old_refresh.owner, refresh_deadline=deadline, now=now
+        )
 
     def _current_or_fail(self, platform: str, account_id: str, kind: TokenKind) -> Token:
         if self.account(platform, account_id) is None:
@@ -606,7 +619,7 @@ class SimulatorState:
 
     def revoke_all(self, platform: str, owner: str | None = None) -> None:
         """Revoke every token of a platform (or of one owner): a password change, an unlink."""
-        for token in self.tokens.values():
+        for token in list(self.tokens.values()):  # the server thread may insert
             if token.platform == platform and (owner is None or token.owner == owner):
                 token.revoked = True
 

@@ -276,7 +276,7 @@ class TiktokApp:
                 rid,
                 TiktokError(36009004, "Invalid credentials. The `refresh_token` is invalid.", 200),
             )
-        access, refresh = self.state.rotate(old)
+        access, refresh = self.state.rotate(old, now=now)
         assert access.expires_at is not None and refresh is not None
         assert refresh.expires_at is not None
         account = self.state.account("tiktok", old.owner)

@@ -216,7 +216,7 @@ class ZaloApp:
             return oauth_error(
                 -14014, "Invalid refresh token", "refresh_token is invalid, expired or used"
             )
-        access, refresh = self.state.rotate(old)
+        access, refresh = self.state.rotate(old, now=now)
         assert access.expires_at is not None and refresh is not None
         return json_response(
             {

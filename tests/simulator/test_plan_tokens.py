@@ -105,3 +105,8 @@ def test_the_demo_scenario_loads(tmp_path: Path) -> None:
     oa = state.accounts["zalo"][1].account_id
     token = state.current("zalo", oa, "access")
     assert token is not None and token.expires_at is not None and token.expires_at < NOW
+
+
+def test_a_token_fault_on_the_crm_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"rules\[0\]\.fault: revoked_token .* CRM takes none"):
+        plan({"rules": [{"platform": "crm", "fault": "revoked_token"}]})

@@ -117,3 +117,15 @@ def test_refresh_single_use_with_string_expires_in(sim: Any) -> None:
     assert "access_token" not in reused and reused["error"] < 0
     r = call(app, "GET", "/zalo/v2.0/oa/getoa", headers={"access_token": body["access_token"]})
     assert r.json()["error"] == 0
+
+
+def test_a_skewed_server_clock_does_not_shorten_the_lifetime_it_reports() -> None:
+    """A server whose clock is an hour off stamps issue and expiry on that clock alike."""
+    from nfdoctor.simulator.faults import FaultPlan
+
+    plan = FaultPlan.from_mapping(
+        {"rules": [{"platform": "zalo", "fault": "clock_skew", "seconds": 3600}]}, source="t"
+    )
+    app, state = build_simulator(seed=13, faults=plan, clock=FakeClock())
+    body = refresh(app, state, token(state, "refresh"))
+    assert body["expires_in"] == "90000"
