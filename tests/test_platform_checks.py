@@ -513,7 +513,7 @@ def test_api_check_healthy_on_every_platform(tmp_path: Path) -> None:
         )
         latency = [m for m in result.metrics if m.name == "latency"]
         assert len(latency) == 1 and latency[0].unit == "s"
-        assert 0 < latency[0].value < 1 and latency[0].warn == 1.0
+        assert 0 < latency[0].value < 10 and latency[0].warn == 1.0
         assert metric(result, "clock_skew") == 0
         assert "clock skew: +0 s" in result.details
         assert result.hint is None and result.next_command is None

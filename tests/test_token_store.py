@@ -529,8 +529,7 @@ for _ in range(40):
 
 def test_update_serialises_two_processes(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": root}
+    env = dict(os.environ)  # PYTHONPATH already holds the project root and the loopback guard
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", _INCREMENT_IN_PROCESS, str(path)],

@@ -50,12 +50,17 @@ def test_tokens_section_ages_the_nth_accounts_tokens() -> None:
 
 
 def test_shop_index_becomes_that_accounts_id() -> None:
-    _, state = build({"rules": [{"platform": "lazada", "shop": 2, "fault": "connection_reset"}]})
-    # build_simulator resolved the index against this state's ids
-    second = state.accounts["lazada"][1].account_id
     fault_plan = plan({"rules": [{"platform": "lazada", "shop": 2, "fault": "connection_reset"}]})
-    fault_plan.resolve_shops(state)
-    assert fault_plan.rules[0].account == second
+    _, state = build_simulator(
+        7,
+        fault_plan,
+        lambda: NOW,
+        accounts_per_platform=2,
+        orders_per_shop=3,
+        conversations_per_account=2,
+    )
+    # build_simulator resolved the index against the ids of the state it built
+    assert fault_plan.rules[0].account == state.accounts["lazada"][1].account_id
 
 
 @pytest.mark.parametrize(
@@ -77,8 +82,14 @@ def test_a_shop_beyond_the_simulators_accounts_is_a_usage_error(
     [
         ({"tokens": {"platform": "zalo"}}, "tokens: must be a list"),
         ({"tokens": [{"platform": "zalo", "shop": 1}]}, "tokens[0]: set access_expires_in"),
-        ({"tokens": [{"platform": "zalo", "shop": 0, "access_expires_in": "1h"}]}, "shop"),
-        ({"tokens": [{"platform": "myshop", "shop": 1, "access_expires_in": "1h"}]}, "platform"),
+        (
+            {"tokens": [{"platform": "zalo", "shop": 0, "access_expires_in": "1h"}]},
+            "tokens[0].shop",
+        ),
+        (
+            {"tokens": [{"platform": "myshop", "shop": 1, "access_expires_in": "1h"}]},
+            "tokens[0].platform",
+        ),
         ({"tokens": [{"platform": "zalo", "shop": 1, "access_expires_in": "soon"}]}, "soon"),
         (
             {"tokens": [{"platform": "facebook", "shop": 1, "refresh_expires_in": "1d"}]},
