@@ -37,6 +37,19 @@ def detect_lang(environ: Mapping[str, str]) -> str:
     return "en"
 
 
+def current_directory() -> Path:
+    """The working directory; UsageError when it no longer exists (deleted, unmounted)."""
+    from nfdoctor.errors import UsageError
+
+    try:
+        return Path.cwd()
+    except OSError as exc:
+        raise UsageError(
+            f"the current directory cannot be used ({exc.strerror or exc}: deleted or "
+            "unmounted?); cd to a directory that exists and run again"
+        ) from None
+
+
 def state_dir_from(environ: Mapping[str, str]) -> Path:
     """``$XDG_STATE_HOME/nfdoctor`` (``~/.local/state/nfdoctor`` when unset)."""
     base = environ.get("XDG_STATE_HOME") or os.path.join(

@@ -10,6 +10,9 @@ Everything below ``cli/`` raises one of these; the CLI's translation table
     ├── SecretError             a secret reference that cannot be resolved (exit 3)
     │   └── KeyringUnavailableError
     ├── StateError              nfdoctor's own state dir cannot be read or written (exit 3)
+    │   └── WriteTargetError    a file to write is not a regular file, or its directory is
+    │                           missing or read-only (refused before any work is done)
+    ├── OutputError             standard output is closed, full or a broken pipe
     ├── DatabaseError           the CRM database (exit 3 where it stops a command)
     │   ├── DatabaseUnreachableError
     │   ├── DatabaseLockedError
@@ -104,6 +107,29 @@ class TokenKeyringUnavailableError(KeyringUnavailableError):
 
 class StateError(NfdoctorError):
     """nfdoctor's own state (under the XDG state dir) cannot be read or written."""
+
+
+class WriteTargetError(StateError):
+    """A file nfdoctor was asked to write cannot be written safely (checked before any work).
+
+    ``reason`` says why without the "cannot write" preamble, so a command can put its option
+    name in front (``--write: directory /x does not exist``).
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        shown = reason if reason.startswith(self.path) else f"cannot write {path}: {reason}"
+        super().__init__(shown)
+
+
+class OutputError(NfdoctorError):
+    """Standard output cannot take the report: closed, full, or the reader went away."""
+
+    def __init__(self, message: str, *, broken_pipe: bool = False) -> None:
+        super().__init__(message)
+        #: the reader closed the pipe (``nfdoctor diagnose | head -1``): not worth a message
+        self.broken_pipe = broken_pipe
 
 
 class DatabaseError(NfdoctorError):

@@ -299,7 +299,9 @@ ROWS: list[Bad] = [
     # --- secrets ---
     Bad(
         "secret-as-number",
-        CFG + ":4:5: platforms.shopee.partner_key: expected a string, got 12345",
+        CFG + ":4:5: platforms.shopee.partner_key: expected a secret reference (env:VAR, "
+        "file:PATH or keyring:SERVICE/NAME) or a quoted string, got an integer; the value is "
+        "not shown",
         yaml=_shopee("12345"),
     ),
     Bad(
@@ -349,7 +351,7 @@ ROWS: list[Bad] = [
     Bad("config-unreadable", UNREADABLE_EXPECT, setup=_unreadable),
     Bad(
         "config-is-directory",
-        CFG + ": config file is a directory (--config)",
+        CFG + ": config file is a directory, not a regular file (--config)",
         setup=_config_is_directory,
     ),
     Bad(
@@ -379,7 +381,7 @@ ROWS: list[Bad] = [
     ),
     Bad(
         "config-huge",
-        CFG + ": file is larger than 1024 KiB; not a config file?",
+        CFG + ": file is larger than 1 MiB; not a config file?",
         setup=_write_bytes(GOOD.encode() + b"# padding\n" * 110_000),
     ),
     # --- command line ---

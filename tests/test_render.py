@@ -568,8 +568,8 @@ def test_write_atomically_missing_directory(out_dir: Path) -> None:
 
 def test_write_atomically_failure_leaves_no_temp_file(out_dir: Path) -> None:
     target = out_dir / "report.prom"
-    target.mkdir()  # os.replace cannot put a file over a directory
-    with pytest.raises(StateError, match=rf"cannot write {re.escape(str(target))}: "):
+    target.mkdir()  # refused before any temp file is made: only regular files are replaced
+    with pytest.raises(StateError, match=rf"{re.escape(str(target))} is a directory, not a "):
         write_atomically(target, "x\n")
     assert sorted(p.name for p in out_dir.iterdir()) == ["report.prom"]
     assert target.is_dir()

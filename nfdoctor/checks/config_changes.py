@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nfdoctor.checks.base import Check
 from nfdoctor.errors import StateError
+from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 STATE_VERSION = 1
 MAX_HISTORY = 50
+#: a snapshot of a large config and 50 changes is tens of KiB
+MAX_STATE_BYTES = 4 * 1024 * 1024
 _FINGERPRINT_PREFIX = "secret:"
 
 
@@ -53,19 +56,32 @@ def _host_key(state_dir: Path) -> bytes:
     """The per-host HMAC key for secret fingerprints, created 0600 on first use."""
     path = state_dir / "fingerprint.key"
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key(path)
     except FileNotFoundError:
         pass
-    except (OSError, ValueError) as exc:
-        raise StateError(f"cannot read {path}: {exc}") from None
     key = secrets.token_bytes(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())  # another run created it first
+        return _read_key(path)  # another run created it first
+    except OSError as exc:
+        raise StateError(f"cannot create {path}: {os_reason(exc)}") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(key.hex())
     return key
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return bytes.fromhex(read_regular_file(path, limit=1024).decode("ascii").strip())
+    except FileNotFoundError:
+        raise
+    except FileRefusedError as exc:
+        raise StateError(f"{path} {exc.reason}; move it aside") from None
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {os_reason(exc)}") from None
+    except ValueError:
+        raise StateError(f"{path} is not a hex key; move it aside") from None
 
 
 def snapshot(ctx: Context, host_key: bytes) -> dict[str, str]:
@@ -203,10 +219,13 @@ class ConfigChangesCheck(Check):
 
 def _read_state(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_file(path, limit=MAX_STATE_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except FileRefusedError as exc:
+        # Not ours to replace (a FIFO, a device): the write after would refuse it too.
+        raise StateError(f"{path} {exc.reason}; move it aside") from None
+    except (OSError, ValueError, RecursionError) as exc:
         # A corrupt state file must not stop diagnosis; start a new baseline instead.
         return {"_corrupt": str(exc)}
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:

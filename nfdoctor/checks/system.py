@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nfdoctor.checks.base import Check, higher_is_worse, lower_is_worse
+from nfdoctor.fsutil import expand_user
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
 
@@ -113,8 +114,11 @@ def _gib(size: float) -> str:
 def _existing_ancestor(path: Path) -> Path:
     """The nearest existing directory at or above ``path`` (a log may not exist yet)."""
     for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate if candidate.is_dir() else candidate.parent
+        try:
+            if candidate.exists():
+                return candidate if candidate.is_dir() else candidate.parent
+        except OSError:
+            continue  # a name too long for the file system: its parent still tells the disk
     return Path("/")
 
 
@@ -136,7 +140,8 @@ class DiskCheck(Check):
             if url.path is not None:
                 places.append(("database", url.path))
         for log_path in config.logs.paths:
-            places.append(("logs", loaded.base_dir / Path(log_path).expanduser()))
+            # ~user was expanded (and proven to exist) when the config was validated.
+            places.append(("logs", loaded.base_dir / expand_user(log_path)))
         places.append(("nfdoctor state", ctx.state_dir))
 
         by_device: dict[int, tuple[Path, list[str]]] = {}

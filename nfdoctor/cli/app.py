@@ -62,10 +62,19 @@ app.command("simulator")(simulator)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point: run the app; Click usage errors exit 3, not Click's 2."""
+    """Entry point: run the app; Click usage errors exit 3, not Click's 2.
+
+    Nothing escapes as a traceback: what the commands' own guard does not catch (Typer's
+    parser, a failure before a command runs) is one line here, with the traceback only
+    under ``--debug``.
+    """
     # Typer (>= 0.29) vendors Click; these are the classes its parser raises.
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
+    from nfdoctor.cli.streams import QuietStream, escape_note, install_escaping
+
+    install_escaping()
+    stderr = QuietStream(sys.stderr)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=args, prog_name="nfdoctor", standalone_mode=False)
@@ -74,9 +83,20 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except ClickException as exc:
         message = exc.format_message()
         command = exc.ctx.command_path if getattr(exc, "ctx", None) else "nfdoctor"  # type: ignore[attr-defined]
-        typer.echo(f"nfdoctor: usage: {message} (see `{command} --help`)", err=True)
+        stderr.write(f"nfdoctor: usage: {message} (see `{command} --help`)\n")
         code = 3
     except KeyboardInterrupt:
-        typer.echo("nfdoctor: interrupted", err=True)
+        stderr.write("nfdoctor: interrupted\n")
         code = 130
+    except Exception as exc:  # a bug outside any command's guard: still one line
+        if "--debug" in args:
+            import traceback
+
+            stderr.write("".join(traceback.format_exception(exc)))
+        stderr.write(f"nfdoctor: internal error: {type(exc).__name__}: {exc}\n")
+        code = 3
+    note = escape_note()
+    if note is not None:
+        stderr.write(note)
+    stderr.flush()
     sys.exit(code if isinstance(code, int) else 0)

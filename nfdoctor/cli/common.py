@@ -34,10 +34,14 @@ LangOption = Annotated[
 
 def make_context(*, config: Path | None, debug: bool, lang: str | None) -> Context:
     """The run's context, with logging to stderr through the redactor."""
-    from nfdoctor.context import Context
+    from nfdoctor.cli.streams import standard_streams
+    from nfdoctor.context import Context, current_directory
     from nfdoctor.errors import UsageError
 
-    ctx = Context(config_path=config, debug=debug)
+    stdout, stderr = standard_streams()
+    ctx = Context(
+        config_path=config, debug=debug, stdout=stdout, stderr=stderr, cwd=current_directory()
+    )
     _setup_logging(ctx)
     if lang is not None:
         if lang not in ("vi", "en"):
@@ -74,11 +78,19 @@ def guarded(
     lang: str | None = None,
     command: str | None = None,
 ) -> None:
-    """Build the context, run ``body``, turn any exception into a message; exit with its code."""
+    """Build the context, run ``body``, turn any exception into a message; exit with its code.
+
+    Everything is inside the guard, building the context (a deleted working directory) and
+    writing the output (a closed, full or broken stdout) included.
+    """
     from nfdoctor.cli.errors import report_error
+    from nfdoctor.cli.streams import standard_streams
     from nfdoctor.context import Context
 
-    ctx = Context(config_path=config, debug=debug)
+    stdout, stderr = standard_streams()
+    # Needs nothing from the outside world, so the guard can report even a failure to build
+    # the real context.
+    ctx = Context(debug=debug, stdout=stdout, stderr=stderr, cwd=Path("/"))
     try:
         ctx = make_context(config=config, debug=debug, lang=lang)
         ctx.command = command
@@ -98,9 +110,10 @@ def warn_config(ctx: Context) -> None:
 
 
 def emit(ctx: Context, text: str) -> None:
-    """Write data to stdout, redacted."""
-    ctx.stdout.write(ctx.redactor.redact(text))
-    ctx.stdout.flush()
+    """Write data to stdout, redacted (OutputError when stdout cannot take it)."""
+    from nfdoctor.cli.streams import write_data
+
+    write_data(ctx.stdout, ctx.redactor.redact(text))
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ Ordered: the first matching row wins, so subclasses come before their bases.
 
 from __future__ import annotations
 
+import sys
 import traceback
 from dataclasses import dataclass
 
@@ -12,6 +13,9 @@ from nfdoctor import errors
 from nfdoctor.context import Context
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+#: the reader of stdout went away (``nfdoctor diagnose | head -1``): what a shell reports for
+#: a command killed by SIGPIPE (128 + 13), as other CLIs do
+EXIT_BROKEN_PIPE = 141
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ TABLE: tuple[Translation, ...] = (
     Translation(errors.SecretError, "secret", EXIT_UNKNOWN),
     Translation(errors.UsageError, "usage", EXIT_UNKNOWN),
     Translation(errors.StateError, "state", EXIT_UNKNOWN),
+    Translation(errors.OutputError, "output", EXIT_UNKNOWN),
     Translation(errors.DatabaseError, "database", EXIT_UNKNOWN),
     Translation(errors.PlatformError, "platform", EXIT_UNKNOWN),
     Translation(errors.NfdoctorError, "error", EXIT_UNKNOWN),
@@ -39,6 +44,13 @@ TABLE: tuple[Translation, ...] = (
 def report_error(ctx: Context, exc: BaseException) -> int:
     """Write the one-line message (and tip) for ``exc`` to stderr; return its exit code."""
     redact = ctx.redactor.redact
+    if isinstance(exc, errors.OutputError):
+        from nfdoctor.cli.streams import silence_stdout
+
+        if ctx.stdout is sys.stdout and sys.stdout is sys.__stdout__:
+            silence_stdout()
+        if exc.broken_pipe:
+            return EXIT_BROKEN_PIPE  # nobody is reading: nothing to say
     if ctx.debug:
         ctx.stderr.write(redact("".join(traceback.format_exception(exc))))
     for row in TABLE:

@@ -71,16 +71,17 @@ def parse_timeout(timeout: str | None) -> timedelta | None:
     return span
 
 
-def check_write_target(write: Path | None) -> None:
-    """Refuse a ``--write`` target that is a directory or in a missing directory."""
-    from nfdoctor.errors import UsageError
+def check_write_target(write: Path | None, option: str = "--write") -> None:
+    """Refuse a target that is not a regular file or cannot be written, before any work."""
+    from nfdoctor.errors import UsageError, WriteTargetError
+    from nfdoctor.fsutil import check_write_target as check
 
     if write is None:
         return
-    if str(write) in ("", ".") or write.is_dir():
-        raise UsageError(f"--write: {write} is a directory; name a file")
-    if not write.parent.is_dir():
-        raise UsageError(f"--write: directory {write.parent} does not exist")
+    try:
+        check(write)
+    except WriteTargetError as exc:
+        raise UsageError(f"{option}: {exc.reason}") from None
 
 
 def platform_run(

@@ -58,6 +58,7 @@ def simulator(
     """
 
     def body(ctx: Context) -> int:
+        from nfdoctor.cli.reporting import check_write_target
         from nfdoctor.errors import UsageError
         from nfdoctor.simulator.app import build_simulator
         from nfdoctor.simulator.server import SimulatorServer
@@ -66,8 +67,15 @@ def simulator(
 
         if not 1 <= shops <= MAX_ACCOUNTS_PER_PLATFORM:
             raise UsageError(f"--shops: expected 1-{MAX_ACCOUNTS_PER_PLATFORM}, got {shops}")
+        # Every file to write is checked before the simulator is built or anything written.
+        check_write_target(write_config, "--write-config")
+        check_write_target(db, "--db")
+        if db is not None and db.exists():
+            raise UsageError(f"--db: {db} already exists; refusing to overwrite it")
         app, state = build_simulator(seed, faults, ctx.clock, accounts_per_platform=shops)
-        server = SimulatorServer(app, port=port, log_level="info" if debug else "warning")
+        server = SimulatorServer(
+            app, port=port, log_level="info" if debug else "warning", state=state
+        )
         if db is not None:
             from nfdoctor.store.demo import build_demo_database
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from nfdoctor.errors import ConfigError, ConfigNotFoundError, ConfigProblem
-from nfdoctor.secrets.reference import SecretRef
+from nfdoctor.secrets.reference import REFERENCE_FORMS, SecretRef
 
 KeyPath = tuple[str | int, ...]
 # Config files are small; a huge one is a mistake (a log or a dump given by accident).
@@ -90,14 +91,43 @@ def candidate_paths(
 def discover(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
     """The config file to use; an explicit or ``$NFDOCTOR_CONFIG`` path must exist."""
     candidates = candidate_paths(explicit=explicit, environ=environ, cwd=cwd)
-    for path, _reason in candidates:
-        if path.is_file():
+    named = explicit is not None or bool(environ.get("NFDOCTOR_CONFIG"))
+    for path, reason in candidates:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if not named:
+                continue  # a discovery place that cannot even be looked at holds no config
+            from nfdoctor.fsutil import os_reason
+
+            raise ConfigNotFoundError(
+                ConfigProblem(
+                    file=str(path),
+                    key_path="",
+                    message=f"cannot use the config file: {os_reason(exc)} ({reason})",
+                )
+            ) from None
+        if stat.S_ISREG(info.st_mode):
             return path
-    if explicit is not None or environ.get("NFDOCTOR_CONFIG"):
+        if named:
+            from nfdoctor.fsutil import describe_kind
+
+            kind = describe_kind(info.st_mode)
+            raise ConfigNotFoundError(
+                ConfigProblem(
+                    file=str(path),
+                    key_path="",
+                    message=f"config file is {kind}, not a regular file ({reason})",
+                )
+            )
+    if named:
         path, reason = candidates[0]
-        what = "is a directory" if path.is_dir() else "does not exist"
         raise ConfigNotFoundError(
-            ConfigProblem(file=str(path), key_path="", message=f"config file {what} ({reason})")
+            ConfigProblem(
+                file=str(path), key_path="", message=f"config file does not exist ({reason})"
+            )
         )
     looked = ", ".join(str(p) for p, _ in candidates)
     raise ConfigNotFoundError(
@@ -117,19 +147,21 @@ def load_config(path: Path) -> LoadedConfig:
 
 
 def _read_text(path: Path) -> str:
+    from nfdoctor.fsutil import FileRefusedError, read_regular_file
+
     def problem(message: str) -> ConfigError:
         return ConfigError(ConfigProblem(file=str(path), key_path="", message=message))
 
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise problem(f"file is larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config file?")
-        data = path.read_bytes()
+        data = read_regular_file(path, limit=MAX_CONFIG_BYTES)
+    except FileRefusedError as exc:
+        if exc.too_large:
+            raise problem(f"file {exc.reason}; not a config file?") from None
+        raise problem(f"the config file {exc.reason}") from None
     except FileNotFoundError:
         raise ConfigNotFoundError(
             ConfigProblem(file=str(path), key_path="", message="config file does not exist")
         ) from None
-    except IsADirectoryError:
-        raise problem("is a directory, not a config file") from None
     except PermissionError:
         raise problem("cannot read the config file (permission denied)") from None
     except OSError as exc:
@@ -144,6 +176,16 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
     """Parse YAML into plain data plus the location of every key and item."""
     import yaml
 
+    from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
+
+    try:
+        check_yaml(text)
+    except YamlShapeError as exc:
+        raise ConfigError(
+            ConfigProblem(
+                file=file, key_path="", message=exc.message, line=exc.line, column=exc.column
+            )
+        ) from None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -176,8 +218,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
             )
         ) from None
     except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
-            ConfigProblem(file=file, key_path="", message=f"invalid YAML: {exc}")
+            ConfigProblem(file=file, key_path="", message=f"invalid YAML: {first}")
         ) from None
     finally:
         loader.dispose()
@@ -251,6 +294,12 @@ def _construct(
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data"
+    if isinstance(value, datetime):
+        return "a date and time"
+    if isinstance(value, date):
+        return "a date"
     names = {
         str: "a string",
         int: "an integer",
@@ -344,6 +393,15 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
     got = error.get("input")
     if kind == "missing":
         return "required key is missing"
+    if kind != "value_error" and _is_secret_field(loc):
+        # Whatever YAML made of it (a number, a date, binary), the value is a secret: it is
+        # named by its type only. (SecretRef.parse's own errors quote only reference syntax.)
+        if kind == "string_type":
+            return (
+                f"expected a secret reference ({REFERENCE_FORMS}) or a quoted string, got "
+                f"{_type_name(got)}; the value is not shown"
+            )
+        return f"{error['msg'].split(',')[0]} (the value is not shown)"
     if kind == "extra_forbidden" and loc[:1] == ("platforms",):
         from nfdoctor.config.model import PLATFORM_NAMES
 
@@ -389,9 +447,60 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
     return f"{message[0].lower()}{message[1:]}"
 
 
+def _is_secret_field(loc: tuple[Any, ...]) -> bool:
+    """Whether the config key at ``loc`` (a pydantic error location) is a secret reference."""
+    from pydantic import BaseModel
+
+    from nfdoctor.config.model import NfdoctorConfig
+
+    annotation: Any = NfdoctorConfig
+    for part in loc:
+        if isinstance(part, int):
+            annotation = next(iter(_list_items(annotation)), None)
+            continue
+        models = [
+            a
+            for a in _union_members(annotation)
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        model = models[0] if models else None
+        if model is None or part not in model.model_fields:
+            return False
+        annotation = model.model_fields[part].annotation
+    return any(a is SecretRef for a in _union_members(annotation))
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    """The types an annotation allows: ``X | None`` → [X, None]; ``Annotated[X, …]`` → [X]."""
+    import types
+    from typing import Annotated, Union, get_args, get_origin
+
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _union_members(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [member for arg in get_args(annotation) for member in _union_members(arg)]
+    return [annotation]
+
+
+def _list_items(annotation: Any) -> list[Any]:
+    """The item types of every ``list[...]`` an annotation allows."""
+    from typing import get_args, get_origin
+
+    return [
+        get_args(member)[0]
+        for member in _union_members(annotation)
+        if get_origin(member) is list and get_args(member)
+    ]
+
+
 def _show(value: Any) -> str:
     if isinstance(value, (dict, list)) or value is None:
         return _type_name(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data"
+    if isinstance(value, (date, datetime)):
+        return f"the date {value.isoformat()}"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, timedelta):

@@ -7,6 +7,8 @@ unknown platform is an error, not a typo to shrug at.
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +25,7 @@ from pydantic import (
 )
 
 from nfdoctor.durations import bounded_span, parse_span
+from nfdoctor.fsutil import expand_user
 from nfdoctor.platforms import DEFAULT_GRAPH_VERSION, PLATFORMS
 from nfdoctor.secrets.reference import SecretRef
 
@@ -40,6 +43,55 @@ def _span(value: Any) -> Any:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    """YAML reads ``yes``/``no``/``on`` as booleans, and a boolean is an int to Python."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    return value
+
+
+#: a shop or partner id that is a number: positive, never a boolean
+PositiveId = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
+Number = Annotated[float, BeforeValidator(_not_bool)]
+
+_TEXT_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_DIGITS_ID = re.compile(r"^[0-9]+$")
+
+
+def _text_id(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected {what}, got the boolean {str(value).lower()}")
+        if isinstance(value, int) and value > 0:
+            value = str(value)  # an unquoted numeric id is what the operator meant
+        if isinstance(value, str) and not pattern.match(value.strip()):
+            raise ValueError(f"expected {what}, got {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+#: Lazada seller ids: letters, digits, ``_ . -``, no spaces or slashes
+SellerId = Annotated[str, _text_id(_TEXT_ID, "an id of letters and digits")]
+#: TikTok shop ids, Facebook page ids, Zalo OA ids: all digits
+DigitsId = Annotated[str, _text_id(_DIGITS_ID, "an id of digits only")]
+
+
+def _unique_accounts(items: list[Any], key: str) -> list[Any]:
+    """Refuse an account listed twice: its results and tokens would be reported twice."""
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        value = str(getattr(item, key))
+        if value in seen:
+            raise ValueError(
+                f"{key} {value} is listed twice (items {seen[value]} and {index}); list each once"
+            )
+        seen[value] = index
+    return items
+
+
 Span = Annotated[
     timedelta,
     BeforeValidator(_span),
@@ -47,7 +99,7 @@ Span = Annotated[
 ]
 PositiveSpan = Annotated[Span, Field(gt=timedelta(0))]
 Url = Annotated[AnyHttpUrl, PlainSerializer(str, return_type=str)]
-Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Percent = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=100, allow_inf_nan=False)]
 
 
 class Section(BaseModel):
@@ -94,6 +146,13 @@ class LogsConfig(Section):
 
     paths: list[str] = Field(default_factory=list)
 
+    @field_validator("paths")
+    @classmethod
+    def _expandable(cls, value: list[str]) -> list[str]:
+        for path in value:
+            expand_user(path)  # ValueError naming an unknown ~user
+        return value
+
 
 # Taxonomy categories a configurable ambiguous error code may be mapped to.
 ErrorCategoryName = Literal[
@@ -112,22 +171,27 @@ class PlatformBase(Section):
 class ShopeeShop(Section):
     """One Shopee shop."""
 
-    shop_id: int
+    shop_id: PositiveId
     name: str | None = None
 
 
 class ShopeeConfig(PlatformBase):
     """Shopee Open Platform v2 partner app."""
 
-    partner_id: int
+    partner_id: PositiveId
     partner_key: SecretRef
     shops: list[ShopeeShop] = Field(default_factory=list)
+
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, value: list[ShopeeShop]) -> list[ShopeeShop]:
+        return _unique_accounts(value, "shop_id")
 
 
 class LazadaShop(Section):
     """One Lazada seller account."""
 
-    seller_id: str
+    seller_id: SellerId
     name: str | None = None
 
 
@@ -141,11 +205,16 @@ class LazadaConfig(PlatformBase):
     sign_raw_body: bool = False
     shops: list[LazadaShop] = Field(default_factory=list)
 
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, value: list[LazadaShop]) -> list[LazadaShop]:
+        return _unique_accounts(value, "seller_id")
+
 
 class TiktokShop(Section):
     """One TikTok Shop."""
 
-    shop_id: str
+    shop_id: DigitsId
     shop_cipher: str | None = None
     name: str | None = None
 
@@ -161,11 +230,16 @@ class TiktokConfig(PlatformBase):
     code_36009004_means: ErrorCategoryName = "token_invalid"
     shops: list[TiktokShop] = Field(default_factory=list)
 
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, value: list[TiktokShop]) -> list[TiktokShop]:
+        return _unique_accounts(value, "shop_id")
+
 
 class FacebookPage(Section):
     """One Facebook page connected to Messenger."""
 
-    page_id: str
+    page_id: DigitsId
     name: str | None = None
 
 
@@ -175,6 +249,7 @@ class FacebookConfig(PlatformBase):
     app_id: str
     app_secret: SecretRef
     verify_token: SecretRef | None = None
+    # It becomes part of every Graph URL: a "/" or ".." would send calls elsewhere.
     graph_version: str = DEFAULT_GRAPH_VERSION
     appsecret_proof: bool = True
     # Low confidence (platforms.md §5.3): debug_token's expires_at 0 means "never expires".
@@ -183,11 +258,23 @@ class FacebookConfig(PlatformBase):
     code_100_means: ErrorCategoryName = "bad_parameters"
     pages: list[FacebookPage] = Field(default_factory=list)
 
+    @field_validator("graph_version")
+    @classmethod
+    def _version_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"v[0-9]{1,3}\.[0-9]{1,2}", value):
+            raise ValueError(f"expected a Graph API version such as v25.0, got {value!r}")
+        return value
+
+    @field_validator("pages")
+    @classmethod
+    def _unique(cls, value: list[FacebookPage]) -> list[FacebookPage]:
+        return _unique_accounts(value, "page_id")
+
 
 class ZaloOA(Section):
     """One Zalo Official Account."""
 
-    oa_id: str
+    oa_id: DigitsId
     name: str | None = None
     oa_secret: SecretRef | None = None
 
@@ -203,6 +290,11 @@ class ZaloConfig(PlatformBase):
     # The "3 months" refresh-token lifetime is not in the response (platforms.md §6.3).
     refresh_token_lifetime: PositiveSpan = timedelta(days=90)
     oas: list[ZaloOA] = Field(default_factory=list)
+
+    @field_validator("oas")
+    @classmethod
+    def _unique(cls, value: list[ZaloOA]) -> list[ZaloOA]:
+        return _unique_accounts(value, "oa_id")
 
 
 class PlatformsConfig(BaseModel):
@@ -234,8 +326,8 @@ class Thresholds(Section):
     disk_free_critical: Percent = 5.0
     memory_available_warning: Percent = 10.0
     memory_available_critical: Percent = 5.0
-    load_per_core_warning: Annotated[float, Field(gt=0)] = 2.0
-    load_per_core_critical: Annotated[float, Field(gt=0)] = 4.0
+    load_per_core_warning: Annotated[Number, Field(gt=0)] = 2.0
+    load_per_core_critical: Annotated[Number, Field(gt=0)] = 4.0
     rate_limit_usage_warning: Percent = 80.0
     rate_limit_usage_critical: Percent = 95.0
     clock_skew_warning: Span = timedelta(seconds=30)

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from nfdoctor.config.loader import LoadedConfig, default_config_path
-from nfdoctor.errors import StateError, UsageError
+from nfdoctor.errors import StateError, UsageError, WriteTargetError
 
 
 def template_text() -> str:
@@ -17,21 +17,25 @@ def template_text() -> str:
 
 
 def write_template(path: Path | None, *, environ: Mapping[str, str], force: bool) -> Path:
-    """Write the template (0600, atomically); refuse to overwrite unless ``force``."""
-    from nfdoctor.fsutil import write_atomically
+    """Write the template (0600, atomically); refuse to overwrite unless ``force``, and refuse
+    anything that is not a regular file even then."""
+    from nfdoctor.fsutil import check_write_target, write_atomically
 
     target = path or default_config_path(environ)
-    if target.is_dir():
-        raise UsageError(f"{target} is a directory; name a file")
-    if target.exists() and not force:
-        raise UsageError(f"{target} already exists; use --force to overwrite it")
-    if path is None:
+    try:
+        check_write_target(target)
+    except WriteTargetError as exc:
+        if path is not None:
+            raise UsageError(f"--path: {exc.reason}") from None
+        if target.parent.exists():
+            raise UsageError(exc.message) from None
+        # The default location's directory is made on first use.
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"cannot create {target.parent}: {exc.strerror}") from None
-    elif not target.parent.is_dir():
-        raise UsageError(f"--path: directory {target.parent} does not exist")
+        except OSError as mkdir_exc:
+            raise StateError(f"cannot create {target.parent}: {mkdir_exc.strerror}") from None
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; use --force to overwrite it")
     # 0600: operators do paste inline secrets into config files, whatever the template says.
     write_atomically(target, template_text(), mode=0o600)
     return target

@@ -7,9 +7,12 @@ carry ``access_token`` and ``sign`` in the query string, and httpx logs full URL
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+import unicodedata
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # A secret shorter than this is not masked by value: masking "1" or "on" everywhere
@@ -17,11 +20,18 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@")
+#: every query or form parameter that carries a token, a key or a signature on any platform:
+#: Shopee/Lazada ``access_token`` and ``sign``, TikTok's refresh call's ``app_secret``,
+#: Facebook's ``input_token`` (debug_token), ``fb_exchange_token`` and ``client_secret``
+#: (token exchange), the OAuth ``code``, the webhook handshake's ``hub.verify_token``
 _SECRET_PARAMS = (
-    "access_token|refresh_token|sign|signature|client_secret|app_secret|partner_key|"
-    "secret_key|appsecret_proof|code|password|api_key|apikey|token"
+    "access_token|refresh_token|input_token|fb_exchange_token|sign|signature|client_secret|"
+    "app_secret|partner_key|secret_key|oa_secret|appsecret_proof|code|code_verifier|"
+    r"password|api_key|apikey|token|verify_token|hub\.verify_token"
 )
-_QUERY_SECRET = re.compile(rf"(?P<key>[?&;](?:{_SECRET_PARAMS})=)[^&#\s\"']+", re.IGNORECASE)
+_QUERY_SECRET = re.compile(
+    rf"(?P<key>[?&;](?:{_SECRET_PARAMS})=)[^&#\s\"'<>]+", re.IGNORECASE
+)
 
 
 class Redactor:
@@ -33,8 +43,8 @@ class Redactor:
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, secret: str) -> None:
-        """Register a resolved secret (and its stripped form) for masking."""
-        candidates = {secret, secret.strip()}
+        """Register a resolved secret for masking, in every form it can be printed in."""
+        candidates = forms_of(secret)
         with self._lock:
             for value in candidates:
                 if len(value) >= MIN_SECRET_LENGTH:
@@ -56,6 +66,26 @@ class Redactor:
                 ordered = sorted(self._secrets, key=len, reverse=True)
                 self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
             return self._pattern
+
+
+def forms_of(secret: str) -> set[str]:
+    """``secret`` as it can appear in text: raw, stripped, URL-encoded, JSON- and
+    ``repr``-escaped (as text and as bytes, which is how httpx quotes a bad header value),
+    and with control characters escaped or removed (as the renderers do)."""
+    forms = {secret, secret.strip()}
+    for value in list(forms):
+        forms.add(quote(value, safe=""))
+        forms.add(quote(value))
+        forms.add(quote_plus(value))
+        forms.add(json.dumps(value)[1:-1])
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        forms.add(repr(value)[1:-1])
+        forms.add(repr(value.encode("utf-8"))[2:-1])
+        forms.add(value.encode("unicode_escape").decode("ascii"))
+        # The plain and table renderers turn \r \n \t into spaces and drop other controls.
+        spaced = "".join(" " if c in "\r\n\t" else c for c in value)
+        forms.add("".join(c for c in spaced if unicodedata.category(c) != "Cc"))
+    return forms
 
 
 class RedactingFilter(logging.Filter):

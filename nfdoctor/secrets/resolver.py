@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nfdoctor.errors import KeyringUnavailableError, SecretError
+from nfdoctor.fsutil import FileRefusedError, expand_user, os_reason, read_regular_file
 from nfdoctor.secrets import keyring_access
 from nfdoctor.secrets.redaction import Redactor
 from nfdoctor.secrets.reference import SecretRef
@@ -71,24 +72,30 @@ class SecretResolver:
         return value
 
     def _read_file(self, target: str) -> str:
-        path = Path(target).expanduser()
+        try:
+            path = expand_user(target)
+        except ValueError as exc:
+            raise SecretError(f"secret file {exc}") from None
         if not path.is_absolute():
             path = self.base_dir / path
         try:
-            size = path.stat().st_size
-            if size > MAX_SECRET_FILE_BYTES:
-                raise SecretError(f"secret file {path} is {size} bytes; expected a small key file")
-            value = path.read_text(encoding="utf-8").strip()
+            data = read_regular_file(path, limit=MAX_SECRET_FILE_BYTES)
+        except FileRefusedError as exc:
+            if exc.too_large:
+                raise SecretError(
+                    f"secret file {path} {exc.reason}; expected a small key file"
+                ) from None
+            raise SecretError(f"secret file {path} {exc.reason}") from None
         except FileNotFoundError:
             raise SecretError(f"secret file {path} does not exist") from None
         except PermissionError:
             raise SecretError(f"secret file {path} is not readable (permission denied)") from None
-        except IsADirectoryError:
-            raise SecretError(f"secret file {path} is a directory") from None
+        except OSError as exc:
+            raise SecretError(f"secret file {path} cannot be read: {os_reason(exc)}") from None
+        try:
+            value = data.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise SecretError(f"secret file {path} is not UTF-8 text") from None
-        except OSError as exc:
-            raise SecretError(f"secret file {path} cannot be read: {exc.strerror}") from None
         if not value:
             raise SecretError(f"secret file {path} is empty")
         return value

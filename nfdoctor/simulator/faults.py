@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import json
+import math
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,18 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "schema_drift": {"field": (str, True), "rename_to": (str, True)},
 }
 _PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo", "crm", "*")
+#: a fault holds a request for at most this long, so the simulator always shuts down soon
+MAX_HOLD_S = 3600.0
+#: a skewed clock stays within a decade of the real one (datetime's range ends at year 9999)
+MAX_SKEW_S = 10 * 365 * 86400
+#: kind -> {parameter: (lowest, highest, how to say it)}; every number of a plan is bounded
+_BOUNDS: dict[str, dict[str, tuple[float, float, str]]] = {
+    "latency": {"ms": (0, MAX_HOLD_S * 1000, "0 to 3600000 (an hour)")},
+    "timeout": {"seconds": (0.001, MAX_HOLD_S, "more than zero and at most 3600 (an hour)")},
+    "http_429": {"retry_after": (0, 86400, "0 to 86400 (a day)")},
+    "http_5xx": {"status": (500, 599, "between 500 and 599")},
+    "clock_skew": {"seconds": (-MAX_SKEW_S, MAX_SKEW_S, "within ±315360000 (ten years)")},
+}
 _COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times", "account", "shop"}
 
 #: ``(kind, status) -> (status, JSON body)`` in the platform's own error envelope;
@@ -240,6 +253,8 @@ def _signed_span(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a time span such as 2h or -2h")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > MAX_SKEW_S:
+            raise ValueError(f"{value!r} is not a time span within ten years")
         return timedelta(seconds=value)
     text = str(value).strip()
     if text.startswith("-"):
@@ -346,14 +361,14 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
         if not ok:
             raise bad(f"{where}.{key}", f"must be a {typ.__name__}")
         params[key] = value
-    if kind == "latency" and params["ms"] < 0:
-        raise bad(f"{where}.ms", "must be zero or more")
-    if kind == "timeout" and params["seconds"] <= 0:
-        raise bad(f"{where}.seconds", "must be more than zero")
-    if kind == "http_5xx" and not 500 <= params.get("status", 503) <= 599:
-        raise bad(f"{where}.status", "must be between 500 and 599")
-    if kind == "http_429" and params.get("retry_after", 1) < 0:
-        raise bad(f"{where}.retry_after", "must be zero or more")
+    for key, (low, high, words) in _BOUNDS.get(kind, {}).items():
+        value = params.get(key)
+        if value is None:
+            continue
+        # NaN compares false with everything: it would pass a plain range test and then
+        # make the fault silently inert (or crash the request that applies it).
+        if not math.isfinite(value) or not low <= value <= high:
+            raise bad(f"{where}.{key}", f"must be {words}, got {value!r}")
     return FaultRule(
         platform=platform,
         kind=kind,
@@ -366,16 +381,30 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
     )
 
 
+#: a fault plan is a few dozen lines
+MAX_PLAN_BYTES = 1024 * 1024
+
+
 def load_fault_plan(path: Path, *, default_seed: int = 7) -> FaultPlan:
-    """Read and validate a fault-plan YAML file."""
+    """Read and validate a fault-plan YAML file (never blocking, at most 1 MiB, 64 levels)."""
     import yaml
 
+    from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
+    from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, limit=MAX_PLAN_BYTES).decode("utf-8")
+    except FileRefusedError as exc:
+        raise UsageError(f"{path}: the fault plan {exc.reason}") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the fault plan: {exc.strerror}") from None
+        raise UsageError(f"{path}: cannot read the fault plan: {os_reason(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: the fault plan is not UTF-8 text (byte {exc.start})") from None
     try:
+        check_yaml(text)
         data = yaml.safe_load(text)
+    except YamlShapeError as exc:
+        raise UsageError(f"{path}:{exc.line}:{exc.column}: {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -6,20 +6,26 @@ be reachable from another machine: the server binds 127.0.0.1 and refuses anythi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
+import signal
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp
 
-from nfdoctor.errors import UsageError
-from nfdoctor.fsutil import write_atomically
+from nfdoctor.errors import UsageError, WriteTargetError
+from nfdoctor.fsutil import check_write_target, write_atomically
+from nfdoctor.secrets.redaction import Redactor
 from nfdoctor.simulator.state import SimulatorState
 from nfdoctor.tokens.store import FORMAT as TOKEN_FILE_FORMAT
 
@@ -51,6 +57,68 @@ class _HideSimulatedResets(logging.Filter):
 _RESET_FILTER = _HideSimulatedResets()
 
 
+class _MaskIssuedSecrets(logging.Filter):
+    """Mask, in uvicorn's access and error logs, every secret the simulator issued.
+
+    Access log lines carry the query string, where Shopee, Lazada and Facebook send tokens,
+    signatures and Facebook's ``ID|SECRET`` app token. The redactor masks them by value (the
+    token table grows as the simulator issues tokens) and by parameter name.
+    """
+
+    def __init__(self, state: SimulatorState | None) -> None:
+        super().__init__()
+        self.state = state
+        self.redactor = Redactor()
+        self._known = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.state is not None:
+            values = self.state.secret_values()
+            if len(values) != self._known:
+                for value in values:
+                    self.redactor.add(value)
+                self._known = len(values)
+        redact = self.redactor.redact
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            # uvicorn's access formatter unpacks the arguments: mask them where they are.
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+class SimulatorStopped(Exception):
+    """SIGTERM asked the simulator to stop: a normal end, not an interruption."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """While serving from the main thread, SIGTERM ends the run cleanly.
+
+    uvicorn catches SIGTERM itself, shuts down (cancelling held requests after
+    :data:`GRACEFUL_SHUTDOWN_S`) and then raises the signal again under the handler that was
+    there before: this one, which ends :meth:`SimulatorServer.run` normally.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SimulatorStopped()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except SimulatorStopped:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: requests held by a latency or timeout fault are cancelled this long after a stop request
+GRACEFUL_SHUTDOWN_S = 1
+
+
 def check_loopback(host: str) -> None:
     """Refuse any host but 127.0.0.1."""
     if host != LOOPBACK:
@@ -64,7 +132,13 @@ class SimulatorServer:
     """A uvicorn server on a socket bound before start, so port 0 gives a known port."""
 
     def __init__(
-        self, app: ASGIApp, *, host: str = LOOPBACK, port: int = 0, log_level: str = "warning"
+        self,
+        app: ASGIApp,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
+        log_level: str = "warning",
+        state: SimulatorState | None = None,
     ) -> None:
         import uvicorn
 
@@ -83,10 +157,21 @@ class SimulatorServer:
         self.port: int = self.sock.getsockname()[1]
         # The simulated apps send their own (skewable) Date header; uvicorn's would duplicate it.
         config = uvicorn.Config(
-            app, log_level=log_level, date_header=False, server_header=False, lifespan="off"
+            app,
+            log_level=log_level,
+            date_header=False,
+            server_header=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         self.server = uvicorn.Server(config)
         logging.getLogger("uvicorn.error").addFilter(_RESET_FILTER)  # idempotent for one object
+        masking = _MaskIssuedSecrets(state)
+        for name in ("uvicorn.access", "uvicorn.error"):
+            logger = logging.getLogger(name)
+            for old in [f for f in logger.filters if isinstance(f, _MaskIssuedSecrets)]:
+                logger.removeFilter(old)
+            logger.addFilter(masking)
         self._thread: threading.Thread | None = None
 
     @property
@@ -95,9 +180,10 @@ class SimulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def run(self) -> None:
-        """Serve until interrupted (Ctrl-C) or :meth:`stop`."""
+        """Serve until interrupted (Ctrl-C: KeyboardInterrupt), SIGTERM or :meth:`stop`."""
         try:
-            self.server.run(sockets=[self.sock])
+            with _stop_on_sigterm():
+                self.server.run(sockets=[self.sock])
         finally:
             self.sock.close()
 
@@ -161,23 +247,70 @@ def write_config(
     config's ``tokens`` section names (``store: file``, path relative to the config). The token
     hosts are set too (Lazada and TikTok ``auth_url``, Zalo ``oauth_url``). Returns every file
     written, the config first.
+
+    All or nothing: the target is checked before anything is written (a directory, a FIFO or
+    a device is refused), the secrets are written into a staging directory that replaces the
+    secrets directory only when complete, and any failure removes what was written.
     """
+    base = base_url.rstrip("/")
+    try:
+        check_write_target(path)
+    except WriteTargetError as exc:
+        raise UsageError(f"--write-config: {exc.reason}") from None
+    secrets_dir = path.parent / f"{path.stem}-secrets"
+    if secrets_dir.is_symlink() or (secrets_dir.exists() and not secrets_dir.is_dir()):
+        raise UsageError(
+            f"--write-config: {secrets_dir} exists and is not a directory; move it aside"
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-secrets.", dir=path.parent))
+    try:
+        names = _write_secrets(staging, secrets_dir.name, base, state, database_path)
+        text = names.pop("config.yaml")
+        with _swapped_in(staging, secrets_dir):
+            write_atomically(path, text)  # no secret in it: only file: references
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [path, *(secrets_dir / name for name in names)]
+
+
+@contextlib.contextmanager
+def _swapped_in(staging: Path, secrets_dir: Path) -> Iterator[None]:
+    """Put ``staging`` in place of ``secrets_dir`` for the body; undo it if the body fails."""
+    backup: Path | None = None
+    if secrets_dir.exists():
+        backup = Path(tempfile.mkdtemp(prefix=f".{secrets_dir.name}.old.", dir=secrets_dir.parent))
+        os.rmdir(backup)
+        os.rename(secrets_dir, backup)
+    try:
+        os.rename(staging, secrets_dir)
+        try:
+            yield
+        except BaseException:
+            os.rename(secrets_dir, staging)  # the caller removes it
+            raise
+    except BaseException:
+        if backup is not None:
+            os.rename(backup, secrets_dir)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _write_secrets(
+    staging: Path, dir_name: str, base: str, state: SimulatorState, database_path: Path | None
+) -> dict[str, str]:
+    """Write every secret file and tokens.json into ``staging``; return the file names written
+    (in order) and, under ``config.yaml``, the config text that references them."""
     import yaml
 
-    base = base_url.rstrip("/")
-    if not path.parent.is_dir():
-        raise UsageError(f"--write-config: directory {path.parent} does not exist")
-    secrets_dir = path.parent / f"{path.stem}-secrets"
-    secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(secrets_dir, 0o700)  # mkdir's mode passes through the umask, or it existed
-    written: list[Path] = []
+    os.chmod(staging, 0o700)
+    written: dict[str, str] = {}
 
     def secret(name: str, value: str) -> str:
-        target = secrets_dir / name
-        write_atomically(target, value + "\n", mode=0o600)
-        written.append(target)
-        return f"file:{secrets_dir.name}/{name}"
-
+        write_atomically(staging / name, value + "\n", mode=0o600)
+        written[name] = name
+        return f"file:{dir_name}/{name}"
     shopee = state.accounts["shopee"]
     lazada = state.accounts["lazada"]
     tiktok = state.accounts["tiktok"]
@@ -246,14 +379,14 @@ def write_config(
                 ],
             },
         },
-        "tokens": {"store": "file", "path": f"{secrets_dir.name}/tokens.json"},
+        "tokens": {"store": "file", "path": f"{dir_name}/tokens.json"},
     }
     if database_path is not None:
         config["database"] = {"url": f"sqlite:///{database_path.resolve()}"}
 
-    tokens_path = secrets_dir / "tokens.json"
+    tokens_path = staging / "tokens.json"
     write_atomically(tokens_path, json.dumps(tokens_document(state), indent=2) + "\n", mode=0o600)
-    written.append(tokens_path)
+    written["tokens.json"] = "tokens.json"
 
     count = state.accounts_per_platform
     accounts = f"{count} accounts" if count > 1 else "1 account"
@@ -261,11 +394,9 @@ def write_config(
         "# Written by `nfdoctor simulator`: every platform points at the local simulator\n"
         f"# ({base}), {accounts} per platform, token hosts included (auth_url,\n"
         "# oauth_url). Secrets are file: references to 0600 files in\n"
-        f"# {secrets_dir.name}/; the tokens the simulator issued at start are in\n"
-        f"# {secrets_dir.name}/tokens.json, the file token store that `tokens:` names\n"
+        f"# {dir_name}/; the tokens the simulator issued at start are in\n"
+        f"# {dir_name}/tokens.json, the file token store that `tokens:` names\n"
         "# (see nfdoctor/simulator/README.md).\n"
     )
-    text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    write_atomically(path, text)  # no secret in it: only file: references
-    written.insert(0, path)
+    written["config.yaml"] = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     return written

@@ -623,6 +623,24 @@ class SimulatorState:
             if token.platform == platform and (owner is None or token.owner == owner):
                 token.revoked = True
 
+    def secret_values(self) -> list[str]:
+        """Every secret this simulator issued or holds: app credentials, OA secrets, tokens
+        (what its ``--debug`` access log must mask)."""
+        values = [
+            self.shopee_partner_key,
+            self.lazada_app_secret,
+            self.tiktok_app_secret,
+            self.facebook_app_secret,
+            self.facebook_verify_token,
+            self.zalo_secret_key,
+            self.crm_api_key,
+            # Facebook's app token, ID|SECRET, is sent whole (debug_token)
+            f"{self.facebook_app_id}|{self.facebook_app_secret}",
+        ]
+        values += [a.extra["oa_secret"] for a in self.accounts["zalo"] if "oa_secret" in a.extra]
+        values += list(self.tokens)  # the server thread may insert: list() takes a snapshot
+        return values
+
     # ---- usage -----------------------------------------------------------------------------
 
     def record_call(self, bucket: str, now: datetime, window: timedelta) -> int:

@@ -30,6 +30,7 @@ from nfdoctor.errors import (
     DatabaseUnreachableError,
     NotADatabaseError,
 )
+from nfdoctor.fsutil import FileRefusedError, expand_user, os_reason, regular_file_size
 from nfdoctor.store.schema import EXPECTED_TABLES
 
 if TYPE_CHECKING:
@@ -153,6 +154,13 @@ def parse_database_url(url: str, base_dir: Path | None = None) -> DatabaseUrl:
     if sep and scheme in ("postgresql", "postgres"):
         if any(ch.isspace() for ch in text):
             raise ValueError(f"database URL {redact_url(text)!r} contains whitespace")
+        for port in _pg_ports(text):
+            # libpq refuses other malformed ports itself; a number out of range it would
+            # only find at connect time, long after `config validate` said "valid".
+            if port.isdigit() and not 1 <= int(port) <= 65535:
+                raise ValueError(
+                    f"database URL {redact_url(text)!r}: port {port} is not from 1 to 65535"
+                )
         return DatabaseUrl("postgresql", dsn=text)
     if not text:
         raise ValueError(f"the database URL is empty: use {URL_FORMS}")
@@ -174,7 +182,7 @@ def _sqlite_path(text: str, rest: str, base_dir: Path | None) -> Path:
             f"sqlite URL {text!r} has query parameters, which nfdoctor does not use:"
             " name only the file"
         )
-    path = Path(raw).expanduser()
+    path = expand_user(raw)  # ValueError for an unknown ~user
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     # "examples/../demo/crm.db" reads badly in reports; fold the dots (lexically: a symlinked
@@ -279,19 +287,18 @@ def _probe_sqlite(path: Path, *, timeout_s: float, integrity: bool) -> DatabaseP
 
 
 def _check_sqlite_file(path: Path) -> int:
-    """Classify a missing or unreadable file before SQLite turns it into CANTOPEN."""
+    """Classify a missing, unreadable or odd file before SQLite turns it into CANTOPEN (or,
+    for a FIFO, blocks forever opening it)."""
     try:
-        with path.open("rb"):
-            pass
-        return path.stat().st_size
+        return regular_file_size(path)
+    except FileRefusedError as exc:
+        raise DatabaseUnreachableError(f"{path} {exc.reason}; expected a database file") from None
     except FileNotFoundError:
         raise DatabaseUnreachableError(f"database file not found: {path}") from None
-    except IsADirectoryError:
-        raise DatabaseUnreachableError(f"{path} is a directory, not a database file") from None
     except PermissionError:
         raise DatabaseUnreachableError(f"permission denied reading {path}") from None
     except OSError as exc:
-        raise DatabaseUnreachableError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise DatabaseUnreachableError(f"cannot read {path}: {os_reason(exc)}") from None
 
 
 def _open_sqlite(path: Path, *, mode: str, timeout_s: float) -> sqlite3.Connection:
@@ -533,6 +540,23 @@ def _dsn_passwords(dsn: str) -> set[str]:
     found |= {unquote(value) for value in found}
     found.discard("")
     return found
+
+
+def _pg_ports(dsn: str) -> list[str]:
+    """Every port a PostgreSQL URL names, in its hosts and in ``port=``, as written."""
+    _scheme, _sep, rest = dsn.partition("://")
+    at = rest.rfind("@")
+    hostspec = re.split(r"[/?#]", rest[at + 1 :], maxsplit=1)[0]
+    ports = []
+    for item in unquote(hostspec).split(",") if hostspec else []:
+        match = re.fullmatch(r"(\[[^\]]*\]|[^:]*)(?::(.*))?", item)
+        if match and match.group(2) is not None:
+            ports.append(match.group(2))
+    query = rest.partition("?")[2]
+    for key, _eq, value in (item.partition("=") for item in query.split("&") if item):
+        if key.lower() == "port":
+            ports += unquote(value).split(",")
+    return ports
 
 
 def _pg_target(dsn: str) -> str:

@@ -37,7 +37,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import filelock
 
 from nfdoctor.errors import KeyringUnavailableError, StateError, TokenKeyringUnavailableError
-from nfdoctor.fsutil import write_atomically
+from nfdoctor.fsutil import (
+    FileRefusedError,
+    expand_user,
+    os_reason,
+    read_regular_file,
+    write_atomically,
+)
 
 # The bounded keyring helpers; keyring_access has no public bounded write or delete yet, and
 # its own "unusable backend" hint points at secret references, not at the token store.
@@ -66,6 +72,11 @@ T = TypeVar("T")
 FORMAT = "nfdoctor.tokens/v1"
 DEFAULT_FILE_NAME = "tokens.json"
 DEFAULT_KEYRING_SERVICE = "nfdoctor-tokens"
+#: a token record is about 500 bytes: this holds thousands of shops, and stops /dev/zero
+MAX_TOKEN_FILE_BYTES = 16 * 1024 * 1024
+#: times outside these are not expiries of a token but damage (or a calendar-edge test)
+MIN_TIME = datetime(1970, 1, 2, tzinfo=timezone.utc)
+MAX_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 _RECORD_KEYS = (
     "access_token",
@@ -211,7 +222,17 @@ def _parse_time(value: object, where: str) -> datetime | None:
         raise StateError(f"{where}: not an ISO 8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise StateError(f"{where}: time has no UTC offset (write e.g. +00:00)")
-    return parsed.astimezone(timezone.utc)
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:
+        utc = None
+    # The calendar's edges (0001-01-01, 9999-12-31) cannot even be shown in another zone.
+    if utc is None or not MIN_TIME <= utc <= MAX_TIME:
+        raise StateError(
+            f"{where}: time out of range (expected a year from {MIN_TIME.year} to "
+            f"{MAX_TIME.year})"
+        )
+    return utc
 
 
 def _json_type(value: object) -> str:
@@ -273,6 +294,10 @@ def _decode_json(data: bytes, where: str, recover: str) -> object:
         ) from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise StateError(
+            f"{where}: nested too deeply to be a token document; nothing was changed. {recover}"
+        ) from None
     except json.JSONDecodeError as exc:
         # "from None": the JSONDecodeError carries the whole document, tokens included.
         raise StateError(
@@ -417,12 +442,16 @@ class FileTokenStore:
     def _read(self) -> dict[str, Any]:
         """The whole document in v1 shape (a legacy bare mapping is wrapped); empty if absent."""
         try:
-            data = self.path.read_bytes()
+            data = read_regular_file(self.path, limit=MAX_TOKEN_FILE_BYTES)
         except FileNotFoundError:
             return {"format": FORMAT, "tokens": {}}
+        except FileRefusedError as exc:
+            raise StateError(
+                f"the token file {self.path} {exc.reason}; nothing was changed"
+            ) from None
         except OSError as exc:
             raise StateError(
-                f"cannot read the token file {self.path}: {exc.strerror or exc}"
+                f"cannot read the token file {self.path}: {os_reason(exc)}"
             ) from None
         document = _decode_json(data, str(self.path), _RECOVER)
         if not isinstance(document, dict):
@@ -665,7 +694,10 @@ def open_token_store(config: TokensConfig, *, base_dir: Path, state_dir: Path) -
     """
     if config.store == "file":
         if config.path:
-            path = Path(config.path).expanduser()
+            try:
+                path = expand_user(config.path)
+            except ValueError as exc:
+                raise StateError(f"tokens.path: {exc}") from None
             if not path.is_absolute():
                 path = base_dir / path
         else:
