@@ -97,6 +97,14 @@ class SecretError(NfdoctorError):
 class KeyringUnavailableError(SecretError):
     """The OS keyring has no usable backend (common on headless servers and in cron)."""
 
+    def __init__(
+        self, message: str, *, detail: str | None = None, next_command: str | None = None
+    ) -> None:
+        super().__init__(message, next_command=next_command)
+        #: what went wrong, without the advice that follows it in ``message`` (the token
+        #: store gives its own advice)
+        self.detail = detail or message
+
 
 class TokenKeyringUnavailableError(KeyringUnavailableError):
     """The token store's keyring cannot be used: the way out is ``tokens.store: file``, not

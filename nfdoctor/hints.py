@@ -199,6 +199,22 @@ HINTS: dict[str, Hint] = {
         "tự động không chạy hoặc bị lỗi. Kiểm tra cron hoặc systemd timer và nhật ký của nó, "
         "rồi làm mới ngay (runbook 2.2: tự động làm mới token).",
     ),
+    "token.malformed": Hint(
+        en="The stored {platform} token is damaged (a line break, a space or a control "
+        "character pasted with it): no platform accepts it. Store the token again without "
+        "the extra characters, or re-authorize the shop (docs/tokens.md).",
+        vi="Token {platform} đang lưu bị hỏng (dính xuống dòng, khoảng trắng hoặc ký tự điều "
+        "khiển khi dán): không nền tảng nào chấp nhận. Lưu lại token không có các ký tự thừa, "
+        "hoặc cấp quyền lại cho cửa hàng (docs/tokens.md).",
+    ),
+    "token.file_permissions": Hint(
+        en="The token file can be read or changed by other users of this server: anyone who "
+        "reads it can act as the shops. Run the chmod shown, and keep the file owned by the "
+        "user that runs nfdoctor (docs/tokens.md).",
+        vi="Tệp token có thể bị người dùng khác trên máy chủ đọc hoặc sửa: ai đọc được là "
+        "có thể thao tác thay cửa hàng. Chạy lệnh chmod đã nêu và để tệp thuộc người dùng "
+        "chạy nfdoctor (docs/tokens.md).",
+    ),
     "token.reauthorize": Hint(
         en="The {platform} refresh token is expiring or gone: only the seller can grant a new "
         "one; ask them to re-authorize the app before it lapses (runbook 2.1 step 3).",

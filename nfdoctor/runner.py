@@ -8,7 +8,6 @@ import dataclasses
 import difflib
 import inspect
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from nfdoctor.checks.base import Check
 from nfdoctor.context import Context
 from nfdoctor.errors import NfdoctorError, UsageError
 from nfdoctor.results import CheckResult, Report, Status
+from nfdoctor.threads import in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -118,44 +118,15 @@ async def _run_all(
     return {check_id: task.result() for check_id, task in tasks.items()}
 
 
-def _in_daemon_thread(fn: Callable[[Context], object], ctx: Context) -> asyncio.Future[object]:
-    """Run a blocking check in a daemon thread.
-
-    A thread cannot be killed. asyncio's default executor is joined when the loop closes and
-    at interpreter exit, so one hung check (a stuck NFS mount, a dead DNS server) would hold
-    the whole run hostage; a daemon thread is abandoned instead, its late result dropped.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[object] = loop.create_future()
-
-    def deliver(ok: bool, value: object) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)  # type: ignore[arg-type]
-
-    def target() -> None:
-        try:
-            value, ok = fn(ctx), True
-        except BaseException as exc:
-            value, ok = exc, False
-        # If the loop has closed, the run moved on without this result.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(deliver, ok, value)
-
-    threading.Thread(target=target, name="nfdoctor-check", daemon=True).start()
-    return future
-
-
 async def _run_one(ctx: Context, check: Check, timeout_s: float) -> list[CheckResult]:
     start = ctx.monotonic()
     try:
         if inspect.iscoroutinefunction(check.run):
             outcome = await asyncio.wait_for(check.run(ctx), timeout_s)
         else:
-            outcome = await asyncio.wait_for(_in_daemon_thread(check.run, ctx), timeout_s)
+            outcome = await asyncio.wait_for(
+                in_daemon_thread(lambda: check.run(ctx), name="nfdoctor-check"), timeout_s
+            )
         results = list(outcome)
         if not results:
             raise RuntimeError("the check returned no result")

@@ -27,6 +27,7 @@ from nfdoctor.hints import platform_hint
 from nfdoctor.platforms import PLATFORMS
 from nfdoctor.platforms.factory import ACCOUNT_KEYS, PLATFORM_TITLES, Account
 from nfdoctor.results import CheckResult, Hint, Metric, Status, worst_of
+from nfdoctor.threads import in_daemon_thread
 
 if TYPE_CHECKING:
     import ssl
@@ -265,7 +266,11 @@ class PlatformConnectivityCheck(_PlatformCheck):
         # The probe times each phase by the clock around awaits; on the run's busy event loop
         # (twenty shops being signed and parsed) that would add other tasks' CPU time to
         # "TCP connect". A loop of its own, in a thread, keeps the figures true.
-        timings = await asyncio.to_thread(asyncio.run, probe_many(urls, timeout_s=timeout))
+        # A daemon thread, not asyncio.to_thread: the default executor is joined at exit, so
+        # Ctrl-C would wait for a probe of a silent host.
+        timings = await in_daemon_thread(
+            lambda: asyncio.run(probe_many(urls, timeout_s=timeout)), name="nfdoctor-probe"
+        )
         return [self._judge(ctx, timing) for timing in timings]
 
     def _judge(self, ctx: Context, timing: Any) -> CheckResult:
@@ -344,7 +349,9 @@ def _skew_text(skew_s: float, platform_title: str) -> str:
 async def _stored_token(ctx: Context, account: Account) -> StoredToken | None:
     """The account's stored token (read off the event loop: a keyring call may block)."""
     store = ctx.token_store()
-    token = await asyncio.to_thread(store.get, account.platform, account.account_id)
+    token = await in_daemon_thread(
+        lambda: store.get(account.platform, account.account_id), name="nfdoctor-token-store"
+    )
     if token is not None:
         for value in (token.access_token, token.refresh_token):
             if value:
@@ -373,6 +380,9 @@ class PlatformApiCheck(_PlatformCheck):
             )
         from nfdoctor.platforms.errors import TaxonomyError
 
+        malformed = _malformed_token_result(self, token, account)
+        if malformed is not None:
+            return malformed
         client = factory.build(account, access_token=token.access_token)
         try:
             ping = await client.ping()
@@ -499,9 +509,15 @@ class PlatformTokenCheck(_PlatformCheck):
                 hint=self.hint("token.missing"),
                 subject=account.label,
             )
+        malformed = _malformed_token_result(self, token, account)
+        if malformed is not None:
+            return malformed
         metrics: list[Metric] = []
         findings: list[Finding] = []
         details = [f"store: {store.describe()}"]
+        exposed = _store_permissions_problem(store)
+        if exposed is not None:
+            findings.append(Finding(Status.WARNING, exposed, "token.file_permissions"))
         if token.refresh_token:
             # Access tokens here last hours to days and are refreshed on schedule; what an
             # operator must act on ahead of time is the refresh token (re-authorization).
@@ -577,6 +593,33 @@ class PlatformTokenCheck(_PlatformCheck):
             else:
                 findings.append(Finding(status, text, "token.expiring"))
         return findings
+
+
+def _malformed_token_result(
+    check: _PlatformCheck, token: StoredToken, account: Account
+) -> CheckResult | None:
+    """CRITICAL when a stored token cannot be a token at all; None when it looks like one."""
+    from nfdoctor.tokens.store import token_format_problem
+
+    for what, value in (
+        ("access token", token.access_token),
+        ("refresh token", token.refresh_token),
+    ):
+        problem = token_format_problem(value) if value else None
+        if problem is not None:
+            return check.result(
+                Status.CRITICAL,
+                f"the stored {what} is malformed: {problem}; not sent to {check.platform_title}",
+                hint=check.hint("token.malformed"),
+                subject=account.label,
+            )
+    return None
+
+
+def _store_permissions_problem(store: object) -> str | None:
+    """What makes a token file readable or writable by others (the file store only)."""
+    problem = getattr(store, "permissions_problem", None)
+    return problem() if callable(problem) else None
 
 
 def _seconds_left(ctx: Context, when: datetime | None) -> float | None:

@@ -27,6 +27,7 @@ import httpx
 
 from nfdoctor.platforms.errors import (
     BadCredentialsError,
+    BadParametersError,
     Category,
     RateLimitedError,
     RefreshTokenInvalidError,
@@ -264,6 +265,14 @@ def transport_error(platform: str, exc: httpx.TransportError, url: str) -> Taxon
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
         phase = "read" if isinstance(exc, httpx.ReadTimeout) else "write"
         return UnreachableError(f"{phase} timeout from {where}", platform=platform, phase=phase)
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Refused here, before anything was sent: a header value HTTP does not allow, which
+        # in practice is a token or id with a line break in it. Not the platform's fault.
+        return BadParametersError(
+            f"the request to {where} was not sent: a header holds characters HTTP does not "
+            "allow (a token with a line break or a control character?)",
+            platform=platform,
+        )
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         return TransientError(
             f"connection dropped mid-response from {where} ({type(exc).__name__})",

@@ -41,9 +41,8 @@ def call_bounded(fn: Callable[[], T], timeout_s: float, what: str) -> T:
     try:
         ok, value = outcome.get(timeout=timeout_s)
     except queue.Empty:
-        raise KeyringUnavailableError(
-            f"the OS keyring did not answer within {timeout_s:g} s ({what}); {ALTERNATIVES}"
-        ) from None
+        detail = f"the OS keyring did not answer within {timeout_s:g} s ({what})"
+        raise KeyringUnavailableError(f"{detail}; {ALTERNATIVES}", detail=detail) from None
     if not ok:
         raise value  # type: ignore[misc]
     return value  # type: ignore[return-value]
@@ -55,7 +54,16 @@ def keyring_backend_name(timeout_s: float = 3.0) -> str:
     def find() -> str:
         import keyring
 
-        backend = keyring.get_keyring()
+        try:
+            backend = keyring.get_keyring()
+        except Exception as exc:
+            # PYTHON_KEYRING_BACKEND or keyringrc.cfg naming a backend that cannot be loaded
+            # (a typo, an uninstalled package): keyring raises ImportError and friends.
+            detail = (
+                f"the OS keyring backend cannot be loaded ({type(exc).__name__}: {exc}; "
+                "check PYTHON_KEYRING_BACKEND)"
+            )
+            raise KeyringUnavailableError(f"{detail}; {ALTERNATIVES}", detail=detail) from None
         return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
     return call_bounded(find, timeout_s, "finding the backend")
@@ -66,7 +74,8 @@ def ensure_usable_backend(timeout_s: float = 3.0) -> str:
     name = keyring_backend_name(timeout_s)
     problem = UNUSABLE_BACKENDS.get(name)
     if problem:
-        raise KeyringUnavailableError(f"the OS keyring has {problem}; {ALTERNATIVES}")
+        detail = f"the OS keyring has {problem}"
+        raise KeyringUnavailableError(f"{detail}; {ALTERNATIVES}", detail=detail)
     return name
 
 
@@ -81,8 +90,7 @@ def get_password(service: str, name: str, *, timeout_s: float = 3.0) -> str | No
         try:
             return keyring.get_password(service, name)
         except keyring.errors.KeyringError as exc:
-            raise KeyringUnavailableError(
-                f"the OS keyring failed reading {service}/{name}: {exc}; {ALTERNATIVES}"
-            ) from None
+            detail = f"the OS keyring failed reading {service}/{name}: {exc}"
+            raise KeyringUnavailableError(f"{detail}; {ALTERNATIVES}", detail=detail) from None
 
     return call_bounded(read, timeout_s, f"reading {service}/{name}")

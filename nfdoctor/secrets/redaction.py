@@ -29,9 +29,7 @@ _SECRET_PARAMS = (
     "app_secret|partner_key|secret_key|oa_secret|appsecret_proof|code|code_verifier|"
     r"password|api_key|apikey|token|verify_token|hub\.verify_token"
 )
-_QUERY_SECRET = re.compile(
-    rf"(?P<key>[?&;](?:{_SECRET_PARAMS})=)[^&#\s\"'<>]+", re.IGNORECASE
-)
+_QUERY_SECRET = re.compile(rf"(?P<key>[?&;](?:{_SECRET_PARAMS})=)[^&#\s\"'<>]+", re.IGNORECASE)
 
 
 class Redactor:

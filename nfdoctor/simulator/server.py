@@ -311,6 +311,7 @@ def _write_secrets(
         write_atomically(staging / name, value + "\n", mode=0o600)
         written[name] = name
         return f"file:{dir_name}/{name}"
+
     shopee = state.accounts["shopee"]
     lazada = state.accounts["lazada"]
     tiktok = state.accounts["tiktok"]

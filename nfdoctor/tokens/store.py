@@ -28,6 +28,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -64,6 +65,7 @@ __all__ = [
     "StoredToken",
     "TokenStore",
     "open_token_store",
+    "token_format_problem",
 ]
 
 T = TypeVar("T")
@@ -105,6 +107,22 @@ def _require_utc(value: datetime | None, name: str) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"StoredToken.{name} must be timezone-aware")
     return value.astimezone(timezone.utc)
+
+
+def token_format_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a platform token (every platform's are printable ASCII with no
+    spaces), or None. A pasted line break otherwise reaches the platform and comes back as
+    its "server overload" or "invalid token", blaming the wrong side."""
+    for char in value:
+        if char in "\r\n":
+            return "it contains a line break"
+        if char in " \t":
+            return "it contains a space or a tab"
+        if unicodedata.category(char) == "Cc":
+            return f"it contains a control character (U+{ord(char):04X})"
+        if not char.isascii():
+            return f"it contains a non-ASCII character (U+{ord(char):04X})"
+    return None
 
 
 def _check_account(platform: str, account_id: str) -> None:
@@ -229,8 +247,7 @@ def _parse_time(value: object, where: str) -> datetime | None:
     # The calendar's edges (0001-01-01, 9999-12-31) cannot even be shown in another zone.
     if utc is None or not MIN_TIME <= utc <= MAX_TIME:
         raise StateError(
-            f"{where}: time out of range (expected a year from {MIN_TIME.year} to "
-            f"{MAX_TIME.year})"
+            f"{where}: time out of range (expected a year from {MIN_TIME.year} to {MAX_TIME.year})"
         )
     return utc
 
@@ -450,9 +467,7 @@ class FileTokenStore:
                 f"the token file {self.path} {exc.reason}; nothing was changed"
             ) from None
         except OSError as exc:
-            raise StateError(
-                f"cannot read the token file {self.path}: {os_reason(exc)}"
-            ) from None
+            raise StateError(f"cannot read the token file {self.path}: {os_reason(exc)}") from None
         document = _decode_json(data, str(self.path), _RECOVER)
         if not isinstance(document, dict):
             raise StateError(
@@ -606,7 +621,7 @@ class KeyringTokenStore:
         return _locked(self.lock_path, self.lock_timeout_s, what)
 
     def _ensure_usable(self) -> None:
-        backend = self._bounded(lambda: keyring_backend_name(self.timeout_s), "finding the backend")
+        backend = self._bounded(lambda: keyring_backend_name(self.timeout_s))
         problem = UNUSABLE_BACKENDS.get(backend)
         if problem:
             raise TokenKeyringUnavailableError(
@@ -629,19 +644,18 @@ class KeyringTokenStore:
                     f"the OS keyring failed {what} in {self.service} ({detail}); {_SWITCH_TO_FILE}"
                 ) from None
 
-        return self._bounded(lambda: call_bounded(call, self.timeout_s, what), what)
+        where = f"{what} in {self.service}"
+        return self._bounded(lambda: call_bounded(call, self.timeout_s, where))
 
-    def _bounded(self, fn: Callable[[], T], what: str) -> T:
+    def _bounded(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
+        except TokenKeyringUnavailableError:
+            raise
         except KeyringUnavailableError as exc:
-            if _SWITCH_TO_FILE in exc.message:
-                raise
-            # A hang, reported by keyring_access with the hint for secret references.
-            raise TokenKeyringUnavailableError(
-                f"the OS keyring did not answer within {self.timeout_s:g} s ({what} in "
-                f"{self.service}); {_SWITCH_TO_FILE}"
-            ) from None
+            # Reported by keyring_access with the advice for secret references; for tokens
+            # the way out is the file store.
+            raise TokenKeyringUnavailableError(f"{exc.detail}; {_SWITCH_TO_FILE}") from None
 
     def _write(self, token: StoredToken) -> None:
         name = _entry_name(token.platform, token.account_id)
