@@ -198,8 +198,15 @@ def _unwritable(directory: Path) -> str | None:
         else:
             os.close(fd)
             return None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"directory {directory} is not writable (permission denied)"
+    # A file system without O_TMPFILE (procfs, sysfs, some network ones): create and remove a
+    # named file. os.access cannot stand in: for root it says "writable" to /proc and /sys.
+    try:
+        fd, name = tempfile.mkstemp(prefix=".nfdoctor-probe.", dir=directory)
+    except OSError as exc:
+        return f"directory {directory} is not writable ({os_reason(exc)})"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
     return None
 
 

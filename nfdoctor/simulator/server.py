@@ -6,6 +6,7 @@ be reachable from another machine: the server binds 127.0.0.1 and refuses anythi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -50,8 +51,10 @@ class _HideSimulatedResets(logging.Filter):
         from nfdoctor.simulator.faults import SimulatedConnectionReset
 
         exc = record.exc_info[1] if record.exc_info else None
-        # A client that gave up (its timeout) is what the timeout fault is for.
-        return not isinstance(exc, (SimulatedConnectionReset, ClientDisconnect))
+        # A client that gave up (its timeout) is what the timeout fault is for; a request
+        # held by a fault is cancelled on purpose when the simulator stops.
+        expected = (SimulatedConnectionReset, ClientDisconnect, asyncio.CancelledError)
+        return not isinstance(exc, expected)
 
 
 _RESET_FILTER = _HideSimulatedResets()
