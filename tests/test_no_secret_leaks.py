@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
+from urllib.parse import quote, quote_plus
 
 import pytest
 from pydantic import BaseModel
@@ -592,3 +593,193 @@ def test_platform_checks_in_a_real_process_mask_every_secret(simulated: Simulate
         assert result.code == (0 if simulated.scenario == "healthy" else 2), result
         assert "Traceback" not in result.stdout + result.stderr
     assert_no_leaks(setup, simulated.secrets)
+
+
+# --- escaped forms: a secret quoted by repr, JSON, a URL or httpx's bytes repr ------------------
+
+#: a secret with every character some form escapes: a quote, a backslash, a slash, a plus, an
+#: ampersand, a space, Vietnamese and a control character
+ESCAPED_SECRET = 'LEAK-esc "q\\b/+&ờ\x01z-5c2e'
+
+
+def escaping_run(self: Any, ctx: Any) -> Any:
+    """A check that logs and raises with the resolved secret in every escaped form."""
+    import httpx
+
+    secret = os.environ["NFD_T_SHOPEE"]
+    logging.getLogger("nfdoctor.test").warning(
+        "repr %r json %s url %s plus %s",
+        secret,
+        json.dumps(secret),
+        quote(secret),
+        quote_plus(secret),
+    )
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    with httpx.Client(transport=transport) as client:
+        client.get(
+            "https://partner.shopeemobile.com/x", params={"partner_key": secret, "q": secret}
+        )
+    # What httpx raises for a header value HTTP does not allow: the bytes, repr'd.
+    raise httpx.LocalProtocolError(f"Illegal header value {secret.encode()!r}") from RuntimeError(
+        f"json {json.dumps(secret)} / unicode-escape {secret.encode('unicode_escape').decode()}"
+    )
+
+
+@pytest.mark.parametrize("redaction", ["on", "off"])
+@pytest.mark.parametrize("fmt", ["json", "plain", "junit"])
+def test_escaped_forms_of_a_secret_are_masked(
+    fmt: str,
+    redaction: str,
+    setup: Setup,
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every form is masked; with redaction switched off the same run leaks, so the search
+    (for the LEAK marker, which survives every escaping) can fail."""
+    from nfdoctor.checks.system import LoadCheck
+    from nfdoctor.secrets.redaction import Redactor
+
+    monkeypatch.setenv("NFD_T_SHOPEE", ESCAPED_SECRET)
+    monkeypatch.setattr(LoadCheck, "run", escaping_run)
+    if redaction == "off":
+        monkeypatch.setattr(Redactor, "redact", lambda self, text: text)
+    c = ("diagnose", "--config", str(setup.config), "--only", "system.load", "-o", fmt)
+    quiet = setup.record("quiet", cli(*c))
+    loud = setup.record("debug", cli(*c, "--debug"))
+    assert quiet.code == 3 and loud.code == 3, (quiet, loud)
+    assert "LocalProtocolError" in quiet.stdout, quiet
+    assert "Traceback" in loud.stderr and "HTTP Request" in loud.stderr
+    leaks = setup.leaks((ESCAPED_SECRET,))
+    if redaction == "on":
+        assert not leaks, "secret values leaked:\n" + "\n".join(leaks)
+    else:
+        assert leaks, "with redaction off the secret must show: the search is blind"
+
+
+# --- inline secrets YAML reads as something else: a number, a date, binary ---------------------
+
+TYPED_SECRETS = {
+    "number": ("98765432109876543210", "98765432109876543210"),
+    "date": ("2031-07-19", "2031-07-19"),
+    "binary": ("!!binary TEVBSy1iaW5hcnktc2VjcmV0", "LEAK-binary-secret"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TYPED_SECRETS))
+def test_inline_secret_of_another_type_is_never_echoed(
+    kind: str, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    written, value = TYPED_SECRETS[kind]
+    config = tmp_path / "conf" / "nfdoctor.yaml"
+    config.parent.mkdir()
+    config.write_text(
+        f"crm:\n  api_key: {written}\nplatforms:\n  shopee:\n    partner_id: 2001234\n"
+        f"    partner_key: {written}\n",
+        encoding="utf-8",
+    )
+    outputs = []
+    for args in (
+        ("config", "validate"),
+        ("config", "show"),
+        ("diagnose", "-o", "json"),
+        ("check", "shopee"),
+    ):
+        for debug in ((), ("--debug",)):
+            result = cli(*args, "--config", str(config), *debug)
+            assert result.code == 3, result
+            assert "the value is not shown" in result.stderr, result
+            outputs.append(result.stdout + result.stderr)
+    base64_text = written.split()[-1]
+    for text in outputs:
+        assert value not in text and base64_text not in text, text
+
+
+# --- the simulator's --debug access log --------------------------------------------------------
+
+
+@pytest.mark.parametrize("masking", ["on", "off"])
+def test_simulator_debug_log_masks_what_it_issued(
+    masking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]
+) -> None:
+    """Access log lines carry query strings (Shopee and Lazada tokens and signs, Facebook's
+    ``input_token`` and ``ID|SECRET`` app token). Masked, none shows; unmasked, they do."""
+    import nfdoctor.simulator.server as server_module
+    from nfdoctor.simulator.app import build_simulator
+    from nfdoctor.simulator.server import SimulatorServer, write_config
+
+    if masking == "off":
+        monkeypatch.setattr(server_module._MaskIssuedSecrets, "filter", lambda self, r: True)
+    app, state = build_simulator(seed=9, orders_per_shop=0, conversations_per_account=0)
+    server = SimulatorServer(app, port=0, log_level="info", state=state)
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    keep = Keep()
+    keep.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(keep)
+    server.start_in_thread()
+    try:
+        config = tmp_path / "sim.yaml"
+        write_config(config, server.url, state)
+        assert cli("check", "all", "--config", str(config), "-o", "json").code == 0
+    finally:
+        server.stop()
+        access.removeHandler(keep)
+    log = "\n".join(records)
+    assert "/debug_token?input_token=" in log and "/get_shop_info?" in log, log
+    issued = [v for v in state.secret_values() if len(v) >= 8]
+    app_token = f"{state.facebook_app_id}|{state.facebook_app_secret}"
+    shown = [v[:12] for v in issued if v in log or quote(v, safe="") in log]
+    if masking == "on":
+        assert shown == [], f"issued secrets in the access log: {shown}"
+        assert quote(app_token, safe="") not in log and app_token not in log
+    else:
+        assert shown, "with masking off the log must show the tokens: the search is blind"
+
+
+def test_simulator_debug_log_in_a_real_process(tmp_path: Path) -> None:
+    """``nfdoctor simulator --debug`` as operators run it: stdout and stderr hold no secret."""
+    import re
+    import signal
+    import time
+
+    work = tmp_path / "work"
+    config = tmp_path / "sim.yaml"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nfdoctor", "simulator", "--debug", "--write-config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=work,
+        env=dict(os.environ),
+    )
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 30
+        port = None
+        lines = []
+        while time.monotonic() < deadline and port is None:
+            line = process.stderr.readline().decode()
+            lines.append(line)
+            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            port = int(match.group(1)) if match else None
+        assert port is not None, "".join(lines)
+        time.sleep(0.5)  # the message comes just before uvicorn starts accepting
+        checked = run_process(
+            "check", "all", "--config", str(config), env=dict(os.environ), cwd=work
+        )
+        assert checked.code == 0, checked
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    log = "".join(lines) + err.decode() + out.decode()
+    assert "GET /shopee/api/v2/shop/get_shop_info?" in log, log
+    secrets = _simulator_secrets(config.parent / "sim-secrets")
+    shown = [s[:12] for s in secrets if s in log or quote(s, safe="") in log]
+    assert shown == [], f"secrets in the simulator's --debug output: {shown}"
