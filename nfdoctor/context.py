@@ -1,26 +1,34 @@
-"""The one context object: what a command needs from the outside world, in one place.
+"""The outside world of one command, built once and frozen: streams, environment, clock.
 
-Tests build a :class:`Context` with their own environ, streams, clock and directories; no
-module reads ``os.environ``, the clock or the cwd on its own.
+httpie's ``Environment``: the CLI builds one :class:`Environment` per process and passes it
+down; tests build one with their own environ, streams, clock and directories. No module
+reads ``os.environ``, the clock or the cwd on its own. What a run needs beyond this (the
+loaded config, its resolved secrets, the platform session) is built by the service before
+the run starts and handed to the checks as their own frozen context.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
+from nfdoctor.errors import UsageError
 from nfdoctor.secrets.redaction import Redactor
 
-if TYPE_CHECKING:
-    from nfdoctor.config.loader import LoadedConfig
-    from nfdoctor.secrets.resolver import SecretResolver
-    from nfdoctor.tokens.store import TokenStore
+__all__ = [
+    "Environment",
+    "current_directory",
+    "detect_lang",
+    "state_dir_from",
+    "utc_now",
+]
 
 
 def utc_now() -> datetime:
@@ -37,10 +45,19 @@ def detect_lang(environ: Mapping[str, str]) -> str:
     return "en"
 
 
+def state_dir_from(environ: Mapping[str, str]) -> Path:
+    """``$XDG_STATE_HOME/nfdoctor`` (``~/.local/state/nfdoctor`` when unset)."""
+    base = environ.get("XDG_STATE_HOME") or os.path.join(
+        environ.get("HOME", "~"), ".local", "state"
+    )
+    try:
+        return Path(base).expanduser() / "nfdoctor"
+    except RuntimeError:  # "~" for a user without a home directory
+        return Path(base) / "nfdoctor"
+
+
 def current_directory() -> Path:
     """The working directory; UsageError when it no longer exists (deleted, unmounted)."""
-    from nfdoctor.errors import UsageError
-
     try:
         return Path.cwd()
     except OSError as exc:
@@ -50,98 +67,49 @@ def current_directory() -> Path:
         ) from None
 
 
-def state_dir_from(environ: Mapping[str, str]) -> Path:
-    """``$XDG_STATE_HOME/nfdoctor`` (``~/.local/state/nfdoctor`` when unset)."""
-    base = environ.get("XDG_STATE_HOME") or os.path.join(
-        environ.get("HOME", "~"), ".local", "state"
-    )
-    return Path(base).expanduser() / "nfdoctor"
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """What a command needs from the outside world, fixed for the whole run."""
 
-
-@dataclass
-class Context:
-    """Config, streams, environment, clock and directories for one command run."""
-
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    cwd: Path = field(default_factory=Path.cwd)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    stdout: TextIO = field(default_factory=io.StringIO)
+    stderr: TextIO = field(default_factory=io.StringIO)
+    cwd: Path = Path("/")
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = time.monotonic
+    #: every resolved secret is registered here; everything printed goes through it
     redactor: Redactor = field(default_factory=Redactor)
-    config_path: Path | None = None  # --config, when given
-    lang: str | None = None  # --lang, when given
     debug: bool = False
-    command: str | None = None  # "config validate": the command being run, for tips
-    #: httpx.AsyncBaseTransport for every platform call; None = the network (tests swap it)
-    http_transport: Any = None
-    #: async clean-ups the check runner awaits before its event loop closes
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _token_store: TokenStore | None = None
-    _loaded: LoadedConfig | None = None
-    _resolver: SecretResolver | None = None
+    #: the hint language: ``--lang``, else the locale
+    lang: str = "en"
 
-    @property
-    def language(self) -> str:
-        """The hint language: ``--lang`` or the locale."""
-        return self.lang or detect_lang(self.environ)
+    @classmethod
+    def of_process(
+        cls,
+        *,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        debug: bool = False,
+        lang: str | None = None,
+    ) -> Environment:
+        """The process's environment (UsageError for a working directory that is gone)."""
+        environ = dict(os.environ)
+        if lang is not None and lang not in ("vi", "en"):
+            raise UsageError(f"--lang: expected vi or en, got {lang!r}")
+        return cls(
+            environ=environ,
+            stdout=stdout if stdout is not None else sys.stdout,
+            stderr=stderr if stderr is not None else sys.stderr,
+            cwd=current_directory(),
+            debug=debug,
+            lang=lang or detect_lang(environ),
+        )
 
     @property
     def state_dir(self) -> Path:
         """Where nfdoctor keeps its own state between runs."""
         return state_dir_from(self.environ)
 
-    def load_config(self) -> LoadedConfig:
-        """Find, load and validate the config once per run (ConfigError on problems)."""
-        if self._loaded is None:
-            from nfdoctor.config.loader import discover, load_config
 
-            path = discover(explicit=self.config_path, environ=self.environ, cwd=self.cwd)
-            self._loaded = load_config(path)
-        return self._loaded
-
-    @property
-    def secrets(self) -> SecretResolver:
-        """The run's secret resolver; every value it resolves is registered for redaction."""
-        if self._resolver is None:
-            from nfdoctor.secrets.resolver import SecretResolver
-
-            base_dir = self._loaded.base_dir if self._loaded else self.cwd
-            self._resolver = SecretResolver(
-                redactor=self.redactor, environ=self.environ, base_dir=base_dir
-            )
-        return self._resolver
-
-    def resolve_all_secrets(self) -> int:
-        """Resolve every secret the config references, failing on the first that cannot be.
-
-        Commands do this up front so a missing secret stops the run before anything is
-        measured or written, with one line saying which key and where.
-        """
-        loaded = self.load_config()
-        for secret in loaded.secrets:
-            self.secrets.resolve(secret.ref, where=secret.where)
-        return len(loaded.secrets)
-
-    def secret_at(self, key_path: str) -> str:
-        """The resolved value of the secret written at ``key_path`` (``platforms.x.app_secret``)."""
-        from nfdoctor.errors import ConfigError, ConfigProblem
-
-        loaded = self.load_config()
-        for secret in loaded.secrets:
-            if secret.key_path == key_path:
-                return self.secrets.resolve(secret.ref, where=secret.where)
-        raise ConfigError(
-            [ConfigProblem(file=str(loaded.path), key_path=key_path, message="missing")]
-        )
-
-    def token_store(self) -> TokenStore:
-        """The run's token store, as ``tokens:`` in the config says (keyring by default)."""
-        if self._token_store is None:
-            from nfdoctor.tokens.store import open_token_store
-
-            loaded = self.load_config()
-            self._token_store = open_token_store(
-                loaded.config.tokens, base_dir=loaded.base_dir, state_dir=self.state_dir
-            )
-        return self._token_store
+#: transitional name, while the simulator command moves to its service
+Context = Environment

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from nfdoctor.checks.base import CheckContext
 from nfdoctor.checks.config_changes import ConfigChangesCheck
 from nfdoctor.checks.system import DiskCheck, LoadCheck, MemoryCheck, read_meminfo
-from nfdoctor.context import Context
 from nfdoctor.results import Status
+from tests.checking import NOW, context_from_file
 
 
-def _ctx(tmp_path: Path, text: str = "{}\n", **kwargs: object) -> Context:
+def _ctx(
+    tmp_path: Path, text: str = "{}\n", clock: Callable[[], datetime] = lambda: NOW
+) -> CheckContext:
+    """The check context a run on this config file would build (secrets resolved for real)."""
     path = tmp_path / "nfdoctor.yaml"
     path.write_text(text)
-    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
-    env.update(kwargs.pop("environ", {}))  # type: ignore[arg-type]
-    return Context(config_path=path, environ=env, **kwargs)  # type: ignore[arg-type]
+    return context_from_file(path, state_dir=tmp_path / "state" / "nfdoctor", clock=clock)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +69,6 @@ def test_config_changes_first_run_then_change_then_quiet(tmp_path: Path) -> None
     secret_file.write_text("first-secret-value")
     text = "crm:\n  api_key: file:key\nthresholds:\n  api_latency: 1s\n"
     ctx = _ctx(tmp_path, text, clock=lambda: clock[0])
-    ctx.resolve_all_secrets()
     (first,) = ConfigChangesCheck().run(ctx)
     assert first.status is Status.OK and first.summary.startswith("first run")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nfdoctor.config.loader import candidate_paths, discover, format_key_path, load_config
-from nfdoctor.config.service import template_text
+from nfdoctor.services.config import template_text
 from nfdoctor.errors import ConfigError, ConfigNotFoundError
 
 

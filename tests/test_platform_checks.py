@@ -1,16 +1,18 @@
 """The platform checks (``platforms.<p>.connectivity|api|token``) on controlled inputs.
 
 Token judgements run on a clock the test sets and a token file it writes; API judgements run
-against the simulator in-process (``httpx.ASGITransport`` as ``Context.http_transport``),
+against the simulator in-process (``httpx.ASGITransport`` as the platform session's transport),
 whose clock is the same fixed instant unless a test skews one of the two. The connectivity
 check opens real sockets, so it (and the CLI) runs against a ``SimulatorServer`` on loopback.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
+import dataclasses
 import json
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,21 +24,23 @@ import httpx
 import pytest
 import yaml
 
+from nfdoctor.checks.base import CheckContext
 from nfdoctor.checks.platforms import (
     PlatformApiCheck,
     PlatformConnectivityCheck,
-    PlatformRun,
     PlatformTokenCheck,
     platform_checks,
 )
-from nfdoctor.context import Context
+from nfdoctor.checks.runner import run_checks
 from nfdoctor.hints import platform_hint
-from nfdoctor.platforms.factory import PLATFORM_TITLES, select_accounts
+from nfdoctor.platforms.registry import select_accounts, spec
 from nfdoctor.results import CheckResult, Hint, Status
-from nfdoctor.runner import run_checks
+from nfdoctor.services.checkrun import call_timeout_s
+from nfdoctor.session import PlatformSession
 from nfdoctor.simulator.app import build_simulator
 from nfdoctor.simulator.server import SimulatorServer, write_config
 from nfdoctor.simulator.state import SimulatorState
+from tests.checking import context_from_file
 from tests.conftest import CliResult
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)  # 09:00 in Ho Chi Minh City
@@ -47,45 +51,77 @@ PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo")
 # --- helpers --------------------------------------------------------------------------------
 
 
+@dataclass
+class Harness:
+    """A config on disk and the clock and HTTP transport its checks run with."""
+
+    tmp: Path
+    config: Path
+    #: the checks' now; None: the real clock (a loopback server on real time)
+    clock: datetime | None
+    transport: httpx.AsyncBaseTransport | None
+    #: every platform session the runs opened, in order
+    sessions: list[PlatformSession] = dataclasses.field(default_factory=list)
+
+    def context(self) -> CheckContext:
+        """The run's check context, the config loaded and its secrets resolved for real."""
+        fixed = self.clock
+        return context_from_file(
+            self.config,
+            state_dir=self.tmp / "state",
+            clock=(lambda: fixed) if fixed is not None else (lambda: datetime.now(timezone.utc)),
+        )
+
+
 def make_context(
     tmp_path: Path,
     config: Path,
     *,
     clock: datetime = NOW,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> Context:
-    """A context on ``config`` with its own clock, streams and state dir; secrets resolved."""
-    ctx = Context(
-        environ={"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path / "home")},
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-        cwd=tmp_path,
-        clock=lambda: clock,
-        config_path=config,
-        http_transport=transport,
-    )
-    ctx.resolve_all_secrets()
-    return ctx
+) -> Harness:
+    """The checks' setting on ``config``: its own clock and state dir, the given transport."""
+    return Harness(tmp=tmp_path, config=config, clock=clock, transport=transport)
 
 
 def run_platform_checks(
-    ctx: Context,
+    harness: Harness,
     *,
     kinds: Sequence[str] = ("api", "token"),
     platforms: Sequence[str] = (),
     shop: str | None = None,
     call_timeout_s: float = 5.0,
-    run: PlatformRun | None = None,
 ) -> list[CheckResult]:
-    """Run the ``kinds`` of platform check for the accounts in scope; every result."""
-    if run is None:
-        accounts = select_accounts(
-            ctx.load_config().config, platforms=list(platforms), account_id=shop
-        )
-        run = PlatformRun(accounts=accounts, call_timeout_s=call_timeout_s)
-    checks = [c for c in platform_checks(run) if c.id.rsplit(".", 1)[1] in kinds]
-    report = run_checks(ctx, checks, command="test", timeout=timedelta(seconds=15))
-    return list(report.results)
+    """Run the ``kinds`` of platform check for the accounts in scope, inside one platform
+    session as a service would; every result."""
+    ctx = harness.context()
+    accounts = select_accounts(ctx.config.platforms, only=list(platforms), account_id=shop)
+    checks = [c for c in platform_checks(list(accounts)) if c.id.rsplit(".", 1)[1] in kinds]
+    session = PlatformSession(
+        config=ctx.config,
+        secrets=ctx.secrets,
+        token_store=ctx.token_store,
+        redactor=ctx.redactor,
+        clock=ctx.clock,
+        accounts=accounts,
+        call_timeout_s=call_timeout_s,
+        transport=harness.transport,
+    )
+    harness.sessions.append(session)
+
+    async def run() -> list[CheckResult]:
+        async with session:
+            scoped = dataclasses.replace(ctx, platforms=session)
+            report = await run_checks(
+                scoped,
+                checks,
+                command="test",
+                timeout=timedelta(seconds=15),
+                monotonic=time.monotonic,
+            )
+            return list(report.results)
+
+    return asyncio.run(run())
 
 
 def only(results: list[CheckResult], check_id: str) -> CheckResult:
@@ -96,7 +132,7 @@ def only(results: list[CheckResult], check_id: str) -> CheckResult:
 
 
 def hint(key: str, platform: str) -> Hint:
-    return platform_hint(key, PLATFORM_TITLES[platform])
+    return platform_hint(key, spec(platform).title)
 
 
 def metric(result: CheckResult, name: str) -> float:
@@ -724,7 +760,7 @@ def test_clock_ahead_within_tolerance_is_a_warning(tmp_path: Path) -> None:
     results = skewed_api_results(tmp_path)
     for platform in ("lazada", "facebook", "zalo"):
         result = results[platform]
-        title = PLATFORM_TITLES[platform]
+        title = spec(platform).title
         assert result.status is Status.WARNING, result
         assert result.summary.endswith(f"; this host's clock is 10 min ahead of {title}'s")
         assert metric(result, "clock_skew") == 600
@@ -800,66 +836,70 @@ def test_clock_skew_warning_threshold_comes_from_the_config(tmp_path: Path) -> N
     assert "clock skew: +600 s" in result.details
 
 
-# --- the run: shared HTTP clients closed by the runner ---------------------------------------
+# --- the run: the platform session owns and closes its HTTP clients ---------------------------
 
 
-def _recording(run: PlatformRun, monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
-    """Every AsyncClient the run hands out, in order."""
-    seen: list[httpx.AsyncClient] = []
-    original = run.http
-
-    def http(*args: Any, **kwargs: Any) -> httpx.AsyncClient:
-        client = original(*args, **kwargs)
-        seen.append(client)
-        return client
-
-    monkeypatch.setattr(run, "http", http)
-    return seen
+def _http_clients(session: PlatformSession) -> list[httpx.AsyncClient]:
+    """The AsyncClient of each platform in the session (while it is open)."""
+    return [
+        session.client(accounts[0], access_token="t").session.http
+        for accounts in session.accounts.values()
+    ]
 
 
-def test_the_runner_closes_the_runs_http_clients(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_session_closes_its_http_clients(tmp_path: Path) -> None:
     sim = make_sim(tmp_path)
-    ctx = make_context(tmp_path, sim.config, transport=sim.transport())
-    accounts = select_accounts(ctx.load_config().config, platforms=["shopee", "facebook"])
-    run = PlatformRun(accounts=accounts)
-    seen = _recording(run, monkeypatch)
-    results = run_platform_checks(ctx, run=run)
-    assert [r.status for r in results] == [Status.OK] * 4
-    assert seen, "no HTTP client was made"
-    assert all(client.is_closed for client in seen)
-    assert ctx.closers == []
-    # A second run on the same PlatformRun gets fresh clients, not the closed ones.
-    first = list(seen)
-    again = run_platform_checks(ctx, run=run)
+    harness = make_context(tmp_path, sim.config, transport=sim.transport())
+    seen: list[httpx.AsyncClient] = []
+    original = PlatformSession.__aexit__
+
+    async def record_then_close(self: PlatformSession, *exc: Any) -> None:
+        seen.extend(_http_clients(self))
+        await original(self, *exc)
+
+    PlatformSession.__aexit__ = record_then_close  # type: ignore[method-assign]
+    try:
+        results = run_platform_checks(harness, platforms=["shopee", "facebook"])
+        assert [r.status for r in results] == [Status.OK] * 4
+        assert len(seen) == 2, "one HTTP client per platform"
+        assert all(client.is_closed for client in seen)
+        # A second run opens a session of its own: fresh clients, not the closed ones.
+        first = list(seen)
+        again = run_platform_checks(harness, platforms=["shopee", "facebook"])
+    finally:
+        PlatformSession.__aexit__ = original  # type: ignore[method-assign]
     assert [r.status for r in again] == [Status.OK] * 4
     fresh = seen[len(first) :]
     assert fresh and not any(c is old for c in fresh for old in first)
     assert all(client.is_closed for client in fresh)
 
 
-def test_clients_are_closed_when_a_check_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_clients_are_closed_when_a_check_fails(tmp_path: Path) -> None:
     sim = make_sim(tmp_path)
     sim.tokens.write_text("{broken", encoding="utf-8")
-    ctx = make_context(tmp_path, sim.config, transport=sim.transport())
-    run = PlatformRun(accounts=select_accounts(ctx.load_config().config, platforms=["zalo"]))
-    seen = _recording(run, monkeypatch)
-    results = run_platform_checks(ctx, run=run)
+    harness = make_context(tmp_path, sim.config, transport=sim.transport())
+    results = run_platform_checks(harness, platforms=["zalo"])
     assert [r.status for r in results] == [Status.UNKNOWN, Status.UNKNOWN]
-    assert seen and all(client.is_closed for client in seen)
-    assert ctx.closers == []
+    (session,) = harness.sessions
+    with pytest.raises(RuntimeError, match="outside `async with`"):
+        session.client(session.accounts["zalo"][0], access_token="t")  # closed: no client
 
 
-def test_a_check_without_a_run_refuses_to_run(tmp_path: Path) -> None:
+def test_a_check_without_a_session_refuses_to_run(tmp_path: Path) -> None:
     sim = make_sim(tmp_path)
-    ctx = make_context(tmp_path, sim.config, transport=sim.transport())
-    report = run_checks(ctx, [PlatformApiCheck("shopee")], command="t", timeout=timedelta(1))
+    ctx = make_context(tmp_path, sim.config, transport=sim.transport()).context()
+    report = asyncio.run(
+        run_checks(
+            ctx,
+            [PlatformApiCheck(spec("shopee"))],
+            command="t",
+            timeout=timedelta(1),
+            monotonic=time.monotonic,
+        )
+    )
     (result,) = report.results
     assert result.status is Status.UNKNOWN
-    assert "platform checks need a PlatformRun" in result.summary
+    assert "platform checks need a PlatformSession" in result.summary
 
 
 def test_platform_checks_ids_titles_and_scope() -> None:
@@ -873,7 +913,7 @@ def test_platform_checks_ids_titles_and_scope() -> None:
         "Shopee: API call per shop (latency, clock skew, rate limit, response shape)"
     )
     assert every[11].title == "Facebook: API tokens and credentials (stored, expiry)"
-    scoped = platform_checks(PlatformRun(accounts={"zalo": [], "lazada": []}))
+    scoped = platform_checks(["zalo", "lazada"])
     assert [c.id for c in scoped] == [
         "platforms.lazada.connectivity",
         "platforms.lazada.api",
@@ -885,15 +925,11 @@ def test_platform_checks_ids_titles_and_scope() -> None:
 
 
 def test_call_timeout_stays_below_the_check_timeout(tmp_path: Path) -> None:
-    from nfdoctor.cli.reporting import platform_run
-
+    assert call_timeout_s(timedelta(seconds=5)) == 4.0
+    assert call_timeout_s(timedelta(minutes=1)) == 10.0
     sim = make_sim(tmp_path)
-    ctx = make_context(tmp_path, sim.config)
-    short = platform_run(ctx, platforms=[], shop=None, check_timeout=timedelta(seconds=5))
-    assert short.call_timeout_s == 4.0
-    long = platform_run(ctx, platforms=[], shop=None, check_timeout=timedelta(minutes=1))
-    assert long.call_timeout_s == 10.0
-    assert list(long.accounts) == list(PLATFORMS)
+    ctx = make_context(tmp_path, sim.config).context()
+    assert list(select_accounts(ctx.config.platforms)) == list(PLATFORMS)
 
 
 # --- on a real loopback server: connectivity, a hung shop, the CLI ---------------------------
@@ -914,16 +950,9 @@ def served(tmp_path: Path) -> Iterator[tuple[SimulatorServer, Sim]]:
         server.stop()
 
 
-def _real_context(tmp_path: Path, config: Path) -> Context:
-    ctx = Context(
-        environ={"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path / "home")},
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-        cwd=tmp_path,
-        config_path=config,
-    )
-    ctx.resolve_all_secrets()
-    return ctx
+def _real_context(tmp_path: Path, config: Path) -> Harness:
+    """The real clock and the network (a loopback server): no transport swapped in."""
+    return Harness(tmp=tmp_path, config=config, clock=None, transport=None)
 
 
 def test_connectivity_to_a_live_host(tmp_path: Path, served: tuple[SimulatorServer, Sim]) -> None:

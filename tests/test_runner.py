@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from nfdoctor.checks.base import Check
-from nfdoctor.context import Context
+from nfdoctor.checks.base import Check, CheckContext
+from nfdoctor.checks.runner import select_checks
 from nfdoctor.errors import UsageError
-from nfdoctor.results import CheckResult, FailOn, Status
-from nfdoctor.runner import run_checks, select_checks
+from nfdoctor.results import CheckResult, FailOn, Report, Status
+from tests.checking import check_context, run_in_loop
 
 
 class Fixed(Check):
@@ -35,14 +35,14 @@ class Fixed(Check):
         self.requires = requires  # type: ignore[misc]
         self.ran = False
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         self.ran = True
         time.sleep(self.delay)
         return [self.result(self.status, f"{self.status.value} after {self.delay}")]
 
 
 class AsyncFixed(Fixed):
-    async def run(self, ctx: Context) -> Sequence[CheckResult]:  # type: ignore[override]
+    async def run(self, ctx: CheckContext) -> Sequence[CheckResult]:  # type: ignore[override]
         self.ran = True
         await asyncio.sleep(self.delay)
         return [self.result(self.status, "async")]
@@ -52,13 +52,23 @@ class Raising(Check):
     id = "boom.raise"
     title = "raises"
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         raise RuntimeError("disk on fire")
 
 
+#: these checks touch no state: the directory is never created
+CTX = check_context(state_dir=Path("/nonexistent/nfdoctor-state"))
+
+
 def _run(checks: Sequence[Check], timeout: float = 5.0) -> list[CheckResult]:
-    report = run_checks(Context(), checks, command="test", timeout=timedelta(seconds=timeout))
-    return list(report.results)
+    return run_in_loop(CTX, checks, timeout=timedelta(seconds=timeout))
+
+
+def _report(checks: Sequence[Check]) -> Report:
+    results = _run(checks)
+    return Report(
+        command="t", results=tuple(results), started_at=CTX.clock(), duration_s=0, version="t"
+    )
 
 
 def test_checks_run_concurrently() -> None:
@@ -103,20 +113,10 @@ def test_warning_prerequisite_lets_dependent_run() -> None:
 
 
 def test_exit_codes_and_fail_on() -> None:
-    report = run_checks(
-        Context(),
-        [Fixed("a.a", Status.WARNING), Fixed("b.b")],
-        command="t",
-        timeout=timedelta(seconds=5),
-    )
+    report = _report([Fixed("a.a", Status.WARNING), Fixed("b.b")])
     assert report.exit_code() == 1
     assert report.exit_code(FailOn.CRITICAL) == 0
-    report = run_checks(
-        Context(),
-        [Fixed("a.a", Status.UNKNOWN), Fixed("b.b", Status.CRITICAL)],
-        command="t",
-        timeout=timedelta(seconds=5),
-    )
+    report = _report([Fixed("a.a", Status.UNKNOWN), Fixed("b.b", Status.CRITICAL)])
     assert report.exit_code() == 2
     assert report.exit_code(FailOn.CRITICAL) == 2
 

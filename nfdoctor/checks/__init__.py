@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from nfdoctor.checks.base import Check
+from nfdoctor.checks.base import Check, CheckContext
+from nfdoctor.checks.config_changes import ConfigChangesCheck
+from nfdoctor.checks.database import (
+    DatabaseConnectCheck,
+    DatabaseIntegrityCheck,
+    DatabaseSchemaCheck,
+)
+from nfdoctor.checks.platforms import platform_checks
+from nfdoctor.checks.system import DiskCheck, LoadCheck, MemoryCheck
 
-if TYPE_CHECKING:
-    from nfdoctor.checks.platforms import PlatformRun
 
-
-def all_checks(platform_run: PlatformRun | None = None) -> list[Check]:
+def all_checks(platforms: Sequence[str] | None = None) -> list[Check]:
     """Every check, in the order reports list them (runbook's quick-diagnosis order).
 
-    Platform checks are included for the platforms in ``platform_run``'s scope; without a
-    run (listing ids), for all five.
+    Platform checks are included for ``platforms`` (the platforms in a run's scope); without
+    them (listing ids), for every platform nfdoctor knows.
     """
-    from nfdoctor.checks.config_changes import ConfigChangesCheck
-    from nfdoctor.checks.database import (
-        DatabaseConnectCheck,
-        DatabaseIntegrityCheck,
-        DatabaseSchemaCheck,
-    )
-    from nfdoctor.checks.platforms import platform_checks
-    from nfdoctor.checks.system import DiskCheck, LoadCheck, MemoryCheck
-
     return [
-        *platform_checks(platform_run),
+        *platform_checks(platforms),
         DatabaseConnectCheck(),
         DatabaseSchemaCheck(),
         DatabaseIntegrityCheck(),
@@ -37,4 +33,4 @@ def all_checks(platform_run: PlatformRun | None = None) -> list[Check]:
     ]
 
 
-__all__ = ["Check", "all_checks"]
+__all__ = ["Check", "CheckContext", "all_checks"]

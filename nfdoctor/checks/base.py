@@ -1,15 +1,52 @@
-"""What a check is: an id, a title, what it needs, and a function that measures."""
+"""What a check is: an id, a title, what it needs, and a function that measures.
+
+A check gets a :class:`CheckContext`: built once by the service before the run, frozen, with
+the config already loaded and validated and its secrets resolved. A check never reloads the
+config or resolves a secret itself.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
 
+from nfdoctor.config.loader import LoadedConfig
+from nfdoctor.config.model import NfdoctorConfig
 from nfdoctor.results import CheckResult, Hint, Metric, Status
+from nfdoctor.secrets.redaction import Redactor
+from nfdoctor.secrets.resolver import ResolvedSecrets
+from nfdoctor.session import PlatformSession
+from nfdoctor.tokens.store import TokenStore
 
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
+
+@dataclass(frozen=True, kw_only=True)
+class CheckContext:
+    """What every check of one run shares; built before the run, never changed during it."""
+
+    loaded: LoadedConfig
+    secrets: ResolvedSecrets
+    clock: Callable[[], datetime]
+    redactor: Redactor
+    #: nfdoctor's own state directory (``$XDG_STATE_HOME/nfdoctor``)
+    state_dir: Path
+    token_store: TokenStore
+    #: the run's platform session; None when no platform is in scope
+    platforms: PlatformSession | None = None
+
+    @property
+    def config(self) -> NfdoctorConfig:
+        """The validated config."""
+        return self.loaded.config
+
+    def session(self) -> PlatformSession:
+        """The platform session (a platform check without one is a wiring bug)."""
+        if self.platforms is None:
+            raise RuntimeError("platform checks need a PlatformSession")
+        return self.platforms
 
 
 def higher_is_worse(value: float, warn: float, crit: float) -> Status:
@@ -48,7 +85,7 @@ class Check(abc.ABC):
     requires: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
-    def run(self, ctx: Context) -> Sequence[CheckResult] | Any:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult] | Any:
         """Measure; return results (or a coroutine returning them)."""
 
     def result(

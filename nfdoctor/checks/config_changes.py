@@ -18,16 +18,13 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nfdoctor.checks.base import Check
+from nfdoctor.checks.base import Check, CheckContext
 from nfdoctor.errors import StateError
 from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
-
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
 
 STATE_VERSION = 1
 MAX_HISTORY = 50
@@ -84,9 +81,9 @@ def _read_key(path: Path) -> bytes:
         raise StateError(f"{path} is not a hex key; move it aside") from None
 
 
-def snapshot(ctx: Context, host_key: bytes) -> dict[str, str]:
+def snapshot(ctx: CheckContext, host_key: bytes) -> dict[str, str]:
     """The effective config flattened, each secret replaced by its fingerprint."""
-    loaded = ctx.load_config()
+    loaded = ctx.loaded
     flat = flatten(loaded.config.model_dump(mode="json"))
     for key, value in flat.items():
         # A value carrying a secret by shape (a password inside database.url, a token in
@@ -96,7 +93,7 @@ def snapshot(ctx: Context, host_key: bytes) -> dict[str, str]:
             digest = hmac.new(host_key, value.encode(), hashlib.sha256).hexdigest()[:16]
             flat[key] = f"{_FINGERPRINT_PREFIX}{masked}#{digest}"
     for secret in loaded.secrets:
-        value = ctx.secrets.resolve(secret.ref, where=secret.where)
+        value = ctx.secrets.get(secret.key_path)
         digest = hmac.new(host_key, value.encode(), hashlib.sha256).hexdigest()[:16]
         flat[secret.key_path] = f"{_FINGERPRINT_PREFIX}{secret.ref.display()}#{digest}"
     return flat
@@ -136,13 +133,13 @@ class ConfigChangesCheck(Check):
     id = "config.changes"
     title = "Recent configuration changes"
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """WARNING while a change is recent; the state file records the new snapshot."""
         from filelock import FileLock, Timeout
 
         from nfdoctor.fsutil import write_atomically
 
-        loaded = ctx.load_config()
+        loaded = ctx.loaded
         recent = loaded.config.thresholds.config_change_recent
         state_dir = ctx.state_dir
         try:
@@ -179,7 +176,7 @@ class ConfigChangesCheck(Check):
         history: list[dict[str, Any]],
         now: datetime,
         recent: timedelta,
-        ctx: Context,
+        ctx: CheckContext,
     ) -> CheckResult:
         from nfdoctor.durations import format_span
 
@@ -199,7 +196,7 @@ class ConfigChangesCheck(Check):
             )
         latest = datetime.fromisoformat(window[-1]["at"])
         ago = format_span((now - latest).total_seconds())
-        zone = ctx.load_config().config.timezone
+        zone = ctx.config.timezone
         details = []
         for event in window:
             from zoneinfo import ZoneInfo

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from nfdoctor.checks.base import Check, format_ms
+from nfdoctor.checks.base import Check, CheckContext, format_ms
 from nfdoctor.errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -14,34 +13,29 @@ from nfdoctor.errors import (
 )
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
-
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
-    from nfdoctor.store.database import DatabaseProbe, DatabaseUrl
+from nfdoctor.store.database import DatabaseProbe, DatabaseUrl, parse_database_url, probe_database
 
 
-def configured_database(ctx: Context) -> DatabaseUrl | None:
+def configured_database(ctx: CheckContext) -> DatabaseUrl | None:
     """The configured database URL (password resolved and attached), or None."""
-    from nfdoctor.store.database import parse_database_url
-
-    loaded = ctx.load_config()
+    loaded = ctx.loaded
     section = loaded.config.database
     if section is None:
         return None
     url = parse_database_url(section.url, base_dir=loaded.base_dir)
     if section.password is not None:
-        url = url.with_password(ctx.secret_at("database.password"))
+        url = url.with_password(ctx.secrets.get("database.password"))
     return url
 
 
-def _probe(ctx: Context, *, integrity: bool) -> tuple[DatabaseUrl | None, DatabaseProbe | None]:
-    from nfdoctor.store.database import probe_database
-
+def _probe(
+    ctx: CheckContext, *, integrity: bool
+) -> tuple[DatabaseUrl | None, DatabaseProbe | None]:
     url = configured_database(ctx)
-    if url is None:
+    section = ctx.config.database
+    if url is None or section is None:
         return None, None
-    timeout_s = ctx.load_config().config.database.timeout.total_seconds()
-    return url, probe_database(url, timeout_s=timeout_s, integrity=integrity)
+    return url, probe_database(url, timeout_s=section.timeout.total_seconds(), integrity=integrity)
 
 
 _NO_DATABASE = "no database configured (database.url)"
@@ -62,7 +56,7 @@ class DatabaseConnectCheck(Check):
     id = "database.connect"
     title = "Database connectivity"
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """OK with the latency; CRITICAL when the database cannot be reached."""
         try:
             url, probe = _probe(ctx, integrity=False)
@@ -80,7 +74,7 @@ class DatabaseConnectCheck(Check):
             raise
         if url is None or probe is None:
             return [self.result(Status.SKIPPED, _NO_DATABASE)]
-        limits = ctx.load_config().config.thresholds
+        limits = ctx.config.thresholds
         warn = limits.database_latency_warning.total_seconds()
         crit = limits.database_latency_critical.total_seconds()
         latency = probe.latency_s
@@ -111,7 +105,7 @@ class DatabaseSchemaCheck(Check):
     title = "Database schema (CRM v1)"
     requires = ("database.connect",)
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """CRITICAL naming each missing table and column."""
         url, probe = _probe(ctx, integrity=False)
         if url is None or probe is None:
@@ -149,7 +143,7 @@ class DatabaseIntegrityCheck(Check):
     title = "Database integrity"
     requires = ("database.connect",)
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """OK when ``PRAGMA integrity_check`` says ok; CRITICAL with its findings otherwise."""
         url, probe = _probe(ctx, integrity=True)
         if url is None or probe is None:

@@ -5,45 +5,48 @@
 - ``platforms.<p>.api`` — "test individual platform APIs": one authenticated call per
   shop/page/OA; latency, clock skew, rate-limit headroom and response shape.
 - ``platforms.<p>.token`` — "verify API tokens/credentials": what the token store holds,
-  how long it lasts, and (Facebook) what ``debug_token`` says.
+  how long it lasts, and (where the platform can say) what the platform thinks of it.
 
 Every shop of a platform is measured concurrently inside its check, and the three checks
-of all five platforms run concurrently with each other, so a run with twenty shops takes
-about as long as its slowest call. None of them changes anything: the API check does not
-refresh an expired token, it reports it.
+of all platforms run concurrently with each other, so a run with twenty shops takes about as
+long as its slowest call. They talk to the platforms only through the run's
+:class:`~nfdoctor.session.PlatformSession`. None of them changes anything: the API check does
+not refresh an expired token, it reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from nfdoctor.checks.base import Check, format_ms, higher_is_worse, lower_is_worse
+from nfdoctor.checks.base import (
+    Check,
+    CheckContext,
+    format_ms,
+    higher_is_worse,
+    lower_is_worse,
+)
 from nfdoctor.durations import format_span
 from nfdoctor.hints import platform_hint
-from nfdoctor.platforms import PLATFORMS
-from nfdoctor.platforms.factory import ACCOUNT_KEYS, PLATFORM_TITLES, Account
+from nfdoctor.net.probe import ConnectionTiming, probe_many
+from nfdoctor.platforms.base import PingResult, TokenInfo
+from nfdoctor.platforms.errors import Category, RateLimitedError, TaxonomyError
+from nfdoctor.platforms.registry import SPECS
+from nfdoctor.platforms.registry import spec as platform_spec
+from nfdoctor.platforms.spec import Account, PlatformSpec
 from nfdoctor.results import CheckResult, Hint, Metric, Status, worst_of
+from nfdoctor.session import PlatformSession
 from nfdoctor.threads import in_daemon_thread
-
-if TYPE_CHECKING:
-    import ssl
-
-    import httpx
-
-    from nfdoctor.context import Context
-    from nfdoctor.platforms.base import PingResult, TokenInfo
-    from nfdoctor.platforms.errors import TaxonomyError
-    from nfdoctor.platforms.factory import ClientFactory
-    from nfdoctor.tokens.store import StoredToken
+from nfdoctor.tokens.store import StoredToken, TokenStore, token_format_problem
 
 __all__ = [
     "PlatformApiCheck",
     "PlatformConnectivityCheck",
-    "PlatformRun",
     "PlatformTokenCheck",
     "platform_checks",
 ]
@@ -63,77 +66,6 @@ _CATEGORY_HINT = {
     "unexpected_response": "platform.unexpected",
     "unreachable": "platform.unreachable",
 }
-#: connections open at once to one platform: five platforms stay within the run-wide cap
-#: of 50 concurrent requests (httpx's connection management costs CPU beyond that), and
-#: one platform's many shops cannot starve the others or burst its rate limit
-CONNECTIONS_PER_PLATFORM = 10
-
-
-@dataclass
-class PlatformRun:
-    """What the platform checks of one run share: the accounts in scope, HTTP clients.
-
-    ``accounts`` comes from :func:`nfdoctor.platforms.factory.select_accounts`, resolved by
-    the command before the run so a wrong ``--platform``/``--shop`` is a usage error, not
-    a result. ``call_timeout_s`` bounds each HTTP call, below the check's own timeout so a
-    hung shop is reported as that shop's failure, not the whole check's.
-    """
-
-    accounts: dict[str, list[Account]]
-    call_timeout_s: float = 10.0
-    _http: dict[str, httpx.AsyncClient] = field(default_factory=dict, repr=False)
-    _tls: ssl.SSLContext | None = field(default=None, repr=False)
-
-    def prepare(self) -> None:
-        """Import httpx and load the CA bundle now, before the checks' event loop starts.
-
-        Both are CPU work that blocks a loop (about 100 ms and 20 ms here): done inside
-        the run they would delay every shop's first request. One TLS context serves every
-        platform's client.
-        """
-        if self._tls is None:
-            import httpx
-
-            self._tls = httpx.create_ssl_context()
-            # As browsers and the platforms do: no fallback to the certificate's CN when it
-            # has no subjectAltName (Python 3.11 still falls back).
-            self._tls.hostname_checks_common_name = False
-
-    def http(self, ctx: Context, platform: str) -> httpx.AsyncClient:
-        """The run's AsyncClient for ``platform`` (made in the running loop, closed by the
-        runner); every shop of the platform shares it, and its connection pool."""
-        if platform not in self._http:
-            import httpx
-
-            self.prepare()
-            client = httpx.AsyncClient(
-                transport=ctx.http_transport,
-                verify=self._tls if self._tls is not None else True,
-                timeout=self.call_timeout_s,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=CONNECTIONS_PER_PLATFORM),
-                headers={"user-agent": "nfdoctor"},
-            )
-            self._http[platform] = client
-
-            async def close() -> None:
-                self._http.pop(platform, None)
-                await client.aclose()
-
-            ctx.closers.append(close)
-        return self._http[platform]
-
-    def factory(self, ctx: Context, platform: str) -> ClientFactory:
-        """A client factory over the run's config, secrets, clock and HTTP client."""
-        from nfdoctor.platforms.factory import ClientFactory
-
-        return ClientFactory(
-            ctx.load_config().config,
-            secret=ctx.secret_at,
-            http=self.http(ctx, platform),
-            clock=ctx.clock,
-            timeout_s=self.call_timeout_s,
-        )
 
 
 @dataclass(frozen=True)
@@ -146,22 +78,17 @@ class Finding:
 
 
 class _PlatformCheck(Check):
-    """A check about one platform; ``run`` is None only for listing ids."""
+    """A check about one platform."""
 
     kind = ""
     what = ""
 
-    def __init__(self, platform: str, run: PlatformRun | None = None) -> None:
-        self.platform = platform
-        self.run_state = run
-        self.platform_title = PLATFORM_TITLES[platform]
-        self.id = f"platforms.{platform}.{self.kind}"
+    def __init__(self, platform: PlatformSpec[Any]) -> None:
+        self.spec = platform
+        self.platform = platform.name
+        self.platform_title = platform.title
+        self.id = f"platforms.{platform.name}.{self.kind}"
         self.title = f"{self.platform_title}: {self.what}"
-
-    def _state(self) -> PlatformRun:
-        if self.run_state is None:
-            raise RuntimeError("platform checks need a PlatformRun to run")
-        return self.run_state
 
     def hint(self, key: str) -> Hint:
         """The catalogue hint ``key`` for this platform."""
@@ -174,8 +101,6 @@ class _PlatformCheck(Check):
 
     def error_result(self, exc: TaxonomyError, account: Account) -> CheckResult:
         """A classified platform error as this account's result."""
-        from nfdoctor.platforms.errors import Category, RateLimitedError
-
         status = Status.WARNING if exc.category is Category.RATE_LIMITED else Status.CRITICAL
         summary = exc.message
         if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
@@ -227,17 +152,16 @@ class _PlatformCheck(Check):
         )
 
     async def for_each_account(
-        self, ctx: Context, measure: Callable[[Account], Awaitable[CheckResult]]
+        self, ctx: CheckContext, measure: Callable[[Account], Awaitable[CheckResult]]
     ) -> list[CheckResult]:
         """``measure`` every account in scope concurrently; one result each."""
-        from nfdoctor.platforms.errors import TaxonomyError
-
-        accounts = self._state().accounts.get(self.platform, [])
+        accounts = ctx.session().accounts_of(self.platform)
         if not accounts:
-            list_key, _, noun = ACCOUNT_KEYS[self.platform]
             return [
                 self.result(
-                    Status.SKIPPED, f"no {noun} configured (platforms.{self.platform}.{list_key})"
+                    Status.SKIPPED,
+                    f"no {self.spec.account_noun} configured "
+                    f"(platforms.{self.platform}.{self.spec.accounts_key})",
                 )
             ]
 
@@ -256,25 +180,22 @@ class PlatformConnectivityCheck(_PlatformCheck):
     kind = "connectivity"
     what = "internet connectivity (DNS, TCP, TLS, first byte)"
 
-    async def run(self, ctx: Context) -> Sequence[CheckResult]:
+    async def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """Probe every distinct API origin of the platform concurrently."""
-        from nfdoctor.net.probe import probe_many
-        from nfdoctor.platforms.factory import api_urls
-
-        urls = api_urls(ctx.load_config().config, self.platform)
-        timeout = self._state().call_timeout_s
+        session = ctx.session()
+        urls = session.urls(self.platform)
+        timeout = session.call_timeout_s
         # The probe times each phase by the clock around awaits; on the run's busy event loop
         # (twenty shops being signed and parsed) that would add other tasks' CPU time to
-        # "TCP connect". A loop of its own, in a thread, keeps the figures true.
-        # A daemon thread, not asyncio.to_thread: the default executor is joined at exit, so
-        # Ctrl-C would wait for a probe of a silent host.
+        # "TCP connect". A loop of its own, in a daemon thread (never the default executor,
+        # which Ctrl-C would wait for), keeps the figures true.
         timings = await in_daemon_thread(
             lambda: asyncio.run(probe_many(urls, timeout_s=timeout)), name="nfdoctor-probe"
         )
         return [self._judge(ctx, timing) for timing in timings]
 
-    def _judge(self, ctx: Context, timing: Any) -> CheckResult:
-        thresholds = ctx.load_config().config.thresholds
+    def _judge(self, ctx: CheckContext, timing: ConnectionTiming) -> CheckResult:
+        thresholds = ctx.config.thresholds
         subject = f"{timing.scheme}://{timing.host}:{timing.port}"
         phases = [
             f"DNS {format_ms(timing.dns_s)}",
@@ -346,61 +267,40 @@ def _skew_text(skew_s: float, platform_title: str) -> str:
     return f"this host's clock is {format_span(abs(skew_s))} {direction} {platform_title}'s"
 
 
-async def _stored_token(ctx: Context, account: Account) -> StoredToken | None:
-    """The account's stored token (read off the event loop: a keyring call may block)."""
-    store = ctx.token_store()
-    token = await in_daemon_thread(
-        lambda: store.get(account.platform, account.account_id), name="nfdoctor-token-store"
-    )
-    if token is not None:
-        for value in (token.access_token, token.refresh_token):
-            if value:
-                ctx.redactor.add(value)
-    return token
-
-
 class PlatformApiCheck(_PlatformCheck):
     """One authenticated call per account: does the API answer, how fast, in what shape."""
 
     kind = "api"
     what = "API call per shop (latency, clock skew, rate limit, response shape)"
 
-    async def run(self, ctx: Context) -> Sequence[CheckResult]:
+    async def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """Ping every account concurrently."""
-        factory = self._state().factory(ctx, self.platform)
-        return await self.for_each_account(ctx, lambda a: self._ping(ctx, factory, a))
+        return await self.for_each_account(ctx, lambda a: self._ping(ctx, a))
 
-    async def _ping(self, ctx: Context, factory: ClientFactory, account: Account) -> CheckResult:
-        token = await _stored_token(ctx, account)
+    async def _ping(self, ctx: CheckContext, account: Account) -> CheckResult:
+        session = ctx.session()
+        token = await session.stored_token(account)
         if token is None:
             return self.result(
                 Status.SKIPPED,
                 f"no stored token to call with (see platforms.{self.platform}.token)",
                 subject=account.label,
             )
-        from nfdoctor.platforms.errors import TaxonomyError
-
         malformed = _malformed_token_result(self, token, account)
         if malformed is not None:
             return malformed
-        client = factory.build(account, access_token=token.access_token)
+        client = session.client(account, access_token=token.access_token)
         try:
             ping = await client.ping()
         except TaxonomyError as exc:
             return self._explain_by_clock(self.error_result(exc, account), client.last_clock_skew_s)
-        finally:
-            await client.aclose()
         return self._judge(ctx, account, ping)
 
     def _explain_by_clock(self, result: CheckResult, skew_s: float | None) -> CheckResult:
         """A refused call from a host whose clock is outside the platform's tolerance: the
         clock is the likely cause, whatever code the platform chose (Shopee answers
         ``error_param``, TikTok its catch-all 36009004)."""
-        import dataclasses
-
-        from nfdoctor.platforms.ratelimit import skew_within_tolerance
-
-        if skew_s is None or skew_within_tolerance(self.platform, skew_s):
+        if skew_s is None or self.spec.skew_acceptable(skew_s):
             return result
         return dataclasses.replace(
             result,
@@ -409,10 +309,8 @@ class PlatformApiCheck(_PlatformCheck):
             hint=self.hint("platform.clock_skew"),
         )
 
-    def _judge(self, ctx: Context, account: Account, ping: PingResult) -> CheckResult:
-        from nfdoctor.platforms.ratelimit import skew_within_tolerance
-
-        thresholds = ctx.load_config().config.thresholds
+    def _judge(self, ctx: CheckContext, account: Account, ping: PingResult) -> CheckResult:
+        thresholds = ctx.config.thresholds
         api_latency = thresholds.api_latency.total_seconds()
         findings: list[Finding] = []
         lead = f"answered in {format_ms(ping.latency_s)} (HTTP {ping.http_status})"
@@ -430,7 +328,7 @@ class PlatformApiCheck(_PlatformCheck):
             skew = ping.clock_skew_s
             metrics.append(Metric(name="clock_skew", value=skew, unit="s"))
             skew_text = _skew_text(skew, self.platform_title)
-            if not skew_within_tolerance(self.platform, skew):
+            if not self.spec.skew_acceptable(skew):
                 findings.append(
                     Finding(
                         Status.CRITICAL,
@@ -467,6 +365,7 @@ class PlatformApiCheck(_PlatformCheck):
                     Status.WARNING, f"response shape changed: {problem}", "platform.schema_drift"
                 )
             )
+        details += _queueing(ctx.session(), self.platform, ping.queued_s, api_latency)
         return self.combined(account, findings, lead=[lead], details=details, metrics=metrics)
 
 
@@ -476,18 +375,17 @@ class PlatformTokenCheck(_PlatformCheck):
     kind = "token"
     what = "API tokens and credentials (stored, expiry)"
 
-    async def run(self, ctx: Context) -> Sequence[CheckResult]:
+    async def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """Judge every account's stored token concurrently."""
-        factory = self._state().factory(ctx, self.platform)
-        return await self.for_each_account(ctx, lambda a: self._judge(ctx, factory, a))
+        return await self.for_each_account(ctx, lambda a: self._judge(ctx, a))
 
     def _expiry(
-        self, ctx: Context, when: datetime | None, what: str
+        self, ctx: CheckContext, when: datetime | None, what: str
     ) -> tuple[Status, str, float | None]:
         """How an expiry compares with the thresholds: status, text, seconds left."""
         if when is None:
             return Status.OK, f"{what} never expires", None
-        thresholds = ctx.load_config().config.thresholds
+        thresholds = ctx.config.thresholds
         left = (when - ctx.clock()).total_seconds()
         local = _local(ctx, when)
         if left <= 0:
@@ -499,13 +397,14 @@ class PlatformTokenCheck(_PlatformCheck):
         )
         return status, f"{what} expires in {format_span(left)} ({local})", left
 
-    async def _judge(self, ctx: Context, factory: ClientFactory, account: Account) -> CheckResult:
-        store = ctx.token_store()
-        token = await _stored_token(ctx, account)
+    async def _judge(self, ctx: CheckContext, account: Account) -> CheckResult:
+        session = ctx.session()
+        store = session.token_store
+        token = await session.stored_token(account)
         if token is None:
             return self.result(
                 Status.CRITICAL,
-                f"no token stored for this {ACCOUNT_KEYS[self.platform][2]} ({store.describe()})",
+                f"no token stored for this {self.spec.account_noun} ({store.describe()})",
                 hint=self.hint("token.missing"),
                 subject=account.label,
             )
@@ -544,7 +443,7 @@ class PlatformTokenCheck(_PlatformCheck):
             if left is not None:
                 metrics.append(Metric(name="access_token_expires_in", value=left, unit="s"))
             findings.append(Finding(status, text, "token.expiring"))
-            if self.platform != "facebook":
+            if self.spec.capabilities.refresh_tokens:
                 findings.append(
                     Finding(
                         Status.WARNING,
@@ -552,17 +451,16 @@ class PlatformTokenCheck(_PlatformCheck):
                         "token.reauthorize",
                     )
                 )
-        if self.platform == "facebook":
-            client = factory.build(account, access_token=token.access_token)
-            try:
-                info = await client.introspect()
-            finally:
-                await client.aclose()
+        if self.spec.capabilities.introspection:
+            client = session.client(account, access_token=token.access_token)
+            info = await client.introspect()
             if info is not None:
                 findings += self._introspection(ctx, info, details)
         return self.combined(account, findings, details=details, metrics=metrics)
 
-    def _introspection(self, ctx: Context, info: TokenInfo, details: list[str]) -> list[Finding]:
+    def _introspection(
+        self, ctx: CheckContext, info: TokenInfo, details: list[str]
+    ) -> list[Finding]:
         findings = [
             Finding(
                 Status.WARNING, f"debug_token response shape changed: {p}", "platform.schema_drift"
@@ -599,7 +497,6 @@ def _malformed_token_result(
     check: _PlatformCheck, token: StoredToken, account: Account
 ) -> CheckResult | None:
     """CRITICAL when a stored token cannot be a token at all; None when it looks like one."""
-    from nfdoctor.tokens.store import token_format_problem
 
     for what, value in (
         ("access token", token.access_token),
@@ -616,32 +513,53 @@ def _malformed_token_result(
     return None
 
 
-def _store_permissions_problem(store: object) -> str | None:
+def _store_permissions_problem(store: TokenStore) -> str | None:
     """What makes a token file readable or writable by others (the file store only)."""
     problem = getattr(store, "permissions_problem", None)
     return problem() if callable(problem) else None
 
 
-def _seconds_left(ctx: Context, when: datetime | None) -> float | None:
+def _queueing(
+    session: PlatformSession, platform: str, queued_s: float, target_s: float
+) -> list[str]:
+    """What waiting for nfdoctor's own connection slots cost this call, when it mattered.
+
+    Never a finding against the platform: the time is nfdoctor's, and the remedy is ours.
+    """
+    if queued_s < 0.05:
+        return []
+    cap = session.max_connections(platform)
+    text = (
+        f"queued {format_ms(queued_s)} for one of nfdoctor's {cap} connections to this platform "
+        "(not the platform's time)"
+    )
+    if queued_s > target_s:
+        text += f"; raise platforms.{platform}.max_connections (at most 50) or shard the shops"
+    return [text]
+
+
+def _seconds_left(ctx: CheckContext, when: datetime | None) -> float | None:
     return None if when is None else (when - ctx.clock()).total_seconds()
 
 
-def _local(ctx: Context, when: datetime) -> str:
+def _local(ctx: CheckContext, when: datetime) -> str:
     """``2026-11-26 16:00 +07``: the configured zone, as operators read times."""
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(ctx.load_config().config.timezone)
+    zone = ZoneInfo(ctx.config.timezone)
     return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
 
 
-def platform_checks(run: PlatformRun | None) -> list[Check]:
-    """Connectivity, API and token checks for each platform in scope (all five to list)."""
-    platforms = PLATFORMS if run is None else [p for p in PLATFORMS if p in run.accounts]
+def platform_checks(platforms: Sequence[str] | None = None) -> list[Check]:
+    """Connectivity, API and token checks for each of ``platforms`` (all of them to list), in
+    report order."""
+    if platforms is not None:
+        for name in platforms:
+            platform_spec(name)  # an unknown name is a UsageError, not silently nothing
+    specs = [s for s in SPECS if platforms is None or s.name in platforms]
     checks: list[Check] = []
-    for platform in platforms:
+    for platform in specs:
         checks += [
-            PlatformConnectivityCheck(platform, run),
-            PlatformApiCheck(platform, run),
-            PlatformTokenCheck(platform, run),
+            PlatformConnectivityCheck(platform),
+            PlatformApiCheck(platform),
+            PlatformTokenCheck(platform),
         ]
     return checks

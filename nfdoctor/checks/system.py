@@ -6,15 +6,11 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from nfdoctor.checks.base import Check, higher_is_worse, lower_is_worse
+from nfdoctor.checks.base import Check, CheckContext, higher_is_worse, lower_is_worse
 from nfdoctor.fsutil import expand_user
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
-
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
 
 
 class LoadCheck(Check):
@@ -31,9 +27,9 @@ class LoadCheck(Check):
         self.loadavg = loadavg
         self.cpu_count = cpu_count
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """Compare load per core with the thresholds."""
-        limits = ctx.load_config().config.thresholds
+        limits = ctx.config.thresholds
         try:
             one, five, fifteen = self.loadavg()
         except OSError:
@@ -76,9 +72,9 @@ class MemoryCheck(Check):
     def __init__(self, meminfo: Callable[[], dict[str, int]] = read_meminfo) -> None:
         self.meminfo = meminfo
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """Compare available memory with the thresholds."""
-        limits = ctx.load_config().config.thresholds
+        limits = ctx.config.thresholds
         try:
             info = self.meminfo()
             total, available = info["MemTotal"], info["MemAvailable"]
@@ -128,9 +124,9 @@ class DiskCheck(Check):
     id = "system.disk"
     title = "Free disk space"
 
-    def run(self, ctx: Context) -> Sequence[CheckResult]:
+    def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """One result per filesystem, named by the paths it holds."""
-        loaded = ctx.load_config()
+        loaded = ctx.loaded
         config = loaded.config
         places: list[tuple[str, Path]] = []
         if config.database is not None:

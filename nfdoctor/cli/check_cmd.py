@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from nfdoctor.choices import FailOn
-from nfdoctor.cli.common import ConfigOption, DebugOption, LangOption, guarded, warn_config
-from nfdoctor.cli.reporting import (
+from nfdoctor.cli.common import guarded, progress
+from nfdoctor.cli.options import (
+    ConfigOption,
+    DebugOption,
     FailOnOption,
+    LangOption,
     OutputOption,
     ShopOption,
     TimeoutOption,
     WriteOption,
     check_write_target,
     parse_timeout,
-    platform_run,
-    run_and_render,
+    write_report,
 )
-
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
+from nfdoctor.context import Environment
 
 
 def check(
@@ -47,36 +47,15 @@ def check(
     Example: nfdoctor check lazada --shop 100234567
     """
 
-    def body(ctx: Context) -> int:
-        from nfdoctor.checks.platforms import platform_checks
-        from nfdoctor.errors import UsageError
+    def body(env: Environment) -> int:
+        from nfdoctor.services.check import CheckRequest, check_platforms  # the seam
 
-        name = platform.strip().lower()
-        if not name:
-            raise UsageError("PLATFORM: empty; expected a platform name or all")
-        per_check_timeout = parse_timeout(timeout)
+        request = CheckRequest(
+            platform=platform, config_path=config, shop=shop, timeout=parse_timeout(timeout)
+        )
         check_write_target(write)
-        loaded = ctx.load_config()
-        warn_config(ctx)
-        ctx.resolve_all_secrets()
-        check_timeout = per_check_timeout or loaded.config.thresholds.check_timeout
-        run = platform_run(
-            ctx, platforms=[] if name == "all" else [name], shop=shop, check_timeout=check_timeout
-        )
-        checks = platform_checks(run)
-        if not checks:
-            raise UsageError(
-                f"no platform is configured in {loaded.path}; add a platforms: section "
-                "(see nfdoctor config init)"
-            )
-        return run_and_render(
-            ctx,
-            checks,
-            command=f"check {name}",
-            timeout=check_timeout,
-            output=output,
-            write=write,
-            fail_on=fail_on,
-        )
+        with progress(env) as observer:
+            report = check_platforms(env, request, observer=observer)
+        return write_report(env, report, output=output, write=write, fail_on=fail_on)
 
-    guarded(body, config=config, debug=debug, lang=lang)
+    guarded(body, debug=debug, lang=lang)

@@ -1,134 +1,133 @@
-"""What every command shares: its options, building the context, logging, running guarded."""
+"""What every command shares: the guard around its body, logging, writing data, progress.
+
+A command is a plain function: it parses its options, and its body calls one service,
+renders what the service returns and gives back an exit code. :func:`guarded` builds the
+run's :class:`~nfdoctor.context.Environment`, turns any exception into one line and an exit
+code, and exits.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
+from nfdoctor.cli.errors import report_error
+from nfdoctor.cli.streams import standard_streams, write_data
+from nfdoctor.context import Environment
+from nfdoctor.errors import ConfigProblem
+from nfdoctor.results import CheckResult
+from nfdoctor.secrets.redaction import RedactingFilter
 
-ConfigOption = Annotated[
-    Optional[Path],  # noqa: UP045 - Typer reads the annotation at runtime on 3.10
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: discovery order in the README).",
-        show_default=False,
-    ),
-]
+__all__ = ["ConsoleObserver", "DebugOption", "emit", "guarded", "parse_csv", "progress"]
+
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show debug logs and tracebacks (secrets still masked).")
 ]
-LangOption = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--lang", help="Hint language: vi or en (default: from the locale).", show_default=False
-    ),
-]
 
 
-def make_context(*, config: Path | None, debug: bool, lang: str | None) -> Context:
-    """The run's context, with logging to stderr through the redactor."""
-    from nfdoctor.cli.streams import standard_streams
-    from nfdoctor.context import Context, current_directory
-    from nfdoctor.errors import UsageError
-
-    stdout, stderr = standard_streams()
-    ctx = Context(
-        config_path=config, debug=debug, stdout=stdout, stderr=stderr, cwd=current_directory()
-    )
-    _setup_logging(ctx)
-    if lang is not None:
-        if lang not in ("vi", "en"):
-            raise UsageError(f"--lang: expected vi or en, got {lang!r}")
-        ctx.lang = lang
-    return ctx
-
-
-def _setup_logging(ctx: Context) -> None:
-    import logging
-
-    from nfdoctor.secrets.redaction import RedactingFilter
-
+def _setup_logging(env: Environment) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_nfdoctor", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(ctx.stderr)
+    handler = logging.StreamHandler(env.stderr)
     handler._nfdoctor = True  # type: ignore[attr-defined]
-    handler.addFilter(RedactingFilter(ctx.redactor))
+    handler.addFilter(RedactingFilter(env.redactor))
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if ctx.debug else logging.WARNING)
+    root.setLevel(logging.DEBUG if env.debug else logging.WARNING)
     # httpx logs every URL at INFO, query-string tokens included: keep it quiet unless asked.
     for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.DEBUG if ctx.debug else logging.WARNING)
+        logging.getLogger(name).setLevel(logging.DEBUG if env.debug else logging.WARNING)
 
 
 def guarded(
-    body: Callable[[Context], int],
+    body: Callable[[Environment], int],
     *,
-    config: Path | None,
     debug: bool,
     lang: str | None = None,
     command: str | None = None,
+    config: object = None,
 ) -> None:
-    """Build the context, run ``body``, turn any exception into a message; exit with its code.
+    """Build the environment, run ``body``, turn any exception into a message; exit with its
+    code.
 
-    Everything is inside the guard, building the context (a deleted working directory) and
-    writing the output (a closed, full or broken stdout) included.
+    Everything is inside the guard, building the environment (a deleted working directory)
+    and writing the output (a closed, full or broken stdout) included. ``command`` (``config
+    validate``) keeps a tip from telling the operator to run what they just ran.
+    (``config`` is accepted and ignored while the simulator command moves to its service.)
     """
-    from nfdoctor.cli.errors import report_error
-    from nfdoctor.cli.streams import standard_streams
-    from nfdoctor.context import Context
-
     stdout, stderr = standard_streams()
     # Needs nothing from the outside world, so the guard can report even a failure to build
-    # the real context.
-    ctx = Context(debug=debug, stdout=stdout, stderr=stderr, cwd=Path("/"))
+    # the real environment.
+    env = Environment(debug=debug, stdout=stdout, stderr=stderr)
     try:
-        ctx = make_context(config=config, debug=debug, lang=lang)
-        ctx.command = command
-        code = body(ctx)
+        env = Environment.of_process(stdout=stdout, stderr=stderr, debug=debug, lang=lang)
+        _setup_logging(env)
+        code = body(env)
     except KeyboardInterrupt:
-        ctx.stderr.write("nfdoctor: interrupted\n")
+        env.stderr.write("nfdoctor: interrupted\n")
         code = 130
     except Exception as exc:
-        code = report_error(ctx, exc)
+        code = report_error(env, exc, command=command)
     raise typer.Exit(code)
 
 
-def warn_config(ctx: Context) -> None:
-    """Print the loaded config's warnings (unknown keys, inline secrets) to stderr."""
-    for problem in ctx.load_config().warnings:
-        ctx.stderr.write(ctx.redactor.redact(f"nfdoctor: warning: {problem.located()}") + "\n")
-
-
-def emit(ctx: Context, text: str) -> None:
+def emit(env: Environment, text: str) -> None:
     """Write data to stdout, redacted (OutputError when stdout cannot take it)."""
-    from nfdoctor.cli.streams import write_data
+    write_data(env.stdout, env.redactor.redact(text))
 
-    write_data(ctx.stdout, ctx.redactor.redact(text))
+
+class ConsoleObserver:
+    """Shows a service's progress: config warnings on stderr, a bar on a terminal."""
+
+    def __init__(self, env: Environment, advance: Callable[[str, int | None], None]) -> None:
+        self.env = env
+        self._advance = advance
+
+    def config_warnings(self, problems: Sequence[ConfigProblem]) -> None:
+        """One ``nfdoctor: warning:`` line per problem, redacted."""
+        for problem in problems:
+            line = f"nfdoctor: warning: {problem.located()}"
+            self.env.stderr.write(self.env.redactor.redact(line) + "\n")
+
+    def started(self, total: int) -> None:
+        """Size the bar."""
+        self._advance("", total)
+
+    def finished(self, check_id: str, results: Sequence[CheckResult]) -> None:
+        """Move the bar on, naming the check that finished."""
+        self._advance(check_id, None)
 
 
 @contextlib.contextmanager
-def progress_observer(ctx: Context, *, total: int) -> Iterator[Callable[..., None] | None]:
-    """A Rich progress bar on stderr when it is a terminal; nothing otherwise (cron, CI)."""
-    if not ctx.stderr.isatty() or "NO_COLOR" in ctx.environ:
-        yield None
+def progress(env: Environment, what: str = "checking") -> Iterator[ConsoleObserver]:
+    """An observer for a service run: a Rich progress bar on stderr when it is a terminal,
+    nothing but warnings otherwise (cron, CI, pipes)."""
+    if not env.stderr.isatty() or "NO_COLOR" in env.environ:
+        yield ConsoleObserver(env, lambda check_id, total: None)
         return
-    from rich.console import Console
+    from rich.console import Console  # only on a terminal: Rich is heavy to import
     from rich.progress import Progress
 
-    with Progress(console=Console(file=ctx.stderr), transient=True) as progress:
-        task = progress.add_task("checking", total=total)
+    with Progress(console=Console(file=env.stderr), transient=True) as bar:
+        task = bar.add_task(what, total=None)
 
-        def advance(check: object, results: object) -> None:
-            progress.update(task, advance=1, description=str(getattr(check, "id", "")))
+        def advance(check_id: str, total: int | None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            else:
+                bar.update(task, advance=1, description=check_id)
 
-        yield advance
+        yield ConsoleObserver(env, advance)
+
+
+def parse_csv(values: Sequence[str] | None) -> tuple[str, ...]:
+    """Repeated and comma-separated option values as one tuple."""
+    return tuple(
+        part.strip() for value in values or [] for part in value.split(",") if part.strip()
+    )

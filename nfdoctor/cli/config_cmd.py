@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from nfdoctor.cli.common import ConfigOption, DebugOption, emit, guarded, warn_config
-
-if TYPE_CHECKING:
-    from nfdoctor.context import Context
+from nfdoctor.cli.common import ConsoleObserver, emit, guarded
+from nfdoctor.cli.options import ConfigOption, DebugOption
+from nfdoctor.context import Environment
 
 config_app = typer.Typer(
     help="Write, check and show the config (secrets are always masked).",
     no_args_is_help=True,
 )
+
+
+def _warnings_only(env: Environment) -> ConsoleObserver:
+    return ConsoleObserver(env, lambda check_id, total: None)
 
 
 @config_app.command("init")
@@ -36,14 +39,14 @@ def init(
     Example: nfdoctor config init --path /etc/nfdoctor/config.yaml
     """
 
-    def body(ctx: Context) -> int:
-        from nfdoctor.config.service import write_template
+    def body(env: Environment) -> int:
+        from nfdoctor.services.config import write_template
 
-        target = write_template(path, environ=ctx.environ, force=force)
-        ctx.stderr.write(f"wrote {target}\nNext: edit it, then run `nfdoctor config validate`\n")
+        target = write_template(path, environ=env.environ, force=force)
+        env.stderr.write(f"wrote {target}\nNext: edit it, then run `nfdoctor config validate`\n")
         return 0
 
-    guarded(body, config=None, debug=debug)
+    guarded(body, debug=debug)
 
 
 @config_app.command("validate")
@@ -53,16 +56,17 @@ def validate(config: ConfigOption = None, debug: DebugOption = False) -> None:
     Example: nfdoctor config validate --config /etc/nfdoctor/config.yaml
     """
 
-    def body(ctx: Context) -> int:
-        from nfdoctor.config.service import summarise
+    def body(env: Environment) -> int:
+        from nfdoctor.services.config import validate_config
 
-        loaded = ctx.load_config()
-        warn_config(ctx)
-        resolved = ctx.resolve_all_secrets()
-        emit(ctx, f"{loaded.path}: valid ({summarise(loaded)}, {resolved} secret(s) resolved)\n")
-        return 1 if loaded.warnings else 0
+        found = validate_config(env, config, observer=_warnings_only(env))
+        emit(
+            env,
+            f"{found.path}: valid ({found.summary}, {found.secrets_resolved} secret(s) resolved)\n",
+        )
+        return 1 if found.warnings else 0
 
-    guarded(body, config=config, debug=debug, command="config validate")
+    guarded(body, debug=debug, command="config validate")
 
 
 @config_app.command("show")
@@ -76,12 +80,11 @@ def show(
     Example: nfdoctor config show --json | jq .thresholds
     """
 
-    def body(ctx: Context) -> int:
-        from nfdoctor.config.service import effective_config_text
+    def body(env: Environment) -> int:
+        from nfdoctor.services.config import show_config
 
-        loaded = ctx.load_config()
-        warn_config(ctx)
-        emit(ctx, effective_config_text(loaded, as_json=as_json))
+        shown = show_config(env, config, as_json=as_json, observer=_warnings_only(env))
+        emit(env, shown.text)
         return 0
 
-    guarded(body, config=config, debug=debug)
+    guarded(body, debug=debug)

@@ -10,7 +10,8 @@ import traceback
 from dataclasses import dataclass
 
 from nfdoctor import errors
-from nfdoctor.context import Context
+from nfdoctor.cli.streams import silence_stdout
+from nfdoctor.context import Environment
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 #: the reader of stdout went away (``nfdoctor diagnose | head -1``): what a shell reports for
@@ -41,30 +42,28 @@ TABLE: tuple[Translation, ...] = (
 )
 
 
-def report_error(ctx: Context, exc: BaseException) -> int:
+def report_error(env: Environment, exc: BaseException, *, command: str | None = None) -> int:
     """Write the one-line message (and tip) for ``exc`` to stderr; return its exit code."""
-    redact = ctx.redactor.redact
+    redact = env.redactor.redact
     if isinstance(exc, errors.OutputError):
-        from nfdoctor.cli.streams import silence_stdout
-
-        if ctx.stdout is sys.stdout and sys.stdout is sys.__stdout__:
+        if env.stdout is sys.stdout and sys.stdout is sys.__stdout__:
             silence_stdout()
         if exc.broken_pipe:
             return EXIT_BROKEN_PIPE  # nobody is reading: nothing to say
-    if ctx.debug:
-        ctx.stderr.write(redact("".join(traceback.format_exception(exc))))
+    if env.debug:
+        env.stderr.write(redact("".join(traceback.format_exception(exc))))
     for row in TABLE:
         if isinstance(exc, row.kind):
             assert isinstance(exc, errors.NfdoctorError)
-            ctx.stderr.write(redact(f"nfdoctor: {row.prefix}: {exc.message}") + "\n")
+            env.stderr.write(redact(f"nfdoctor: {row.prefix}: {exc.message}") + "\n")
             if isinstance(exc, errors.ConfigError) and len(exc.problems) > 1:
                 for problem in exc.problems[1:]:
-                    ctx.stderr.write(redact(f"  also: {problem.located()}") + "\n")
-            if exc.next_command and exc.next_command != f"nfdoctor {ctx.command}":
-                ctx.stderr.write(f"Tip: run `{exc.next_command}`\n")
+                    env.stderr.write(redact(f"  also: {problem.located()}") + "\n")
+            if exc.next_command and exc.next_command != f"nfdoctor {command}":
+                env.stderr.write(f"Tip: run `{exc.next_command}`\n")
             return row.exit_code
     # Not one of ours: a bug or an unexpected environment. One line; details with --debug.
-    ctx.stderr.write(redact(f"nfdoctor: internal error: {type(exc).__name__}: {exc}") + "\n")
-    if not ctx.debug:
-        ctx.stderr.write("Tip: run again with --debug for the traceback\n")
+    env.stderr.write(redact(f"nfdoctor: internal error: {type(exc).__name__}: {exc}") + "\n")
+    if not env.debug:
+        env.stderr.write("Tip: run again with --debug for the traceback\n")
     return EXIT_UNKNOWN

@@ -14,10 +14,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nfdoctor.errors import ConfigError, ConfigNotFoundError, ConfigProblem
+from nfdoctor.secrets.redaction import Redactor
 from nfdoctor.secrets.reference import REFERENCE_FORMS, SecretRef
+from nfdoctor.secrets.resolver import ResolvedSecrets, SecretResolver
+
+if TYPE_CHECKING:
+    from nfdoctor.config.model import NfdoctorConfig
 
 KeyPath = tuple[str | int, ...]
 # Config files are small; a huge one is a mistake (a log or a dump given by accident).
@@ -49,7 +54,7 @@ class LoadedConfig:
     """A validated config, where it came from, and the warnings found loading it."""
 
     path: Path
-    config: Any  # NfdoctorConfig; Any keeps pydantic out of this module's import
+    config: NfdoctorConfig
     raw: dict[str, Any]
     warnings: tuple[ConfigProblem, ...] = ()
     secrets: tuple[LocatedSecret, ...] = ()
@@ -403,10 +408,11 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
             )
         return f"{error['msg'].split(',')[0]} (the value is not shown)"
     if kind == "extra_forbidden" and loc[:1] == ("platforms",):
-        from nfdoctor.config.model import PLATFORM_NAMES
+        from nfdoctor.platforms.registry import names
 
-        return f"unknown platform {loc[-1]!r}{_did_you_mean(str(loc[-1]), PLATFORM_NAMES)}" + (
-            f"; known platforms: {', '.join(PLATFORM_NAMES)}"
+        known = names()
+        return f"unknown platform {loc[-1]!r}{_did_you_mean(str(loc[-1]), known)}" + (
+            f"; known platforms: {', '.join(known)}"
         )
     expected = {
         "int_parsing": "expected an integer",
@@ -549,3 +555,24 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
     """Where ``config init`` writes when not told: the per-user XDG config file."""
     xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
     return Path(xdg).expanduser() / "nfdoctor" / "config.yaml"
+
+
+def load(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> LoadedConfig:
+    """Find the config (design.md's order), read, parse and validate it."""
+    return load_config(discover(explicit=explicit, environ=environ, cwd=cwd))
+
+
+def resolve_secrets(
+    loaded: LoadedConfig, *, redactor: Redactor, environ: Mapping[str, str]
+) -> ResolvedSecrets:
+    """Resolve every secret the config references, each value registered for masking.
+
+    Fails on the first that cannot be resolved, with one line saying which key and where, so
+    a missing secret stops a command before anything is measured or written.
+    """
+    resolver = SecretResolver(redactor=redactor, environ=environ, base_dir=loaded.base_dir)
+    values = {
+        secret.key_path: resolver.resolve(secret.ref, where=secret.where)
+        for secret in loaded.secrets
+    }
+    return ResolvedSecrets(values, source=str(loaded.path))

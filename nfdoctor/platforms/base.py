@@ -1,14 +1,18 @@
-"""One interface for the five platform clients, and the machinery they share.
+"""One interface for the platform clients, and the machinery they share.
 
 Each platform module holds an :class:`httpx.Auth` that signs requests (and, where the
-platform's token-expired error is recognisable, refreshes once and retries), a
-``classify_<platform>`` function turning a response into the taxonomy of
-:mod:`nfdoctor.platforms.errors` by error code, and a :class:`PlatformClient` subclass.
+platform's token-expired error is recognisable, refreshes once and retries), a reader of its
+error envelope (:class:`Envelope`), a :class:`PlatformClient` subclass built from that auth
+and an :class:`ApiSession`, and its :class:`~nfdoctor.platforms.spec.PlatformSpec`.
+
+A response is decoded once (:func:`read_response`): the same body serves classification,
+the caller and token parsing.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -18,7 +22,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -28,6 +32,7 @@ import httpx
 from nfdoctor.platforms.errors import (
     BadCredentialsError,
     BadParametersError,
+    BodyProblem,
     Category,
     RateLimitedError,
     RefreshTokenInvalidError,
@@ -38,6 +43,7 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
     UnreachableError,
     error_for_category,
+    scrub,
     strip_query,
 )
 from nfdoctor.platforms.ratelimit import (
@@ -49,7 +55,11 @@ from nfdoctor.platforms.ratelimit import (
 )
 
 __all__ = [
+    "ApiSession",
     "Clock",
+    "ConnectionSlots",
+    "Envelope",
+    "EnvelopeReader",
     "JsonObject",
     "PingResult",
     "PlatformAuth",
@@ -61,6 +71,7 @@ __all__ = [
     "decode_json",
     "envelope_error",
     "http_fallback_error",
+    "read_response",
     "rel_time",
     "retry_call",
     "seconds_of",
@@ -164,26 +175,38 @@ class PingResult:
     clock_skew_s: float | None  # local minus server; positive = local clock ahead
     rate_limit: RateLimitUsage | None
     shape_problems: tuple[str, ...] = ()  # schema drift against what nfdoctor expects
+    #: seconds spent waiting for one of nfdoctor's own connection slots before sending
+    queued_s: float = 0.0
 
 
 def decode_json(response: httpx.Response, platform: str) -> JsonObject:
-    """The response body as a JSON object, or UnexpectedResponseError (HTML, truncated…)."""
+    """The response body as a JSON object, or UnexpectedResponseError (HTML, truncated…)
+    whose ``problem`` says which."""
     status = response.status_code
     content_type = response.headers.get("content-type", "").lower()
     body = response.content
     if "text/html" in content_type or body.lstrip()[:1] == b"<":
         raise UnexpectedResponseError(
-            f"HTML error page, HTTP {status}", platform=platform, http_status=status
+            f"HTML error page, HTTP {status}",
+            platform=platform,
+            http_status=status,
+            problem=BodyProblem.HTML,
         )
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UnexpectedResponseError(
-            f"malformed or truncated JSON, HTTP {status}", platform=platform, http_status=status
+            f"malformed or truncated JSON, HTTP {status}",
+            platform=platform,
+            http_status=status,
+            problem=BodyProblem.MALFORMED,
         ) from None
     if not isinstance(data, dict):
         raise UnexpectedResponseError(
-            f"JSON body is not an object, HTTP {status}", platform=platform, http_status=status
+            f"JSON body is not an object, HTTP {status}",
+            platform=platform,
+            http_status=status,
+            problem=BodyProblem.NOT_OBJECT,
         )
     return data
 
@@ -199,6 +222,22 @@ def _rate_limited_by_status(
     )
 
 
+def unreadable_body_error(
+    response: httpx.Response, exc: UnexpectedResponseError, platform: str, now: datetime
+) -> TaxonomyError:
+    """The error for a body that is not a JSON object: by its status first (429, a 5xx
+    with a truncated body), else the body problem itself."""
+    if response.status_code == 429:
+        return _rate_limited_by_status(response, platform, now)
+    if response.status_code >= 500 and exc.problem is BodyProblem.MALFORMED:
+        return TransientError(
+            f"server error with unreadable body, HTTP {response.status_code}",
+            platform=platform,
+            http_status=response.status_code,
+        )
+    return exc
+
+
 def http_fallback_error(
     response: httpx.Response, platform: str, now: datetime
 ) -> TaxonomyError | None:
@@ -206,16 +245,64 @@ def http_fallback_error(
     try:
         decode_json(response, platform)
     except UnexpectedResponseError as exc:
-        if response.status_code == 429:
-            return _rate_limited_by_status(response, platform, now)
-        if response.status_code >= 500 and exc.message.startswith("malformed"):
-            return TransientError(
-                f"server error with unreadable body, HTTP {response.status_code}",
-                platform=platform,
-                http_status=response.status_code,
-            )
-        return exc
+        return unreadable_body_error(response, exc, platform, now)
     return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """A platform error envelope read from a decoded body: its code and its category.
+
+    Each platform module reads its own envelope (Shopee's ``error``, Lazada's string
+    ``code``, TikTok's integer ``code``, Graph's ``error.code``/``error_subcode``, Zalo's
+    ``error``); :func:`read_response` does everything around it.
+    """
+
+    code: str
+    category: Category
+    request_id: str | None = None
+    message: str | None = None
+    #: how long to wait when the platform throttles without a Retry-After header
+    default_retry_after_s: float | None = None
+
+
+#: reads a platform's error envelope from a decoded body; None when the body is a success
+EnvelopeReader = Callable[[JsonObject, httpx.Response], "Envelope | None"]
+
+
+def read_response(
+    response: httpx.Response,
+    *,
+    platform: str,
+    envelope: EnvelopeReader,
+    now: datetime,
+    secrets: tuple[str, ...] = (),
+) -> tuple[JsonObject | None, TaxonomyError | None]:
+    """Decode ``response`` once and classify it: ``(body, None)`` on success, ``(body or
+    None, error)`` otherwise. The platform's own text is scrubbed of ``secrets``."""
+    try:
+        body = decode_json(response, platform)
+    except UnexpectedResponseError as exc:
+        return None, unreadable_body_error(response, exc, platform, now)
+    found = envelope(body, response)
+    if found is None:
+        return body, status_only_error(response, platform, now)
+    error = envelope_error(
+        found.category,
+        platform=platform,
+        response=response,
+        code=found.code,
+        request_id=found.request_id,
+        platform_message=scrub(found.message, secrets) if found.message else None,
+        now=now,
+    )
+    if (
+        isinstance(error, RateLimitedError)
+        and error.retry_after_s is None
+        and found.default_retry_after_s is not None
+    ):
+        error.retry_after_s = found.default_retry_after_s
+    return body, error
 
 
 def status_only_error(
@@ -300,6 +387,10 @@ def raise_for_refresh(error: TaxonomyError | None) -> None:
         raise error
 
 
+#: where :meth:`PlatformAuth.read` keeps a response's decoded body and classification
+_READ_KEY = "nfdoctor.read"
+
+
 class PlatformAuth(httpx.Auth, abc.ABC):
     """Signs each request; on a recognisable token-expired error refreshes once and retries.
 
@@ -338,10 +429,30 @@ class PlatformAuth(httpx.Auth, abc.ABC):
     def sign(self, request: httpx.Request) -> httpx.Request:
         """A signed copy of ``request`` (the original is left untouched for re-signing)."""
 
+    @abc.abstractmethod
+    def envelope(self, body: JsonObject, response: httpx.Response) -> Envelope | None:
+        """The platform's error envelope in a decoded body, or None for a success."""
+
+    def read(self, response: httpx.Response) -> tuple[JsonObject | None, TaxonomyError | None]:
+        """``response`` decoded and classified, once: ``(body, error)``; the platform's text
+        is scrubbed of :meth:`secrets`. Kept with the response for the next reader."""
+        cached = response.extensions.get(_READ_KEY)
+        if cached is not None and cached[0] is self:
+            # Read by this auth already (its refresh check, then the caller): same answer.
+            return cached[1]  # type: ignore[no-any-return]
+        result = read_response(
+            response,
+            platform=self.platform,
+            envelope=self.envelope,
+            now=self.clock(),
+            secrets=self.secrets(),
+        )
+        response.extensions[_READ_KEY] = (self, result)
+        return result
+
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """The classified error in ``response``, platform text scrubbed of :meth:`secrets`
-        (override per platform)."""
-        return None
+        """The classified error in ``response``, or None on success."""
+        return self.read(response)[1]
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
         """The refresh call to yield on token expiry; None when this scheme cannot refresh."""
@@ -422,40 +533,117 @@ async def retry_call(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class PlatformClient(abc.ABC):
-    """The one interface every platform client offers to checks, token manager and sync."""
+class ConnectionSlots:
+    """The connections one platform may have open at once in a run, shared by its shops.
 
-    platform: str = "?"
+    nfdoctor's own cap, kept apart from the platform's latency: a call's time waiting for a
+    slot is its queueing, measured on its own, and its latency starts once it has a slot
+    (the HTTP client's pool is as large as the cap, so it never queues behind it).
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a connection cap must be at least 1, got {limit}")
+        self.limit = limit
+        self._semaphore = asyncio.Semaphore(limit)
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[float]:
+        """Wait for a slot; yields the seconds waited, releases the slot on exit."""
+        started = time.perf_counter()
+        async with self._semaphore:
+            yield time.perf_counter() - started
+
+
+class ApiSession:
+    """What a client sends through: an HTTP client, the API base URL, the per-call timeout
+    and, in a run, the connection slots shared by every shop of the platform.
+
+    httpx's own pattern: the session is made once per platform and run and shared by every
+    client of that platform; the platform session (:mod:`nfdoctor.session`) owns it and closes
+    it. :meth:`standalone` makes one that owns its HTTP client, for one client on its own.
+    """
 
     def __init__(
         self,
+        http: httpx.AsyncClient,
         *,
         base_url: str,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
         timeout_s: float = 10.0,
+        slots: ConnectionSlots | None = None,
+        owns_http: bool = False,
     ) -> None:
+        self.http = http
         self.base_url = base_url.rstrip("/")
-        self.clock = clock
         self.timeout_s = timeout_s
-        # A run with many shops shares one AsyncClient (its owner closes it): building one
-        # costs an SSL context, tens of milliseconds of CPU each, on the event loop.
-        self._owns_http = http is None
+        self.slots = slots
+        self._owns_http = owns_http
+
+    @classmethod
+    def standalone(
+        cls,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 10.0,
+    ) -> ApiSession:
+        """A session with an HTTP client of its own (closed by :meth:`aclose`)."""
+        http = httpx.AsyncClient(transport=transport, timeout=timeout_s, follow_redirects=False)
+        return cls(http, base_url=base_url, timeout_s=timeout_s, owns_http=True)
+
+    def __repr__(self) -> str:
+        return f"ApiSession(base_url={self.base_url!r})"
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Hold one of the platform's connection slots; yields the seconds spent queueing."""
+        if self.slots is None:
+            yield 0.0
+            return
+        async with self.slots.hold() as waited:
+            yield waited
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this session made it."""
+        if self._owns_http:
+            await self.http.aclose()
+
+
+class PlatformClient(abc.ABC):
+    """The one interface every platform client offers to checks, token manager and sync.
+
+    Built from its auth (credentials, tokens, signing, the clock) and a session (where and
+    how to send): ``ShopeeClient(ShopeeAuth(...), session)``.
+    """
+
+    platform: str = "?"
+
+    def __init__(self, auth: PlatformAuth, session: ApiSession) -> None:
+        self.auth = auth
+        self.session = session
+        self.base_url = session.base_url
         #: local minus server clock from the last response's Date header, errors included:
         #: a request refused for its timestamp says so only through this
         self.last_clock_skew_s: float | None = None
-        self._http = http or httpx.AsyncClient(
-            transport=transport, timeout=timeout_s, follow_redirects=False
-        )
+        #: seconds the last call waited for one of nfdoctor's own connection slots
+        self.last_queue_s: float = 0.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
+    @property
+    def clock(self) -> Clock:
+        """The clock requests are signed and judged with (the auth's)."""
+        return self.auth.clock
+
+    @property
+    def timeout_s(self) -> float:
+        """The per-call timeout."""
+        return self.session.timeout_s
+
     async def aclose(self) -> None:
-        """Close the underlying HTTP connections (unless the client was shared with us)."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the session's connections if the session is this client's alone."""
+        await self.session.aclose()
 
     async def __aenter__(self) -> PlatformClient:
         return self
@@ -463,7 +651,7 @@ class PlatformClient(abc.ABC):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    #: the request signer; subclasses set it in ``__init__``
+    #: the request signer
     auth: PlatformAuth
 
     def classify(self, response: httpx.Response) -> TaxonomyError | None:
@@ -486,7 +674,26 @@ class PlatformClient(abc.ABC):
             clock_skew_s=clock_skew_s(date, self.clock()),
             rate_limit=parse_usage_headers(response.headers),
             shape_problems=tuple(shape_problems),
+            queued_s=self.last_queue_s,
         )
+
+    async def _send(
+        self, request: httpx.Request, *, auth: httpx.Auth | None = None
+    ) -> tuple[httpx.Response, float]:
+        """Send within one connection slot: the response and the latency, which starts when
+        the slot is held (queueing behind nfdoctor's own cap is not the platform's time)."""
+        url = str(request.url)
+        async with self.session.slot() as waited:
+            self.last_queue_s = waited
+            started = time.perf_counter()
+            try:
+                if auth is None:
+                    response = await self.session.http.send(request)
+                else:
+                    response = await self.session.http.send(request, auth=auth)
+            except httpx.TransportError as exc:
+                raise transport_error(self.platform, exc, url) from exc
+            return response, time.perf_counter() - started
 
     async def _call(
         self,
@@ -497,7 +704,7 @@ class PlatformClient(abc.ABC):
         json_body: object = None,
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        auth: httpx.Auth | None = None,
+        auth: PlatformAuth | None = None,
     ) -> tuple[JsonObject, httpx.Response, float]:
         """Send, classify, decode: the JSON object, the response and the latency."""
         content: bytes | None = None
@@ -506,7 +713,7 @@ class PlatformClient(abc.ABC):
             # Serialise once, compactly: TikTok signs the exact body bytes.
             content = json.dumps(json_body, separators=(",", ":")).encode()
             send_headers.setdefault("content-type", "application/json")
-        request = self._http.build_request(
+        request = self.session.http.build_request(
             method,
             url,
             params=params,
@@ -515,20 +722,14 @@ class PlatformClient(abc.ABC):
             headers=send_headers,
             timeout=self.timeout_s,
         )
-        started = time.perf_counter()
-        try:
-            if auth is None:
-                response = await self._http.send(request)
-            else:
-                response = await self._http.send(request, auth=auth)
-        except httpx.TransportError as exc:
-            raise transport_error(self.platform, exc, url) from exc
-        latency = time.perf_counter() - started
+        reader = auth or self.auth
+        response, latency = await self._send(request, auth=auth)
         self.last_clock_skew_s = clock_skew_s(response.headers.get("date"), self.clock())
-        error = self.classify(response)
+        body, error = reader.read(response)
         if error is not None:
             raise error
-        return decode_json(response, self.platform), response, latency
+        assert body is not None  # no error means a decoded body
+        return body, response, latency
 
     @abc.abstractmethod
     async def ping(self) -> PingResult:
@@ -545,10 +746,7 @@ class PlatformClient(abc.ABC):
             )
         # Built outside the client, so the request carries no timeout of its own.
         request.extensions["timeout"] = httpx.Timeout(self.timeout_s).as_dict()
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            raise transport_error(self.platform, exc, str(request.url)) from exc
+        response, _ = await self._send(request)
         tokens = self.auth.parse_refresh(response)
         self.auth.access_token = tokens.access_token
         self.auth.refresh_token = tokens.refresh_token

@@ -28,6 +28,7 @@ __all__ = [
     "BadCredentialsError",
     "BadParametersError",
     "BadSignatureError",
+    "BodyProblem",
     "Category",
     "PermissionDeniedError",
     "PlatformError",
@@ -190,16 +191,34 @@ class TransientError(TaxonomyError):
         self.phase = phase
 
 
+class BodyProblem(enum.Enum):
+    """Why a response body could not be read as the platform's JSON object."""
+
+    HTML = "html"  # an HTML page (a CDN or proxy error page)
+    MALFORMED = "malformed"  # not JSON, or JSON cut short
+    NOT_OBJECT = "not_object"  # JSON, but not an object
+
+
 class UnexpectedResponseError(TaxonomyError):
-    """The response is not what the platform documents (HTML, bad JSON, missing field)."""
+    """The response is not what the platform documents (HTML, bad JSON, missing field).
+
+    ``problem`` says what was wrong with the body; ``field`` names a missing or malformed
+    field (schema drift). Code branches on these, never on the message.
+    """
 
     category = Category.UNEXPECTED_RESPONSE
 
     def __init__(
-        self, message: str, *, field: str | None = None, **context: Unpack[ErrorContext]
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        problem: BodyProblem | None = None,
+        **context: Unpack[ErrorContext],
     ) -> None:
         super().__init__(message, **context)
         self.field = field
+        self.problem = problem
 
 
 class UnreachableError(TaxonomyError):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import httpx
+from pydantic import Field, field_validator
 
-from nfdoctor.platforms import DEFAULT_GRAPH_VERSION, DEFAULT_URLS
+from nfdoctor.config_fields import DigitsId, ErrorCategoryName, Section, unique_accounts
 from nfdoctor.platforms.base import (
+    ApiSession,
     Clock,
+    Envelope,
     JsonObject,
     PingResult,
     PlatformAuth,
@@ -18,13 +22,10 @@ from nfdoctor.platforms.base import (
     TokenSet,
     abs_time,
     appsecret_proof,
-    decode_json,
-    envelope_error,
-    http_fallback_error,
+    read_response,
     rebuild,
     rel_time,
     seconds_of,
-    status_only_error,
     unknown_code_category,
     utc_now,
 )
@@ -33,20 +34,28 @@ from nfdoctor.platforms.errors import (
     Category,
     TaxonomyError,
     UnexpectedResponseError,
-    scrub,
 )
+from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
+    "DEFAULT_GRAPH_VERSION",
     "FACEBOOK_BASE_URL",
+    "SPEC",
     "FacebookAuth",
     "FacebookClient",
+    "FacebookConfig",
+    "FacebookPage",
     "appsecret_proof",
     "classify_facebook",
 ]
 
 PLATFORM = "facebook"
-#: The Graph version is configuration (§5.1): override base_url to move versions.
-FACEBOOK_BASE_URL = f"{DEFAULT_URLS['facebook'][0]}/{DEFAULT_GRAPH_VERSION}"
+GRAPH_HOST = "https://graph.facebook.com"
+#: Graph API version when the config names none (§5.1: each version lives about two years;
+#: the config's ``graph_version`` overrides it)
+DEFAULT_GRAPH_VERSION = "v25.0"
+FACEBOOK_BASE_URL = f"{GRAPH_HOST}/{DEFAULT_GRAPH_VERSION}"
 #: 1/1357046: the Send API failed *after* recording the message; resending duplicates it.
 #: (code, subcode) of an error answered although the message WAS sent (§5.4)
 _SENT_DESPITE_ERROR = (1, 1357046)
@@ -82,22 +91,15 @@ def _category(code: int, subcode: int | None) -> Category:
     return Category.UNEXPECTED_RESPONSE
 
 
-def classify_facebook(
+def facebook_envelope(
+    body: JsonObject,
     response: httpx.Response,
-    *,
-    now: datetime | None = None,
-    secrets: tuple[str, ...] = (),
     code_100_category: Category = Category.BAD_PARAMETERS,
-) -> TaxonomyError | None:
-    """Classify a Graph response by ``error.code`` + ``error_subcode`` (success: no ``error``)."""
-    now = now or utc_now()
-    fallback = http_fallback_error(response, PLATFORM, now)
-    if fallback is not None:
-        return fallback
-    body = decode_json(response, PLATFORM)
+) -> Envelope | None:
+    """Graph's envelope: ``error`` with ``code``, ``error_subcode``, ``fbtrace_id``."""
     error = body.get("error")
     if not isinstance(error, dict):
-        return status_only_error(response, PLATFORM, now)
+        return None
     try:
         code = int(error.get("code"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -115,18 +117,31 @@ def classify_facebook(
         category = (
             Category.TRANSIENT if error.get("is_transient") else unknown_code_category(response)
         )
-    code_s = f"{code}/{subcode}" if subcode is not None else str(code)
     trace = error.get("fbtrace_id")
     message = error.get("message")
-    return envelope_error(
-        category,
-        platform=PLATFORM,
-        response=response,
-        code=code_s,
+    return Envelope(
+        code=f"{code}/{subcode}" if subcode is not None else str(code),
+        category=category,
         request_id=str(trace) if trace else None,
-        platform_message=scrub(str(message), secrets) if message else None,
-        now=now,
+        message=str(message) if message else None,
     )
+
+
+def classify_facebook(
+    response: httpx.Response,
+    *,
+    now: datetime | None = None,
+    secrets: tuple[str, ...] = (),
+    code_100_category: Category = Category.BAD_PARAMETERS,
+) -> TaxonomyError | None:
+    """Classify a Graph response by ``error.code`` + ``error_subcode`` (success: no ``error``)."""
+    return read_response(
+        response,
+        platform=PLATFORM,
+        envelope=lambda body, r: facebook_envelope(body, r, code_100_category),
+        now=now or utc_now(),
+        secrets=secrets,
+    )[1]
 
 
 class FacebookAuth(PlatformAuth):
@@ -148,14 +163,9 @@ class FacebookAuth(PlatformAuth):
         self.send_proof = send_proof
         self.code_100_category = code_100_category
 
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """See :func:`classify_facebook`."""
-        return classify_facebook(
-            response,
-            now=self.clock(),
-            secrets=self.secrets(),
-            code_100_category=self.code_100_category,
-        )
+    def envelope(self, body: JsonObject, response: httpx.Response) -> Envelope | None:
+        """See :func:`facebook_envelope`, with this auth's reading of a bare code 100."""
+        return facebook_envelope(body, response, self.code_100_category)
 
     def sign(self, request: httpx.Request) -> httpx.Request:
         """Set ``access_token`` and, with an app secret, the proof over that exact token."""
@@ -181,33 +191,17 @@ class FacebookClient(PlatformClient):
 
     def __init__(
         self,
+        auth: FacebookAuth,
+        session: ApiSession,
         *,
         page_id: str,
-        access_token: str,
         app_id: str | None = None,
-        app_secret: str | None = None,
-        send_proof: bool = True,
         zero_expiry_means_never: bool = True,
-        code_100_category: Category = Category.BAD_PARAMETERS,
-        base_url: str = FACEBOOK_BASE_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
-        timeout_s: float = 10.0,
     ) -> None:
-        super().__init__(
-            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
-        )
+        super().__init__(auth, session)
         self.page_id = page_id
         self.app_id = app_id
         self.zero_expiry_means_never = zero_expiry_means_never
-        self.auth = FacebookAuth(
-            access_token=access_token,
-            app_secret=app_secret,
-            send_proof=send_proof,
-            code_100_category=code_100_category,
-            clock=clock,
-        )
 
     async def ping(self) -> PingResult:
         """``GET /me?fields=id,name`` with the Page token."""
@@ -341,3 +335,88 @@ class FacebookClient(PlatformClient):
         return self._paged(
             f"/{conversation_id}/messages", {"fields": "id,created_time", "limit": str(limit)}
         )
+
+
+# --- the platform's declaration -----------------------------------------------------------
+
+
+class FacebookPage(Section):
+    """One Facebook page connected to Messenger."""
+
+    page_id: DigitsId
+    name: str | None = None
+
+
+class FacebookConfig(PlatformSection):
+    """Meta app for the Graph API and Messenger Platform."""
+
+    app_id: str
+    app_secret: SecretRef
+    verify_token: SecretRef | None = None
+    # It becomes part of every Graph URL: a "/" or ".." would send calls elsewhere.
+    graph_version: str = DEFAULT_GRAPH_VERSION
+    appsecret_proof: bool = True
+    # Low confidence (platforms.md §5.3): debug_token's expires_at 0 means "never expires".
+    zero_expiry_means_never: bool = True
+    # Bare code 100 is also a wrong appsecret_proof (platforms.md §5.2).
+    code_100_means: ErrorCategoryName = "bad_parameters"
+    pages: list[FacebookPage] = Field(default_factory=list)
+
+    @field_validator("graph_version")
+    @classmethod
+    def _version_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"v[0-9]{1,3}\.[0-9]{1,2}", value):
+            raise ValueError(f"expected a Graph API version such as v25.0, got {value!r}")
+        return value
+
+    @field_validator("pages")
+    @classmethod
+    def _unique(cls, value: list[FacebookPage]) -> list[FacebookPage]:
+        return unique_accounts(value, "page_id")
+
+
+def _api_base(section: FacebookConfig) -> str:
+    """The Graph host with the configured version: ``https://graph.facebook.com/v25.0``."""
+    host = str(section.base_url).rstrip("/") if section.base_url else GRAPH_HOST
+    return f"{host}/{section.graph_version}"
+
+
+def _build(inputs: ClientInputs[FacebookConfig]) -> FacebookClient:
+    section = inputs.section
+    auth = FacebookAuth(
+        access_token=inputs.access_token,
+        app_secret=inputs.secret("app_secret"),
+        send_proof=section.appsecret_proof,
+        code_100_category=Category(section.code_100_means),
+        clock=inputs.clock,
+    )
+    return FacebookClient(
+        auth,
+        inputs.session,
+        page_id=inputs.account_id,
+        app_id=section.app_id,
+        zero_expiry_means_never=section.zero_expiry_means_never,
+    )
+
+
+SPEC = PlatformSpec(
+    name=PLATFORM,
+    title="Facebook",
+    accounts_key="pages",
+    account_id_key="page_id",
+    account_noun="page",
+    api_url=FACEBOOK_BASE_URL,
+    # Graph requests carry no timestamp to be refused for
+    clock_tolerance_s=None,
+    config_model=FacebookConfig,
+    capabilities=Capabilities(
+        refresh_tokens=False,
+        single_use_refresh=False,
+        orders=False,
+        messages=True,
+        introspection=True,
+        webhook_signature="X-Hub-Signature-256: sha256=HMAC-SHA256(app_secret, raw body)",
+    ),
+    build_client=_build,
+    api_base=_api_base,
+)

@@ -9,45 +9,48 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+from pydantic import Field, field_validator
 
-from nfdoctor.platforms import DEFAULT_URLS
+from nfdoctor.config_fields import Section, SellerId, Url, unique_accounts
 from nfdoctor.platforms.base import (
+    ApiSession,
     Clock,
+    Envelope,
     JsonObject,
     PingResult,
     PlatformAuth,
     PlatformClient,
     TokenSet,
-    decode_json,
-    envelope_error,
-    http_fallback_error,
     raise_for_refresh,
+    read_response,
     rebuild,
     rel_time,
-    status_only_error,
     unknown_code_category,
     utc_now,
 )
 from nfdoctor.platforms.errors import (
     Category,
-    RateLimitedError,
     TaxonomyError,
     UnexpectedResponseError,
-    scrub,
 )
+from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
     "LAZADA_AUTH_URL",
     "LAZADA_BASE_URL",
+    "SPEC",
     "LazadaAuth",
     "LazadaClient",
+    "LazadaConfig",
+    "LazadaShop",
     "classify_lazada",
     "lazada_sign",
 ]
 
 PLATFORM = "lazada"
-LAZADA_BASE_URL = DEFAULT_URLS["lazada"][0]
-LAZADA_AUTH_URL = str(DEFAULT_URLS["lazada"][1])
+LAZADA_BASE_URL = "https://api.lazada.vn/rest"
+LAZADA_AUTH_URL = "https://auth.lazada.com/rest"
 REFRESH_PATH = "/auth/token/refresh"
 _TOKEN_PATHS = ("/auth/token/create", "/auth/token/refresh")
 MAX_LIMIT = 100
@@ -88,6 +91,23 @@ def lazada_sign(
     return hmac.new(app_secret.encode(), base.encode(), hashlib.sha256).hexdigest().upper()
 
 
+def lazada_envelope(body: JsonObject, response: httpx.Response) -> Envelope | None:
+    """Lazada's envelope: a string ``code`` ("0" on success), ``message``, ``request_id``."""
+    code = body.get("code")
+    if code is None or str(code) == "0":
+        return None
+    code_s = str(code)
+    request_id = body.get("request_id")
+    message = body.get("message")
+    return Envelope(
+        code=code_s,
+        category=_CODES.get(code_s) or unknown_code_category(response),
+        request_id=str(request_id) if request_id else None,
+        message=str(message) if message else None,
+        default_retry_after_s=API_CALL_LIMIT_BAN_S,
+    )
+
+
 def classify_lazada(
     response: httpx.Response,
     *,
@@ -95,30 +115,9 @@ def classify_lazada(
     secrets: tuple[str, ...] = (),
 ) -> TaxonomyError | None:
     """Classify a Lazada response by its string ``code`` (success: ``code == "0"``)."""
-    now = now or utc_now()
-    fallback = http_fallback_error(response, PLATFORM, now)
-    if fallback is not None:
-        return fallback
-    body = decode_json(response, PLATFORM)
-    code = body.get("code")
-    if code is None or str(code) == "0":
-        return status_only_error(response, PLATFORM, now)
-    code_s = str(code)
-    category = _CODES.get(code_s) or unknown_code_category(response)
-    request_id = body.get("request_id")
-    message = body.get("message")
-    error = envelope_error(
-        category,
-        platform=PLATFORM,
-        response=response,
-        code=code_s,
-        request_id=str(request_id) if request_id else None,
-        platform_message=scrub(str(message), secrets) if message else None,
-        now=now,
-    )
-    if isinstance(error, RateLimitedError) and error.retry_after_s is None:
-        error.retry_after_s = API_CALL_LIMIT_BAN_S
-    return error
+    return read_response(
+        response, platform=PLATFORM, envelope=lazada_envelope, now=now or utc_now(), secrets=secrets
+    )[1]
 
 
 class LazadaAuth(PlatformAuth):
@@ -199,9 +198,9 @@ class LazadaAuth(PlatformAuth):
         params: list[tuple[str, str | int | float | bool | None]] = [*query, ("sign", signed)]
         return rebuild(request, url=request.url.copy_with(params=httpx.QueryParams(params)))
 
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock, scrubbing its secrets."""
-        return classify_lazada(response, now=self.clock(), secrets=self.secrets())
+    def envelope(self, body: JsonObject, response: httpx.Response) -> Envelope | None:
+        """See :func:`lazada_envelope`."""
+        return lazada_envelope(body, response)
 
     def refresh_request(self, refresh_token: str) -> httpx.Request:
         """The unsigned ``GET {auth_url}/auth/token/refresh?refresh_token=…``."""
@@ -215,16 +214,26 @@ class LazadaAuth(PlatformAuth):
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:
         """Tokens from the refresh response (REL ``expires_in`` / ``refresh_expires_in``)."""
-        return parse_lazada_tokens(response, now=self.clock(), secrets=self.secrets())
+        body, error = self.read(response)
+        return lazada_tokens(body, error, response, now=self.clock())
 
 
 def parse_lazada_tokens(
     response: httpx.Response, *, now: datetime, secrets: tuple[str, ...] = ()
 ) -> TokenSet:
     """A :class:`TokenSet` from a Lazada token response, or the classified refresh error."""
-    error = classify_lazada(response, now=now, secrets=secrets)
+    body, error = read_response(
+        response, platform=PLATFORM, envelope=lazada_envelope, now=now, secrets=secrets
+    )
+    return lazada_tokens(body, error, response, now=now)
+
+
+def lazada_tokens(
+    body: JsonObject | None, error: TaxonomyError | None, response: httpx.Response, *, now: datetime
+) -> TokenSet:
+    """The token pair in an already read token response, or its error as a refresh error."""
     raise_for_refresh(error)
-    body = decode_json(response, PLATFORM)
+    assert body is not None
     access, refresh = body.get("access_token"), body.get("refresh_token")
     expires_in = body.get("expires_in")
     if not isinstance(access, str) or not isinstance(refresh, str) or expires_in is None:
@@ -257,37 +266,10 @@ class LazadaClient(PlatformClient):
     platform = PLATFORM
 
     def __init__(
-        self,
-        *,
-        app_key: str,
-        app_secret: str,
-        access_token: str,
-        seller_id: str | None = None,
-        refresh_token: str | None = None,
-        on_refresh: Callable[[TokenSet], None] | None = None,
-        base_url: str = LAZADA_BASE_URL,
-        auth_url: str = LAZADA_AUTH_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
-        timeout_s: float = 10.0,
-        sign_raw_body: bool = False,
+        self, auth: LazadaAuth, session: ApiSession, *, seller_id: str | None = None
     ) -> None:
-        super().__init__(
-            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
-        )
+        super().__init__(auth, session)
         self.seller_id = seller_id
-        self.auth = LazadaAuth(
-            app_key=app_key,
-            app_secret=app_secret,
-            access_token=access_token,
-            refresh_token=refresh_token,
-            on_refresh=on_refresh,
-            clock=clock,
-            base_url=base_url,
-            auth_url=auth_url,
-            sign_raw_body=sign_raw_body,
-        )
 
     async def ping(self) -> PingResult:
         """``GET /seller/get``; expects ``data.seller_id`` and ``data.name``."""
@@ -349,3 +331,68 @@ class LazadaClient(PlatformClient):
                 }
                 created_after = last
                 offset = 0
+
+
+# --- the platform's declaration -----------------------------------------------------------
+
+
+class LazadaShop(Section):
+    """One Lazada seller account."""
+
+    seller_id: SellerId
+    name: str | None = None
+
+
+class LazadaConfig(PlatformSection):
+    """Lazada Open Platform app (Vietnam)."""
+
+    app_key: str
+    app_secret: SecretRef
+    auth_url: Url | None = None  # token host (default https://auth.lazada.com/rest)
+    # Low confidence (platforms.md §3.2, Java sample only): append the raw body to the sign base.
+    sign_raw_body: bool = False
+    shops: list[LazadaShop] = Field(default_factory=list)
+
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, value: list[LazadaShop]) -> list[LazadaShop]:
+        return unique_accounts(value, "seller_id")
+
+
+def _build(inputs: ClientInputs[LazadaConfig]) -> LazadaClient:
+    auth = LazadaAuth(
+        app_key=inputs.section.app_key,
+        app_secret=inputs.secret("app_secret"),
+        access_token=inputs.access_token,
+        refresh_token=inputs.refresh_token,
+        on_refresh=inputs.on_refresh,
+        clock=inputs.clock,
+        base_url=inputs.session.base_url,
+        auth_url=inputs.token_url or LAZADA_AUTH_URL,
+        sign_raw_body=inputs.section.sign_raw_body,
+    )
+    return LazadaClient(auth, inputs.session, seller_id=inputs.account_id)
+
+
+SPEC = PlatformSpec(
+    name=PLATFORM,
+    title="Lazada",
+    accounts_key="shops",
+    account_id_key="seller_id",
+    account_noun="seller",
+    api_url=LAZADA_BASE_URL,
+    token_url=LAZADA_AUTH_URL,
+    token_url_key="auth_url",
+    # ±7200 s (§3.2)
+    clock_tolerance_s=(7200.0, 7200.0),
+    config_model=LazadaConfig,
+    capabilities=Capabilities(
+        refresh_tokens=True,
+        single_use_refresh=False,
+        orders=True,
+        messages=False,
+        introspection=False,
+        webhook_signature="HMAC-SHA256(app_secret, app_key + raw body), Authorization header",
+    ),
+    build_client=_build,
+)

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 __all__ = [
-    "CLOCK_TOLERANCE_S",
     "RateLimitUsage",
     "clock_skew_s",
     "parse_business_use_case_usage",
@@ -18,20 +17,7 @@ __all__ = [
     "parse_usage_headers",
     "parse_x_app_usage",
     "parse_zalo_rate_limit",
-    "skew_within_tolerance",
 ]
-
-#: How far the request timestamp may be from the server's clock, as (behind, ahead) in
-#: seconds: a local clock this far *behind* (negative skew) or *ahead* is rejected.
-#: Shopee ±5 min (§2.2), Lazada ±7200 s (§3.2), TikTok −5 min / +30 s (§4.2: timestamps
-#: older than 5 min or more than 30 s in the future). Facebook and Zalo sign no timestamp.
-CLOCK_TOLERANCE_S: dict[str, tuple[float, float] | None] = {
-    "shopee": (300.0, 300.0),
-    "lazada": (7200.0, 7200.0),
-    "tiktok": (300.0, 30.0),
-    "facebook": None,
-    "zalo": None,
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,13 +159,3 @@ def clock_skew_s(date_header: str | None, local_now: datetime) -> float | None:
     if server is None:
         return None
     return (local_now - server).total_seconds()
-
-
-def skew_within_tolerance(platform: str, skew_s: float) -> bool:
-    """Whether a request timestamp with this skew would be accepted by ``platform``."""
-    tolerance = CLOCK_TOLERANCE_S.get(platform)
-    if tolerance is None:
-        return True
-    behind, ahead = tolerance
-    # The Date header has one-second resolution, so allow one second of slack.
-    return -behind - 1.0 <= skew_s <= ahead + 1.0

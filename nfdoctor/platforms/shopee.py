@@ -9,24 +9,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from pydantic import Field, field_validator
 
-from nfdoctor.platforms import DEFAULT_URLS
+from nfdoctor.config_fields import PositiveId, Section, unique_accounts
 from nfdoctor.platforms.base import (
+    ApiSession,
     Clock,
+    Envelope,
     JsonObject,
     PingResult,
     PlatformAuth,
     PlatformClient,
     TokenSet,
     abs_time,
-    decode_json,
-    envelope_error,
-    http_fallback_error,
     raise_for_refresh,
+    read_response,
     rebuild,
     rel_time,
     seconds_of,
-    status_only_error,
     unknown_code_category,
     utc_now,
 )
@@ -35,20 +35,24 @@ from nfdoctor.platforms.errors import (
     Category,
     TaxonomyError,
     UnexpectedResponseError,
-    scrub,
 )
+from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
     "SHOPEE_BASE_URL",
+    "SPEC",
     "ShopeeAuth",
     "ShopeeClient",
+    "ShopeeConfig",
+    "ShopeeShop",
     "classify_shopee",
     "is_public_path",
     "shopee_sign",
 ]
 
 PLATFORM = "shopee"
-SHOPEE_BASE_URL = DEFAULT_URLS["shopee"][0]
+SHOPEE_BASE_URL = "https://partner.shopeemobile.com"
 REFRESH_PATH = "/api/v2/auth/access_token/get"
 PING_PATH = "/api/v2/shop/get_shop_info"
 ORDER_LIST_PATH = "/api/v2/order/get_order_list"
@@ -123,6 +127,25 @@ def _category_for(error: str, api_path: str) -> Category:
     return Category.UNEXPECTED_RESPONSE
 
 
+def shopee_envelope(body: JsonObject, response: httpx.Response) -> Envelope | None:
+    """Shopee's envelope: ``error`` (empty on success), ``message``, ``request_id``."""
+    error = body.get("error")
+    if error in ("", None):
+        return None
+    code = str(error)
+    category = _category_for(code, response.request.url.path if _has_request(response) else "")
+    if category is Category.UNEXPECTED_RESPONSE:
+        category = unknown_code_category(response)
+    request_id = body.get("request_id")
+    message = body.get("message")
+    return Envelope(
+        code=code,
+        category=category,
+        request_id=str(request_id) if request_id else None,
+        message=str(message) if message else None,
+    )
+
+
 def classify_shopee(
     response: httpx.Response,
     *,
@@ -130,29 +153,13 @@ def classify_shopee(
     secrets: tuple[str, ...] = (),
 ) -> TaxonomyError | None:
     """Classify a Shopee response by its ``error`` value (success: ``error == ""``)."""
-    now = now or utc_now()
-    fallback = http_fallback_error(response, PLATFORM, now)
-    if fallback is not None:
-        return fallback
-    body = decode_json(response, PLATFORM)
-    error = body.get("error")
-    if error in ("", None):
-        return status_only_error(response, PLATFORM, now)
-    code = str(error)
-    category = _category_for(code, response.request.url.path if _has_request(response) else "")
-    if category is Category.UNEXPECTED_RESPONSE:
-        category = unknown_code_category(response)
-    request_id = body.get("request_id")
-    message = body.get("message")
-    return envelope_error(
-        category,
+    return read_response(
+        response,
         platform=PLATFORM,
-        response=response,
-        code=code,
-        request_id=str(request_id) if request_id else None,
-        platform_message=scrub(str(message), secrets) if message else None,
-        now=now,
-    )
+        envelope=shopee_envelope,
+        now=now or utc_now(),
+        secrets=secrets,
+    )[1]
 
 
 def _has_request(response: httpx.Response) -> bool:
@@ -222,9 +229,9 @@ class ShopeeAuth(PlatformAuth):
         url = request.url.copy_with(params=httpx.QueryParams(params))
         return rebuild(request, url=url)
 
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock, scrubbing its secrets."""
-        return classify_shopee(response, now=self.clock(), secrets=self.secrets())
+    def envelope(self, body: JsonObject, response: httpx.Response) -> Envelope | None:
+        """See :func:`shopee_envelope`."""
+        return shopee_envelope(body, response)
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
         """``POST /api/v2/auth/access_token/get`` (public sign) with the JSON body of §2.3."""
@@ -241,8 +248,9 @@ class ShopeeAuth(PlatformAuth):
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:
         """Tokens from the refresh response; ``expire_in`` is REL seconds (§2.3)."""
-        return parse_shopee_tokens(
-            response, now=self.clock(), refresh_ttl_s=self.refresh_ttl_s, secrets=self.secrets()
+        body, error = self.read(response)
+        return shopee_tokens(
+            body, error, response, now=self.clock(), refresh_ttl_s=self.refresh_ttl_s
         )
 
 
@@ -250,9 +258,23 @@ def parse_shopee_tokens(
     response: httpx.Response, *, now: datetime, refresh_ttl_s: float, secrets: tuple[str, ...] = ()
 ) -> TokenSet:
     """A :class:`TokenSet` from a Shopee token response, or the classified refresh error."""
-    error = classify_shopee(response, now=now, secrets=secrets)
+    body, error = read_response(
+        response, platform=PLATFORM, envelope=shopee_envelope, now=now, secrets=secrets
+    )
+    return shopee_tokens(body, error, response, now=now, refresh_ttl_s=refresh_ttl_s)
+
+
+def shopee_tokens(
+    body: JsonObject | None,
+    error: TaxonomyError | None,
+    response: httpx.Response,
+    *,
+    now: datetime,
+    refresh_ttl_s: float,
+) -> TokenSet:
+    """The token pair in an already read token response, or its error as a refresh error."""
     raise_for_refresh(error)
-    body = decode_json(response, PLATFORM)
+    assert body is not None
     access = body.get("access_token")
     refresh = body.get("refresh_token")
     expire_in = body.get("expire_in")
@@ -288,37 +310,11 @@ class ShopeeClient(PlatformClient):
 
     platform = PLATFORM
 
-    def __init__(
-        self,
-        *,
-        partner_id: int | str,
-        partner_key: str,
-        shop_id: int | str,
-        access_token: str,
-        refresh_token: str | None = None,
-        on_refresh: Callable[[TokenSet], None] | None = None,
-        base_url: str = SHOPEE_BASE_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
-        timeout_s: float = 10.0,
-        refresh_ttl_s: float = 30 * 86400,
-    ) -> None:
-        super().__init__(
-            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
-        )
-        self.shop_id = str(shop_id)
-        self.auth = ShopeeAuth(
-            partner_id=partner_id,
-            partner_key=partner_key,
-            shop_id=shop_id,
-            access_token=access_token,
-            refresh_token=refresh_token,
-            on_refresh=on_refresh,
-            clock=clock,
-            base_url=base_url,
-            refresh_ttl_s=refresh_ttl_s,
-        )
+    def __init__(self, auth: ShopeeAuth, session: ApiSession) -> None:
+        super().__init__(auth, session)
+        if auth.shop_id is None:
+            raise ValueError("a ShopeeClient is for one shop: its auth needs a shop_id")
+        self.shop_id = auth.shop_id
 
     async def ping(self) -> PingResult:
         """``GET /api/v2/shop/get_shop_info``; its fields are top level, not under ``response``."""
@@ -368,3 +364,62 @@ class ShopeeClient(PlatformClient):
                 if not page.get("more") or not cursor:
                     break
             start = end
+
+
+# --- the platform's declaration -----------------------------------------------------------
+
+
+class ShopeeShop(Section):
+    """One Shopee shop."""
+
+    shop_id: PositiveId
+    name: str | None = None
+
+
+class ShopeeConfig(PlatformSection):
+    """Shopee Open Platform v2 partner app."""
+
+    partner_id: PositiveId
+    partner_key: SecretRef
+    shops: list[ShopeeShop] = Field(default_factory=list)
+
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, value: list[ShopeeShop]) -> list[ShopeeShop]:
+        return unique_accounts(value, "shop_id")
+
+
+def _build(inputs: ClientInputs[ShopeeConfig]) -> ShopeeClient:
+    auth = ShopeeAuth(
+        partner_id=inputs.section.partner_id,
+        partner_key=inputs.secret("partner_key"),
+        shop_id=inputs.account_id,
+        access_token=inputs.access_token,
+        refresh_token=inputs.refresh_token,
+        on_refresh=inputs.on_refresh,
+        clock=inputs.clock,
+        base_url=inputs.session.base_url,
+    )
+    return ShopeeClient(auth, inputs.session)
+
+
+SPEC = PlatformSpec(
+    name=PLATFORM,
+    title="Shopee",
+    accounts_key="shops",
+    account_id_key="shop_id",
+    account_noun="shop",
+    api_url=SHOPEE_BASE_URL,
+    # ±5 min either way (§2.2)
+    clock_tolerance_s=(300.0, 300.0),
+    config_model=ShopeeConfig,
+    capabilities=Capabilities(
+        refresh_tokens=True,
+        single_use_refresh=True,
+        orders=True,
+        messages=False,
+        introspection=False,
+        webhook_signature="HMAC-SHA256(partner_key, callback URL | raw body), Authorization header",
+    ),
+    build_client=_build,
+)

@@ -8,22 +8,22 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 
 import httpx
+from pydantic import Field, field_validator
 
-from nfdoctor.platforms import DEFAULT_URLS
+from nfdoctor.config_fields import DigitsId, ErrorCategoryName, Section, Url, unique_accounts
 from nfdoctor.platforms.base import (
+    ApiSession,
     Clock,
+    Envelope,
     JsonObject,
     PingResult,
     PlatformAuth,
     PlatformClient,
     TokenSet,
     abs_time,
-    decode_json,
-    envelope_error,
-    http_fallback_error,
     raise_for_refresh,
+    read_response,
     rebuild,
-    status_only_error,
     unknown_code_category,
     utc_now,
 )
@@ -32,21 +32,25 @@ from nfdoctor.platforms.errors import (
     Category,
     TaxonomyError,
     UnexpectedResponseError,
-    scrub,
 )
+from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
+    "SPEC",
     "TIKTOK_AUTH_URL",
     "TIKTOK_BASE_URL",
     "TiktokAuth",
     "TiktokClient",
+    "TiktokConfig",
+    "TiktokShop",
     "classify_tiktok",
     "tiktok_sign",
 ]
 
 PLATFORM = "tiktok"
-TIKTOK_BASE_URL = DEFAULT_URLS["tiktok"][0]
-TIKTOK_AUTH_URL = str(DEFAULT_URLS["tiktok"][1])
+TIKTOK_BASE_URL = "https://open-api.tiktokglobalshop.com"
+TIKTOK_AUTH_URL = "https://auth.tiktok-shops.com"
 REFRESH_PATH = "/api/v2/token/refresh"
 SHOPS_PATH = "/authorization/202309/shops"
 ORDER_SEARCH_PATH = "/order/202309/orders/search"
@@ -87,22 +91,15 @@ def tiktok_sign(
     return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def classify_tiktok(
+def tiktok_envelope(
+    body: JsonObject,
     response: httpx.Response,
-    *,
-    now: datetime | None = None,
-    secrets: tuple[str, ...] = (),
     overloaded_category: Category = Category.TOKEN_INVALID,
-) -> TaxonomyError | None:
-    """Classify a TikTok response by its integer ``code`` (success: ``code == 0``)."""
-    now = now or utc_now()
-    fallback = http_fallback_error(response, PLATFORM, now)
-    if fallback is not None:
-        return fallback
-    body = decode_json(response, PLATFORM)
+) -> Envelope | None:
+    """TikTok's envelope: an integer ``code`` (0 on success), ``message``, ``request_id``."""
     code = body.get("code")
     if code == 0 or code is None:
-        return status_only_error(response, PLATFORM, now)
+        return None
     try:
         code_i = int(code)
     except (TypeError, ValueError):
@@ -113,15 +110,29 @@ def classify_tiktok(
         category = _CODES.get(code_i) or unknown_code_category(response)
     request_id = body.get("request_id")
     message = body.get("message")
-    return envelope_error(
-        category,
-        platform=PLATFORM,
-        response=response,
+    return Envelope(
         code=str(code),
+        category=category,
         request_id=str(request_id) if request_id else None,
-        platform_message=scrub(str(message), secrets) if message else None,
-        now=now,
+        message=str(message) if message else None,
     )
+
+
+def classify_tiktok(
+    response: httpx.Response,
+    *,
+    now: datetime | None = None,
+    secrets: tuple[str, ...] = (),
+    overloaded_category: Category = Category.TOKEN_INVALID,
+) -> TaxonomyError | None:
+    """Classify a TikTok response by its integer ``code`` (success: ``code == 0``)."""
+    return read_response(
+        response,
+        platform=PLATFORM,
+        envelope=lambda body, r: tiktok_envelope(body, r, overloaded_category),
+        now=now or utc_now(),
+        secrets=secrets,
+    )[1]
 
 
 class TiktokAuth(PlatformAuth):
@@ -181,14 +192,9 @@ class TiktokAuth(PlatformAuth):
             request, url=request.url.copy_with(params=httpx.QueryParams(params)), headers=headers
         )
 
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock and 36009004 policy."""
-        return classify_tiktok(
-            response,
-            now=self.clock(),
-            secrets=self.secrets(),
-            overloaded_category=self.overloaded_category,
-        )
+    def envelope(self, body: JsonObject, response: httpx.Response) -> Envelope | None:
+        """See :func:`tiktok_envelope`, with this auth's 36009004 policy."""
+        return tiktok_envelope(body, response, self.overloaded_category)
 
     def build_refresh_request(self, refresh_token: str) -> httpx.Request | None:
         """The unsigned ``GET /api/v2/token/refresh`` (the secret travels in the query)."""
@@ -205,16 +211,26 @@ class TiktokAuth(PlatformAuth):
 
     def parse_refresh(self, response: httpx.Response) -> TokenSet:
         """Tokens with ABS ``*_expire_in`` timestamps (§4.3)."""
-        return parse_tiktok_tokens(response, now=self.clock(), secrets=self.secrets())
+        body, error = self.read(response)
+        return tiktok_tokens(body, error, response)
 
 
 def parse_tiktok_tokens(
     response: httpx.Response, *, now: datetime, secrets: tuple[str, ...] = ()
 ) -> TokenSet:
     """A :class:`TokenSet` from a TikTok token response; expiries are ABS Unix seconds."""
-    error = classify_tiktok(response, now=now, secrets=secrets)
+    body, error = read_response(
+        response, platform=PLATFORM, envelope=tiktok_envelope, now=now, secrets=secrets
+    )
+    return tiktok_tokens(body, error, response)
+
+
+def tiktok_tokens(
+    body: JsonObject | None, error: TaxonomyError | None, response: httpx.Response
+) -> TokenSet:
+    """The token pair in an already read token response, or its error as a refresh error."""
     raise_for_refresh(error)
-    body = decode_json(response, PLATFORM)
+    assert body is not None
     data = body.get("data")
     if not isinstance(data, dict):
         raise UnexpectedResponseError(
@@ -252,38 +268,15 @@ class TiktokClient(PlatformClient):
 
     def __init__(
         self,
+        auth: TiktokAuth,
+        session: ApiSession,
         *,
-        app_key: str,
-        app_secret: str,
-        access_token: str,
         shop_id: str | None = None,
         shop_cipher: str | None = None,
-        refresh_token: str | None = None,
-        on_refresh: Callable[[TokenSet], None] | None = None,
-        base_url: str = TIKTOK_BASE_URL,
-        auth_url: str = TIKTOK_AUTH_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
-        timeout_s: float = 10.0,
-        overloaded_category: Category = Category.TOKEN_INVALID,
     ) -> None:
-        super().__init__(
-            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
-        )
+        super().__init__(auth, session)
         self.shop_id = shop_id
         self.shop_cipher = shop_cipher
-        self.auth = TiktokAuth(
-            app_key=app_key,
-            app_secret=app_secret,
-            access_token=access_token,
-            refresh_token=refresh_token,
-            on_refresh=on_refresh,
-            clock=clock,
-            base_url=base_url,
-            auth_url=auth_url,
-            overloaded_category=overloaded_category,
-        )
 
     async def _shops(self) -> tuple[JsonObject, httpx.Response, float]:
         # No shop_cipher here: /authorization/* rejects it with 36009004 (§4.2).
@@ -361,3 +354,73 @@ class TiktokClient(PlatformClient):
             if not next_token or next_token == page_token:
                 return
             page_token = str(next_token)
+
+
+# --- the platform's declaration -----------------------------------------------------------
+
+
+class TiktokShop(Section):
+    """One TikTok Shop."""
+
+    shop_id: DigitsId
+    shop_cipher: str | None = None
+    name: str | None = None
+
+
+class TiktokConfig(PlatformSection):
+    """TikTok Shop Open API app."""
+
+    app_key: str
+    app_secret: SecretRef
+    auth_url: Url | None = None  # token host (default https://auth.tiktok-shops.com)
+    # 36009004 means token, sign, app_key or timestamp trouble alike (platforms.md §4.6);
+    # which category to report it as.
+    code_36009004_means: ErrorCategoryName = "token_invalid"
+    shops: list[TiktokShop] = Field(default_factory=list)
+
+    @field_validator("shops")
+    @classmethod
+    def _unique(cls, value: list[TiktokShop]) -> list[TiktokShop]:
+        return unique_accounts(value, "shop_id")
+
+
+def _build(inputs: ClientInputs[TiktokConfig]) -> TiktokClient:
+    section = inputs.section
+    shop = next((s for s in section.shops if str(s.shop_id) == inputs.account_id), None)
+    auth = TiktokAuth(
+        app_key=section.app_key,
+        app_secret=inputs.secret("app_secret"),
+        access_token=inputs.access_token,
+        refresh_token=inputs.refresh_token,
+        on_refresh=inputs.on_refresh,
+        clock=inputs.clock,
+        base_url=inputs.session.base_url,
+        auth_url=inputs.token_url or TIKTOK_AUTH_URL,
+        overloaded_category=Category(section.code_36009004_means),
+    )
+    cipher = shop.shop_cipher if shop is not None else None
+    return TiktokClient(auth, inputs.session, shop_id=inputs.account_id, shop_cipher=cipher)
+
+
+SPEC = PlatformSpec(
+    name=PLATFORM,
+    title="TikTok Shop",
+    accounts_key="shops",
+    account_id_key="shop_id",
+    account_noun="shop",
+    api_url=TIKTOK_BASE_URL,
+    token_url=TIKTOK_AUTH_URL,
+    token_url_key="auth_url",
+    # timestamps older than 5 min or more than 30 s in the future are refused (§4.2)
+    clock_tolerance_s=(300.0, 30.0),
+    config_model=TiktokConfig,
+    capabilities=Capabilities(
+        refresh_tokens=True,
+        single_use_refresh=False,
+        orders=True,
+        messages=False,
+        introspection=False,
+        webhook_signature="HMAC-SHA256(app_secret, app_key + raw body), Authorization header",
+    ),
+    build_client=_build,
+)

@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import httpx
+from pydantic import Field, field_validator
 
-from nfdoctor.platforms import DEFAULT_URLS
+from nfdoctor.config_fields import DigitsId, PositiveSpan, Section, Url, unique_accounts
 from nfdoctor.platforms.base import (
+    ApiSession,
     Clock,
+    Envelope,
     JsonObject,
     PingResult,
     PlatformAuth,
@@ -18,12 +21,11 @@ from nfdoctor.platforms.base import (
     TokenSet,
     appsecret_proof,
     decode_json,
-    envelope_error,
-    http_fallback_error,
+    read_response,
     rebuild,
     rel_time,
-    status_only_error,
     unknown_code_category,
+    unreadable_body_error,
     utc_now,
 )
 from nfdoctor.platforms.errors import (
@@ -31,20 +33,24 @@ from nfdoctor.platforms.errors import (
     RefreshTokenInvalidError,
     TaxonomyError,
     UnexpectedResponseError,
-    scrub,
 )
+from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
+    "SPEC",
     "ZALO_BASE_URL",
     "ZALO_OAUTH_URL",
     "ZaloAuth",
     "ZaloClient",
+    "ZaloConfig",
+    "ZaloOA",
     "classify_zalo",
 ]
 
 PLATFORM = "zalo"
-ZALO_BASE_URL = DEFAULT_URLS["zalo"][0]
-ZALO_OAUTH_URL = str(DEFAULT_URLS["zalo"][1])
+ZALO_BASE_URL = "https://openapi.zalo.me"
+ZALO_OAUTH_URL = "https://oauth.zaloapp.com/v4"
 TOKEN_PATH = "/oa/access_token"
 MAX_COUNT = 10
 #: refresh tokens live 3 months (§6.3); the token response does not say when they expire
@@ -93,6 +99,22 @@ def _int_code(value: object) -> int | None:
     return None
 
 
+def zalo_envelope(body: JsonObject, response: httpx.Response) -> Envelope | None:
+    """Zalo's envelope: ``error`` (0 on success), usually inside HTTP 200, and a message in
+    ``message``, ``error_description`` or ``error_name``."""
+    raw = body.get("error")
+    code = _int_code(raw)
+    if raw is None or code == 0:
+        return None
+    category = _CODES.get(code) if code is not None else None
+    message = body.get("message") or body.get("error_description") or body.get("error_name")
+    return Envelope(
+        code=str(raw),
+        category=category or unknown_code_category(response),
+        message=str(message) if message else None,
+    )
+
+
 def classify_zalo(
     response: httpx.Response,
     *,
@@ -100,28 +122,9 @@ def classify_zalo(
     secrets: tuple[str, ...] = (),
 ) -> TaxonomyError | None:
     """Classify a Zalo response by ``error`` (success: ``error == 0``), usually inside HTTP 200."""
-    now = now or utc_now()
-    fallback = http_fallback_error(response, PLATFORM, now)
-    if fallback is not None:
-        return fallback
-    body = decode_json(response, PLATFORM)
-    raw = body.get("error")
-    code = _int_code(raw)
-    if raw is None or code == 0:
-        return status_only_error(response, PLATFORM, now)
-    category = _CODES.get(code) if code is not None else None
-    if category is None:
-        category = unknown_code_category(response)
-    message = body.get("message") or body.get("error_description") or body.get("error_name")
-    return envelope_error(
-        category,
-        platform=PLATFORM,
-        response=response,
-        code=str(raw),
-        request_id=None,
-        platform_message=scrub(str(message), secrets) if message else None,
-        now=now,
-    )
+    return read_response(
+        response, platform=PLATFORM, envelope=zalo_envelope, now=now or utc_now(), secrets=secrets
+    )[1]
 
 
 class ZaloAuth(PlatformAuth):
@@ -162,9 +165,9 @@ class ZaloAuth(PlatformAuth):
             headers["appsecret_proof"] = appsecret_proof(self.signing_secret, token)
         return rebuild(request, headers=headers)
 
-    def classify(self, response: httpx.Response) -> TaxonomyError | None:
-        """Classify with this auth's clock, scrubbing its secrets."""
-        return classify_zalo(response, now=self.clock(), secrets=self.secrets())
+    def envelope(self, body: JsonObject, response: httpx.Response) -> Envelope | None:
+        """See :func:`zalo_envelope`."""
+        return zalo_envelope(body, response)
 
     def refresh_request(self, refresh_token: str) -> httpx.Request:
         """``POST /v4/oa/access_token``: form body, app secret in the ``secret_key`` header."""
@@ -192,10 +195,10 @@ class ZaloAuth(PlatformAuth):
 
 def parse_zalo_tokens(response: httpx.Response, *, now: datetime, refresh_ttl_s: float) -> TokenSet:
     """A :class:`TokenSet` from the OAuth v4 token response, or RefreshTokenInvalidError."""
-    error = http_fallback_error(response, PLATFORM, now)
-    if error is not None:
-        raise error
-    body = decode_json(response, PLATFORM)
+    try:
+        body = decode_json(response, PLATFORM)
+    except UnexpectedResponseError as exc:
+        raise unreadable_body_error(response, exc, PLATFORM, now) from None
     access, refresh = body.get("access_token"), body.get("refresh_token")
     if not isinstance(access, str) or not access:
         # No documented code for a reused/expired refresh token: any token response without
@@ -231,39 +234,9 @@ class ZaloClient(PlatformClient):
 
     platform = PLATFORM
 
-    def __init__(
-        self,
-        *,
-        access_token: str,
-        oa_id: str | None = None,
-        app_id: str | None = None,
-        app_secret: str | None = None,
-        send_proof: bool = True,
-        refresh_token: str | None = None,
-        on_refresh: Callable[[TokenSet], None] | None = None,
-        base_url: str = ZALO_BASE_URL,
-        oauth_url: str = ZALO_OAUTH_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
-        timeout_s: float = 10.0,
-        refresh_ttl_s: float = REFRESH_TTL_S,
-    ) -> None:
-        super().__init__(
-            base_url=base_url, transport=transport, http=http, clock=clock, timeout_s=timeout_s
-        )
+    def __init__(self, auth: ZaloAuth, session: ApiSession, *, oa_id: str | None = None) -> None:
+        super().__init__(auth, session)
         self.oa_id = oa_id
-        self.auth = ZaloAuth(
-            access_token=access_token,
-            app_id=app_id,
-            app_secret=app_secret,
-            send_proof=send_proof,
-            refresh_token=refresh_token,
-            on_refresh=on_refresh,
-            clock=clock,
-            oauth_url=oauth_url,
-            refresh_ttl_s=refresh_ttl_s,
-        )
 
     async def ping(self) -> PingResult:
         """``GET /v2.0/oa/getoa``; the OA id may be ``oaid`` or ``oa_id`` (§6.4)."""
@@ -313,3 +286,73 @@ class ZaloClient(PlatformClient):
     def list_messages(self, user_id: str, *, count: int = MAX_COUNT) -> AsyncIterator[JsonObject]:
         """Messages with one user (``conversation``), ≤10 per page, until a short page."""
         return self._offset_pages("/v2.0/oa/conversation", {"user_id": user_id}, count)
+
+
+# --- the platform's declaration -----------------------------------------------------------
+
+
+class ZaloOA(Section):
+    """One Zalo Official Account."""
+
+    oa_id: DigitsId
+    name: str | None = None
+    oa_secret: SecretRef | None = None
+
+
+class ZaloConfig(PlatformSection):
+    """Zalo app with its Official Accounts."""
+
+    app_id: str
+    secret_key: SecretRef
+    oauth_url: Url | None = None  # token host (default https://oauth.zaloapp.com/v4)
+    # Low confidence (platforms.md §6.2): whether the OA API wants appsecret_proof.
+    appsecret_proof: bool = True
+    # The "3 months" refresh-token lifetime is not in the response (platforms.md §6.3).
+    refresh_token_lifetime: PositiveSpan = timedelta(seconds=REFRESH_TTL_S)
+    oas: list[ZaloOA] = Field(default_factory=list)
+
+    @field_validator("oas")
+    @classmethod
+    def _unique(cls, value: list[ZaloOA]) -> list[ZaloOA]:
+        return unique_accounts(value, "oa_id")
+
+
+def _build(inputs: ClientInputs[ZaloConfig]) -> ZaloClient:
+    section = inputs.section
+    auth = ZaloAuth(
+        access_token=inputs.access_token,
+        app_id=section.app_id,
+        app_secret=inputs.secret("secret_key"),
+        send_proof=section.appsecret_proof,
+        refresh_token=inputs.refresh_token,
+        on_refresh=inputs.on_refresh,
+        clock=inputs.clock,
+        oauth_url=inputs.token_url or ZALO_OAUTH_URL,
+        refresh_ttl_s=section.refresh_token_lifetime.total_seconds(),
+    )
+    return ZaloClient(auth, inputs.session, oa_id=inputs.account_id)
+
+
+SPEC = PlatformSpec(
+    name=PLATFORM,
+    title="Zalo OA",
+    accounts_key="oas",
+    account_id_key="oa_id",
+    account_noun="OA",
+    api_url=ZALO_BASE_URL,
+    token_url=ZALO_OAUTH_URL,
+    token_url_key="oauth_url",
+    # OA API requests carry no timestamp to be refused for
+    clock_tolerance_s=None,
+    config_model=ZaloConfig,
+    capabilities=Capabilities(
+        refresh_tokens=True,
+        single_use_refresh=True,
+        orders=False,
+        messages=True,
+        introspection=False,
+        webhook_signature="X-ZEvent-Signature: mac=SHA256(app_id + raw body + timestamp + OA "
+        "secret)",
+    ),
+    build_client=_build,
+)

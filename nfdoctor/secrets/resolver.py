@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from nfdoctor.errors import KeyringUnavailableError, SecretError
+from nfdoctor.errors import ConfigError, ConfigProblem, KeyringUnavailableError, SecretError
 from nfdoctor.fsutil import FileRefusedError, expand_user, os_reason, read_regular_file
 from nfdoctor.secrets import keyring_access
 from nfdoctor.secrets.redaction import Redactor
@@ -14,6 +14,37 @@ from nfdoctor.secrets.reference import SecretRef
 
 # A secret file larger than this is certainly not a key, and reading it whole could hurt.
 MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+class ResolvedSecrets:
+    """The config's secrets, resolved once before a run: value by key path.
+
+    Commands resolve every reference up front (a missing secret stops the run before anything
+    is measured or written), then hand this to whatever needs a secret: nothing resolves a
+    reference again in the middle of a run.
+    """
+
+    def __init__(self, values: Mapping[str, str], *, source: str = "") -> None:
+        self._values = dict(values)
+        self._source = source
+
+    def get(self, key_path: str) -> str:
+        """The value of the secret at ``key_path`` (``platforms.shopee.partner_key``)."""
+        try:
+            return self._values[key_path]
+        except KeyError:
+            raise ConfigError(
+                ConfigProblem(file=self._source, key_path=key_path, message="missing")
+            ) from None
+
+    def __contains__(self, key_path: object) -> bool:
+        return key_path in self._values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"ResolvedSecrets({sorted(self._values)!r})"  # the key paths, never a value
 
 
 class SecretResolver:

@@ -24,11 +24,11 @@ import yaml
 
 from nfdoctor.platforms.base import PlatformClient
 from nfdoctor.platforms.errors import Category, TaxonomyError
-from nfdoctor.platforms.facebook import FacebookClient
-from nfdoctor.platforms.lazada import LazadaAuth, LazadaClient, classify_lazada
-from nfdoctor.platforms.shopee import ShopeeClient
-from nfdoctor.platforms.tiktok import TiktokClient
-from nfdoctor.platforms.zalo import ZaloClient
+from nfdoctor.platforms.facebook import FACEBOOK_BASE_URL, FacebookAuth, FacebookClient
+from nfdoctor.platforms.lazada import LAZADA_BASE_URL, LazadaAuth, LazadaClient, classify_lazada
+from nfdoctor.platforms.shopee import SHOPEE_BASE_URL, ShopeeAuth, ShopeeClient
+from nfdoctor.platforms.tiktok import TIKTOK_BASE_URL, TiktokAuth, TiktokClient
+from nfdoctor.platforms.zalo import ZALO_BASE_URL, ZaloAuth, ZaloClient
 from tests.e2e.conftest import (
     PLATFORMS,
     SIGNING_SECRET_FILE,
@@ -37,6 +37,7 @@ from tests.e2e.conftest import (
     assert_no_secrets,
     details_text,
 )
+from tests.platforms.conftest import make_client
 
 Start = Callable[..., Simulated]
 Check = Callable[..., CheckRun]
@@ -214,7 +215,10 @@ def client_for(
     assert token is not None
     common: dict[str, Any] = {"transport": transport, "access_token": token.value}
     if platform == "shopee":
-        return ShopeeClient(
+        return make_client(
+            ShopeeClient,
+            ShopeeAuth,
+            SHOPEE_BASE_URL,
             partner_id=state.shopee_partner_id,
             partner_key=state.shopee_partner_key,
             shop_id=account.account_id,
@@ -223,7 +227,10 @@ def client_for(
             **options,
         )
     if platform == "lazada":
-        return LazadaClient(
+        return make_client(
+            LazadaClient,
+            LazadaAuth,
+            LAZADA_BASE_URL,
             app_key=state.lazada_app_key,
             app_secret=state.lazada_app_secret,
             seller_id=account.account_id,
@@ -233,7 +240,10 @@ def client_for(
             **options,
         )
     if platform == "tiktok":
-        return TiktokClient(
+        return make_client(
+            TiktokClient,
+            TiktokAuth,
+            TIKTOK_BASE_URL,
             app_key=state.tiktok_app_key,
             app_secret=state.tiktok_app_secret,
             shop_id=account.account_id,
@@ -244,7 +254,10 @@ def client_for(
             **options,
         )
     if platform == "facebook":
-        return FacebookClient(
+        return make_client(
+            FacebookClient,
+            FacebookAuth,
+            FACEBOOK_BASE_URL,
             page_id=account.account_id,
             app_id=state.facebook_app_id,
             app_secret=state.facebook_app_secret,
@@ -252,7 +265,10 @@ def client_for(
             **common,
             **options,
         )
-    return ZaloClient(
+    return make_client(
+        ZaloClient,
+        ZaloAuth,
+        ZALO_BASE_URL,
         oa_id=account.account_id,
         app_id=state.zalo_app_id,
         app_secret=state.zalo_secret_key,

@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from nfdoctor.platforms.facebook import FacebookClient
-from nfdoctor.platforms.lazada import LazadaClient
-from nfdoctor.platforms.shopee import ShopeeClient
-from nfdoctor.platforms.tiktok import TiktokClient
-from nfdoctor.platforms.zalo import ZaloClient
+from nfdoctor.platforms.facebook import FACEBOOK_BASE_URL, FacebookAuth, FacebookClient
+from nfdoctor.platforms.lazada import LAZADA_BASE_URL, LazadaAuth, LazadaClient
+from nfdoctor.platforms.shopee import SHOPEE_BASE_URL, ShopeeAuth, ShopeeClient
+from nfdoctor.platforms.tiktok import TIKTOK_BASE_URL, TiktokAuth, TiktokClient
+from nfdoctor.platforms.zalo import ZALO_BASE_URL, ZaloAuth, ZaloClient
 from nfdoctor.simulator.app import build_simulator
+from tests.platforms.conftest import make_client
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
 BASE = "http://simulator.test"
@@ -37,7 +38,10 @@ def _clients(state: Any, transport: httpx.AsyncBaseTransport) -> dict[str, Any]:
     page_id, facebook_token = token("facebook")
     oa_id, zalo_token = token("zalo")
     return {
-        "shopee": ShopeeClient(
+        "shopee": make_client(
+            ShopeeClient,
+            ShopeeAuth,
+            SHOPEE_BASE_URL,
             partner_id=state.shopee_partner_id,
             partner_key=state.shopee_partner_key,
             shop_id=shop_id,
@@ -45,7 +49,10 @@ def _clients(state: Any, transport: httpx.AsyncBaseTransport) -> dict[str, Any]:
             base_url=f"{BASE}/shopee",
             **common,
         ),
-        "lazada": LazadaClient(
+        "lazada": make_client(
+            LazadaClient,
+            LazadaAuth,
+            LAZADA_BASE_URL,
             app_key=state.lazada_app_key,
             app_secret=state.lazada_app_secret,
             access_token=lazada_token,
@@ -54,7 +61,10 @@ def _clients(state: Any, transport: httpx.AsyncBaseTransport) -> dict[str, Any]:
             auth_url=f"{BASE}/lazada-auth/rest",
             **common,
         ),
-        "tiktok": TiktokClient(
+        "tiktok": make_client(
+            TiktokClient,
+            TiktokAuth,
+            TIKTOK_BASE_URL,
             app_key=state.tiktok_app_key,
             app_secret=state.tiktok_app_secret,
             access_token=tiktok_token,
@@ -64,7 +74,10 @@ def _clients(state: Any, transport: httpx.AsyncBaseTransport) -> dict[str, Any]:
             auth_url=f"{BASE}/tiktok-auth",
             **common,
         ),
-        "facebook": FacebookClient(
+        "facebook": make_client(
+            FacebookClient,
+            FacebookAuth,
+            FACEBOOK_BASE_URL,
             page_id=page_id,
             access_token=facebook_token,
             app_id=state.facebook_app_id,
@@ -72,7 +85,10 @@ def _clients(state: Any, transport: httpx.AsyncBaseTransport) -> dict[str, Any]:
             base_url=f"{BASE}/facebook/{state.facebook_version}",
             **common,
         ),
-        "zalo": ZaloClient(
+        "zalo": make_client(
+            ZaloClient,
+            ZaloAuth,
+            ZALO_BASE_URL,
             access_token=zalo_token,
             oa_id=oa_id,
             app_id=state.zalo_app_id,

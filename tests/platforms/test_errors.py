@@ -40,11 +40,12 @@ from nfdoctor.platforms.ratelimit import (
     parse_usage_headers,
     parse_x_app_usage,
     parse_zalo_rate_limit,
-    skew_within_tolerance,
 )
-from nfdoctor.platforms.shopee import ShopeeClient, classify_shopee
+from nfdoctor.platforms.registry import spec
+from nfdoctor.platforms.shopee import SHOPEE_BASE_URL, ShopeeAuth, ShopeeClient, classify_shopee
 from nfdoctor.platforms.tiktok import classify_tiktok
 from nfdoctor.platforms.zalo import classify_zalo
+from tests.platforms.conftest import make_client
 
 NOW = datetime(2026, 11, 20, 8, 0, 0, tzinfo=timezone.utc)
 Classifier = Callable[..., TaxonomyError | None]
@@ -451,12 +452,12 @@ def test_retry_after_forms() -> None:
 def test_clock_skew_and_tolerances() -> None:
     skew = clock_skew_s("Fri, 20 Nov 2026 07:58:00 GMT", NOW)
     assert skew == 120.0  # local clock 2 min ahead
-    assert skew_within_tolerance("shopee", 120.0)
-    assert not skew_within_tolerance("tiktok", 120.0)  # only +30 s allowed ahead
-    assert skew_within_tolerance("tiktok", -200.0)
-    assert not skew_within_tolerance("shopee", -400.0)
-    assert skew_within_tolerance("lazada", 7000.0)
-    assert skew_within_tolerance("zalo", 99999.0)
+    assert spec("shopee").skew_acceptable(120.0)
+    assert not spec("tiktok").skew_acceptable(120.0)  # only +30 s allowed ahead
+    assert spec("tiktok").skew_acceptable(-200.0)
+    assert not spec("shopee").skew_acceptable(-400.0)
+    assert spec("lazada").skew_acceptable(7000.0)
+    assert spec("zalo").skew_acceptable(99999.0)
     assert clock_skew_s(None, NOW) is None
 
 
@@ -506,14 +507,30 @@ def test_token_set_and_auth_reprs_mask_secrets() -> None:
     auth = LazadaAuth(
         app_key="k", app_secret=SECRETS[2], access_token=SECRETS[0], refresh_token=SECRETS[1]
     )
-    shopee = ShopeeClient(partner_id=1, partner_key=SECRETS[2], shop_id=2, access_token=SECRETS[0])
+    shopee = make_client(
+        ShopeeClient,
+        ShopeeAuth,
+        SHOPEE_BASE_URL,
+        partner_id=1,
+        partner_key=SECRETS[2],
+        shop_id=2,
+        access_token=SECRETS[0],
+    )
     for text in (repr(tokens), str(tokens), repr(auth), repr(shopee), repr(shopee.auth)):
         for secret in SECRETS:
             assert secret not in text
 
 
 def test_client_error_scrubs_platform_echo() -> None:
-    shopee = ShopeeClient(partner_id=1, partner_key=SECRETS[2], shop_id=2, access_token=SECRETS[0])
+    shopee = make_client(
+        ShopeeClient,
+        ShopeeAuth,
+        SHOPEE_BASE_URL,
+        partner_id=1,
+        partner_key=SECRETS[2],
+        shop_id=2,
+        access_token=SECRETS[0],
+    )
     with respx.mock(assert_all_mocked=True) as router:
         router.get("https://partner.shopeemobile.com/api/v2/shop/get_shop_info").respond(
             200, json={"error": "error_param", "message": f"bad access_token {SECRETS[0]}"}

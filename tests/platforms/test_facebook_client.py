@@ -16,8 +16,13 @@ from nfdoctor.platforms.errors import (
     TokenInvalidError,
     UnexpectedResponseError,
 )
-from nfdoctor.platforms.facebook import FacebookClient, appsecret_proof
-from tests.platforms.conftest import NOW, fixed_clock
+from nfdoctor.platforms.facebook import (
+    FACEBOOK_BASE_URL,
+    FacebookAuth,
+    FacebookClient,
+    appsecret_proof,
+)
+from tests.platforms.conftest import NOW, fixed_clock, make_client
 
 GRAPH = "https://graph.facebook.com/v25.0"
 ME = GRAPH + "/me"
@@ -32,7 +37,8 @@ def client(**kwargs: object) -> FacebookClient:
         "clock": fixed_clock,
     }
     options.update(kwargs)
-    return FacebookClient(**options)  # type: ignore[arg-type]
+    client: FacebookClient = make_client(FacebookClient, FacebookAuth, FACEBOOK_BASE_URL, **options)
+    return client
 
 
 def graph_error(code: int, subcode: int | None = None, status: int = 400) -> httpx.Response:

@@ -16,8 +16,8 @@ from nfdoctor.platforms.errors import (
     TokenExpiredError,
     UnexpectedResponseError,
 )
-from nfdoctor.platforms.lazada import LazadaClient
-from tests.platforms.conftest import NOW, fixed_clock
+from nfdoctor.platforms.lazada import LAZADA_BASE_URL, LazadaAuth, LazadaClient
+from tests.platforms.conftest import NOW, fixed_clock, make_client
 
 API = "https://api.lazada.vn/rest"
 AUTH = "https://auth.lazada.com/rest"
@@ -35,7 +35,8 @@ def client(**kwargs: object) -> LazadaClient:
         "clock": fixed_clock,
     }
     options.update(kwargs)
-    return LazadaClient(**options)  # type: ignore[arg-type]
+    client: LazadaClient = make_client(LazadaClient, LazadaAuth, LAZADA_BASE_URL, **options)
+    return client
 
 
 def test_ping_signs_with_ms_and_upper_hex(mock_http: respx.MockRouter) -> None:

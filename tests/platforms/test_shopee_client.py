@@ -18,8 +18,8 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
     UnreachableError,
 )
-from nfdoctor.platforms.shopee import ShopeeClient
-from tests.platforms.conftest import NOW, fixed_clock
+from nfdoctor.platforms.shopee import SHOPEE_BASE_URL, ShopeeAuth, ShopeeClient
+from tests.platforms.conftest import NOW, fixed_clock, make_client
 
 HOST = "https://partner.shopeemobile.com"
 SHOP_INFO = HOST + "/api/v2/shop/get_shop_info"
@@ -37,7 +37,8 @@ def client(**kwargs: object) -> ShopeeClient:
         "clock": fixed_clock,
     }
     options.update(kwargs)
-    return ShopeeClient(**options)  # type: ignore[arg-type]
+    client: ShopeeClient = make_client(ShopeeClient, ShopeeAuth, SHOPEE_BASE_URL, **options)
+    return client
 
 
 def test_ping_reports_skew_and_shape(mock_http: respx.MockRouter) -> None:

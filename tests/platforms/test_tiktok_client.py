@@ -17,8 +17,8 @@ from nfdoctor.platforms.errors import (
     TokenExpiredError,
     UnexpectedResponseError,
 )
-from nfdoctor.platforms.tiktok import TiktokClient, tiktok_sign
-from tests.platforms.conftest import NOW, fixed_clock
+from nfdoctor.platforms.tiktok import TIKTOK_BASE_URL, TiktokAuth, TiktokClient, tiktok_sign
+from tests.platforms.conftest import NOW, fixed_clock, make_client
 
 API = "https://open-api.tiktokglobalshop.com"
 SHOPS = API + "/authorization/202309/shops"
@@ -54,7 +54,8 @@ def client(**kwargs: object) -> TiktokClient:
         "clock": fixed_clock,
     }
     options.update(kwargs)
-    return TiktokClient(**options)  # type: ignore[arg-type]
+    client: TiktokClient = make_client(TiktokClient, TiktokAuth, TIKTOK_BASE_URL, **options)
+    return client
 
 
 def test_ping_signs_and_remembers_cipher(mock_http: respx.MockRouter) -> None:

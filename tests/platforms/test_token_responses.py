@@ -19,11 +19,11 @@ from nfdoctor.platforms.errors import (
     BadParametersError,
     UnexpectedResponseError,
 )
-from nfdoctor.platforms.facebook import FacebookClient
-from nfdoctor.platforms.lazada import LazadaClient
-from nfdoctor.platforms.tiktok import TiktokClient
-from nfdoctor.platforms.zalo import ZaloClient
-from tests.platforms.conftest import fixed_clock
+from nfdoctor.platforms.facebook import FACEBOOK_BASE_URL, FacebookAuth, FacebookClient
+from nfdoctor.platforms.lazada import LAZADA_BASE_URL, LazadaAuth, LazadaClient
+from nfdoctor.platforms.tiktok import TIKTOK_BASE_URL, TiktokAuth, TiktokClient
+from nfdoctor.platforms.zalo import ZALO_BASE_URL, ZaloAuth, ZaloClient
+from tests.platforms.conftest import fixed_clock, make_client
 
 LAZADA_REFRESH = "https://auth.lazada.com/rest/auth/token/refresh"
 TIKTOK_REFRESH = "https://auth.tiktok-shops.com/api/v2/token/refresh"
@@ -32,7 +32,10 @@ DEBUG_TOKEN = "https://graph.facebook.com/v25.0/debug_token"
 
 
 def lazada(**kwargs: Any) -> LazadaClient:
-    return LazadaClient(
+    return make_client(
+        LazadaClient,
+        LazadaAuth,
+        LAZADA_BASE_URL,
         app_key="123456",
         app_secret="lazada-app-secret-XYZ",
         access_token="AT-old-123456",
@@ -67,8 +70,14 @@ def test_tiktok_absolute_expiry_out_of_range_is_schema_drift(mock_http: respx.Mo
             },
         },
     )
-    client = TiktokClient(
-        app_key="6abc", app_secret="tiktok-secret", access_token="AT", clock=fixed_clock
+    client = make_client(
+        TiktokClient,
+        TiktokAuth,
+        TIKTOK_BASE_URL,
+        app_key="6abc",
+        app_secret="tiktok-secret",
+        access_token="AT",
+        clock=fixed_clock,
     )
     with pytest.raises(UnexpectedResponseError) as caught:
         asyncio.run(client.refresh("RT"))
@@ -79,8 +88,15 @@ def test_facebook_debug_token_expiry_that_is_not_a_number(mock_http: respx.MockR
     mock_http.get(DEBUG_TOKEN).respond(
         200, json={"data": {"is_valid": True, "expires_at": "never", "app_id": "1"}}
     )
-    client = FacebookClient(
-        page_id="1", access_token="EAApage", app_id="1", app_secret="fb-secret", clock=fixed_clock
+    client = make_client(
+        FacebookClient,
+        FacebookAuth,
+        FACEBOOK_BASE_URL,
+        page_id="1",
+        access_token="EAApage",
+        app_id="1",
+        app_secret="fb-secret",
+        clock=fixed_clock,
     )
     with pytest.raises(UnexpectedResponseError) as caught:
         asyncio.run(client.introspect())
@@ -116,7 +132,10 @@ def test_refresh_carries_the_clients_timeout_on_a_shared_http_client(
 
     async def refresh() -> None:
         async with httpx.AsyncClient(timeout=30.0) as shared:
-            client = ZaloClient(
+            client = make_client(
+                ZaloClient,
+                ZaloAuth,
+                ZALO_BASE_URL,
                 access_token="AT",
                 app_id="1",
                 app_secret="zalo-secret",
@@ -137,5 +156,9 @@ def test_zalo_refresh_without_app_credentials_is_refused_before_any_call(
 ) -> None:
     route = mock_http.post(ZALO_REFRESH).respond(200, json={})
     with pytest.raises(BadCredentialsError, match="app credentials"):
-        asyncio.run(ZaloClient(access_token="AT", clock=fixed_clock).refresh("RT"))
+        asyncio.run(
+            make_client(
+                ZaloClient, ZaloAuth, ZALO_BASE_URL, access_token="AT", clock=fixed_clock
+            ).refresh("RT")
+        )
     assert not route.called

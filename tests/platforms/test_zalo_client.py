@@ -20,8 +20,8 @@ from nfdoctor.platforms.errors import (
     TokenInvalidError,
     UnexpectedResponseError,
 )
-from nfdoctor.platforms.zalo import ZaloClient
-from tests.platforms.conftest import NOW, fixed_clock
+from nfdoctor.platforms.zalo import ZALO_BASE_URL, ZaloAuth, ZaloClient
+from tests.platforms.conftest import NOW, fixed_clock, make_client
 
 API = "https://openapi.zalo.me"
 GETOA = API + "/v2.0/oa/getoa"
@@ -40,7 +40,8 @@ def client(**kwargs: object) -> ZaloClient:
         "clock": fixed_clock,
     }
     options.update(kwargs)
-    return ZaloClient(**options)  # type: ignore[arg-type]
+    client: ZaloClient = make_client(ZaloClient, ZaloAuth, ZALO_BASE_URL, **options)
+    return client
 
 
 def test_ping_headers_and_rate_limit(mock_http: respx.MockRouter) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -11,8 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from nfdoctor.checks.base import Check
-from nfdoctor.context import Context
+from nfdoctor import __version__
+from nfdoctor.checks.base import Check, CheckContext
 from nfdoctor.errors import NfdoctorError, UsageError
 from nfdoctor.results import CheckResult, Report, Status
 from nfdoctor.threads import in_daemon_thread
@@ -55,32 +54,35 @@ def select_checks(
     return [c for c in selected if not any(matches(c, p) for p in skip)]
 
 
-def run_checks(
-    ctx: Context,
+async def run_checks(
+    ctx: CheckContext,
     checks: Sequence[Check],
     *,
     command: str,
     timeout: timedelta,
+    monotonic: Callable[[], float],
     observer: Observer | None = None,
 ) -> Report:
     """Run ``checks`` concurrently and return the report (results in declaration order)."""
-    from nfdoctor import __version__
-
     started_at = ctx.clock()
-    start = ctx.monotonic()
-    results = asyncio.run(_run_all(ctx, checks, timeout.total_seconds(), observer))
+    start = monotonic()
+    results = await _run_all(ctx, checks, timeout.total_seconds(), observer, monotonic)
     ordered = tuple(r for check in checks for r in results[check.id])
     return Report(
         command=command,
         results=ordered,
         started_at=started_at,
-        duration_s=ctx.monotonic() - start,
+        duration_s=monotonic() - start,
         version=__version__,
     )
 
 
 async def _run_all(
-    ctx: Context, checks: Sequence[Check], timeout_s: float, observer: Observer | None
+    ctx: CheckContext,
+    checks: Sequence[Check],
+    timeout_s: float,
+    observer: Observer | None,
+    monotonic: Callable[[], float],
 ) -> dict[str, list[CheckResult]]:
     tasks: dict[str, asyncio.Task[list[CheckResult]]] = {}
     by_id = {c.id: c for c in checks}
@@ -100,26 +102,21 @@ async def _run_all(
                         subject=worst.subject,
                     )
                 ]
-        results = await _run_one(ctx, check, timeout_s)
+        results = await _run_one(ctx, check, timeout_s, monotonic)
         if observer is not None:
             observer(check, results)
         return results
 
     for check in checks:
         tasks[check.id] = asyncio.create_task(run_after_prerequisites(check))
-    try:
-        await asyncio.gather(*tasks.values())
-    finally:
-        # Shared resources (the platform checks' HTTP client) belong to this loop.
-        while ctx.closers:
-            closer = ctx.closers.pop()
-            with contextlib.suppress(Exception):
-                await closer()
+    await asyncio.gather(*tasks.values())
     return {check_id: task.result() for check_id, task in tasks.items()}
 
 
-async def _run_one(ctx: Context, check: Check, timeout_s: float) -> list[CheckResult]:
-    start = ctx.monotonic()
+async def _run_one(
+    ctx: CheckContext, check: Check, timeout_s: float, monotonic: Callable[[], float]
+) -> list[CheckResult]:
+    start = monotonic()
     try:
         if inspect.iscoroutinefunction(check.run):
             outcome = await asyncio.wait_for(check.run(ctx), timeout_s)
@@ -142,5 +139,5 @@ async def _run_one(ctx: Context, check: Check, timeout_s: float) -> list[CheckRe
         log.debug("check %s raised", check.id, exc_info=True)
         reason = ctx.redactor.redact(f"{type(exc).__name__}: {exc}")
         results = [check.result(Status.UNKNOWN, f"check failed: {reason}")]
-    elapsed = ctx.monotonic() - start
+    elapsed = monotonic() - start
     return [r if r.duration_s else dataclasses.replace(r, duration_s=elapsed) for r in results]

@@ -1,9 +1,9 @@
 """From the config to clients: which accounts are in scope, their URLs, and their clients.
 
-``select_accounts`` turns ``--platform``/``--shop`` into the accounts a run measures (a wrong
-name is a usage error with a did-you-mean); ``api_urls`` gives the hosts the connectivity
-check probes and the clients call; ``ClientFactory.build`` makes each account's client with
-the platform section's knobs applied.
+``registry.select_accounts`` turns ``--platform``/``--shop`` into the accounts a run measures
+(a wrong name is a usage error with a did-you-mean); each spec's ``urls`` gives the hosts the
+connectivity check probes and the clients call; ``PlatformSession.client`` makes each
+account's client, through the platform's spec, with the section's knobs applied.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ from nfdoctor.errors import UsageError
 from nfdoctor.platforms.base import PlatformClient
 from nfdoctor.platforms.errors import Category
 from nfdoctor.platforms.facebook import FacebookClient
-from nfdoctor.platforms.factory import Account, ClientFactory, api_urls, select_accounts
 from nfdoctor.platforms.lazada import LazadaClient
+from nfdoctor.platforms.registry import select_accounts, spec
 from nfdoctor.platforms.shopee import ShopeeClient
+from nfdoctor.platforms.spec import Account
 from nfdoctor.platforms.tiktok import TiktokClient
 from nfdoctor.platforms.zalo import ZaloClient
+from nfdoctor.secrets.redaction import Redactor
+from nfdoctor.secrets.resolver import ResolvedSecrets
+from nfdoctor.session import PlatformSession
+from nfdoctor.tokens.store import FileTokenStore
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
 
@@ -127,6 +132,11 @@ def _config(tmp_path: Path, text: str) -> Any:
     return load_config(path).config
 
 
+def _urls(config: Any, platform: str) -> list[str]:
+    found = spec(platform)
+    return found.urls(found.section(config.platforms))
+
+
 def _ids(scope: dict[str, list[Account]]) -> dict[str, list[str]]:
     return {platform: [a.account_id for a in accounts] for platform, accounts in scope.items()}
 
@@ -142,7 +152,7 @@ def test_every_enabled_platform_in_report_order_with_config_order_accounts(
     reordered = "platforms:\n  zalo:" + zalo + head.removeprefix("platforms:\n")
     assert reordered.index("zalo:") < reordered.index("shopee:")
     config = _config(tmp_path, reordered)
-    scope = select_accounts(config)
+    scope = select_accounts(config.platforms)
     assert _ids(scope) == {
         "shopee": ["220001", "345678"],
         "lazada": ["VN1A2B3C", "220001"],
@@ -157,12 +167,12 @@ def test_every_enabled_platform_in_report_order_with_config_order_accounts(
 
 
 def test_nothing_configured_is_an_empty_scope(tmp_path: Path) -> None:
-    assert select_accounts(_config(tmp_path, "timezone: UTC\n")) == {}
+    assert select_accounts(_config(tmp_path, "timezone: UTC\n").platforms) == {}
 
 
 def test_only_the_platforms_asked_for(tmp_path: Path) -> None:
     config = _config(tmp_path, ALL_FIVE)
-    scope = select_accounts(config, platforms=["zalo", "shopee"])
+    scope = select_accounts(config.platforms, only=["zalo", "shopee"])
     assert list(scope) == ["shopee", "zalo"]
 
 
@@ -183,7 +193,7 @@ def test_unknown_platform_is_a_usage_error_with_did_you_mean(
 ) -> None:
     config = _config(tmp_path, ALL_FIVE)
     with pytest.raises(UsageError) as caught:
-        select_accounts(config, platforms=[asked])
+        select_accounts(config.platforms, only=[asked])
     assert caught.value.message.startswith(message), caught.value.message
 
 
@@ -191,7 +201,7 @@ def test_platform_not_configured(tmp_path: Path) -> None:
     shopee_only = ALL_FIVE.split("  lazada:")[0]
     config = _config(tmp_path, shopee_only)
     with pytest.raises(UsageError) as caught:
-        select_accounts(config, platforms=["shopee", "lazada"])
+        select_accounts(config.platforms, only=["shopee", "lazada"])
     assert caught.value.message == (
         "lazada is not configured (no enabled platforms.lazada section); configured: shopee"
     )
@@ -200,7 +210,7 @@ def test_platform_not_configured(tmp_path: Path) -> None:
 def test_platform_not_configured_when_nothing_is(tmp_path: Path) -> None:
     config = _config(tmp_path, "timezone: UTC\n")
     with pytest.raises(UsageError, match=r"configured: none$"):
-        select_accounts(config, platforms=["zalo"])
+        select_accounts(config.platforms, only=["zalo"])
 
 
 def test_enabled_false_is_out_of_scope_and_cannot_be_asked_for(tmp_path: Path) -> None:
@@ -208,13 +218,13 @@ def test_enabled_false_is_out_of_scope_and_cannot_be_asked_for(tmp_path: Path) -
         "  shopee:\n    partner_id", "  shopee:\n    enabled: false\n    partner_id"
     )
     config = _config(tmp_path, text)
-    scope = select_accounts(config)
+    scope = select_accounts(config.platforms)
     assert "shopee" not in scope
     assert list(scope) == ["lazada", "tiktok", "facebook", "zalo"]
     # Its shop id is gone from --shop too: 220001 is now only Lazada's seller.
-    assert _ids(select_accounts(config, account_id="220001")) == {"lazada": ["220001"]}
+    assert _ids(select_accounts(config.platforms, account_id="220001")) == {"lazada": ["220001"]}
     with pytest.raises(UsageError) as caught:
-        select_accounts(config, platforms=["shopee"])
+        select_accounts(config.platforms, only=["shopee"])
     assert caught.value.message == (
         "shopee is not configured (no enabled platforms.shopee section); "
         "configured: lazada, tiktok, facebook, zalo"
@@ -224,15 +234,15 @@ def test_enabled_false_is_out_of_scope_and_cannot_be_asked_for(tmp_path: Path) -
 def test_shop_narrows_across_platforms(tmp_path: Path) -> None:
     config = _config(tmp_path, ALL_FIVE)
     # The same id on two platforms: both kept, every other account dropped.
-    assert _ids(select_accounts(config, account_id="220001")) == {
+    assert _ids(select_accounts(config.platforms, account_id="220001")) == {
         "shopee": ["220001"],
         "lazada": ["220001"],
     }
-    assert _ids(select_accounts(config, account_id="100000000000123")) == {
+    assert _ids(select_accounts(config.platforms, account_id="100000000000123")) == {
         "facebook": ["100000000000123"]
     }
     # Narrowed within the platforms asked for.
-    assert _ids(select_accounts(config, platforms=["lazada"], account_id="220001")) == {
+    assert _ids(select_accounts(config.platforms, only=["lazada"], account_id="220001")) == {
         "lazada": ["220001"]
     }
 
@@ -240,7 +250,7 @@ def test_shop_narrows_across_platforms(tmp_path: Path) -> None:
 def test_unknown_shop_has_did_you_mean(tmp_path: Path) -> None:
     config = _config(tmp_path, ALL_FIVE)
     with pytest.raises(UsageError) as caught:
-        select_accounts(config, account_id="34567")
+        select_accounts(config.platforms, account_id="34567")
     assert caught.value.message == (
         "--shop: no shop, page or OA '34567' in shopee, lazada, tiktok, facebook, zalo "
         "(did you mean '345678'?)"
@@ -250,7 +260,7 @@ def test_unknown_shop_has_did_you_mean(tmp_path: Path) -> None:
 def test_shop_of_another_platform_is_not_found_in_the_one_asked(tmp_path: Path) -> None:
     config = _config(tmp_path, ALL_FIVE)
     with pytest.raises(UsageError) as caught:
-        select_accounts(config, platforms=["shopee"], account_id="VN1A2B3C")
+        select_accounts(config.platforms, only=["shopee"], account_id="VN1A2B3C")
     # The suggestion comes from Shopee's shops only, and there is no close one.
     assert caught.value.message == "--shop: no shop, page or OA 'VN1A2B3C' in shopee"
 
@@ -258,16 +268,16 @@ def test_shop_of_another_platform_is_not_found_in_the_one_asked(tmp_path: Path) 
 def test_shop_when_nothing_is_configured(tmp_path: Path) -> None:
     config = _config(tmp_path, "timezone: UTC\n")
     with pytest.raises(UsageError) as caught:
-        select_accounts(config, account_id="220001")
+        select_accounts(config.platforms, account_id="220001")
     assert caught.value.message == "--shop: no shop, page or OA '220001' in any platform"
 
 
-# --- api_urls -------------------------------------------------------------------------------
+# --- urls -----------------------------------------------------------------------------------
 
 
 def test_api_urls_defaults(tmp_path: Path) -> None:
     config = _config(tmp_path, ALL_FIVE)
-    assert {p: api_urls(config, p) for p in ("shopee", "lazada", "tiktok", "facebook", "zalo")} == {
+    assert {p: _urls(config, p) for p in ("shopee", "lazada", "tiktok", "facebook", "zalo")} == {
         "shopee": ["https://partner.shopeemobile.com"],
         "lazada": ["https://api.lazada.vn/rest", "https://auth.lazada.com/rest"],
         "tiktok": ["https://open-api.tiktokglobalshop.com", "https://auth.tiktok-shops.com"],
@@ -278,7 +288,7 @@ def test_api_urls_defaults(tmp_path: Path) -> None:
 
 def test_api_urls_overrides(tmp_path: Path) -> None:
     config = _config(tmp_path, OVERRIDDEN)
-    assert {p: api_urls(config, p) for p in ("shopee", "lazada", "tiktok", "facebook", "zalo")} == {
+    assert {p: _urls(config, p) for p in ("shopee", "lazada", "tiktok", "facebook", "zalo")} == {
         "shopee": ["http://sim.test/shopee"],
         "lazada": ["http://sim.test/lazada/rest", "http://sim.test/lazada-auth/rest"],
         "tiktok": ["http://sim.test/tiktok", "http://sim.test/tiktok-auth"],
@@ -291,36 +301,63 @@ def test_api_urls_overrides(tmp_path: Path) -> None:
 def test_api_urls_graph_version_with_default_host(tmp_path: Path) -> None:
     text = ALL_FIVE.replace("    pages:", "    graph_version: v26.0\n    pages:")
     config = _config(tmp_path, text)
-    assert api_urls(config, "facebook") == ["https://graph.facebook.com/v26.0"]
+    assert _urls(config, "facebook") == ["https://graph.facebook.com/v26.0"]
 
 
-# --- ClientFactory.build --------------------------------------------------------------------
+# --- PlatformSession.client --------------------------------------------------------------
 
 
-def _build(
+class RecordingSecrets(ResolvedSecrets):
+    """The run's resolved secrets, noting which key paths a build asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: list[str] = []
+
+    def get(self, key_path: str) -> str:
+        self.asked.append(key_path)
+        return super().get(key_path)
+
+
+def _session(
     config: Any,
-    account: Account,
-    *,
-    http: httpx.AsyncClient | None = None,
-    **kwargs: Any,
-) -> tuple[Any, list[str]]:
-    """The client ``ClientFactory.build`` makes, and the secret key paths it asked for."""
-    asked: list[str] = []
+    accounts: dict[str, list[Account]],
+    tmp: Path,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> PlatformSession:
+    return PlatformSession(
+        config=config,
+        secrets=RecordingSecrets(SECRETS),
+        token_store=FileTokenStore(tmp / "tokens.json"),
+        redactor=Redactor(),
+        clock=lambda: NOW,
+        accounts=accounts,
+        call_timeout_s=4.0,
+        transport=transport,
+    )
 
-    def secret(key_path: str) -> str:
-        asked.append(key_path)
-        return SECRETS[key_path]
 
-    factory = ClientFactory(config, secret=secret, http=http, clock=lambda: NOW, timeout_s=4.0)
-    return factory.build(account, access_token="access-token-xyz", **kwargs), asked
+_OPEN: list[PlatformSession] = []
+
+
+def _build(config: Any, account: Account, **kwargs: Any) -> tuple[Any, list[str]]:
+    """The client the session makes for ``account``, and the secret key paths it asked for."""
+    session = _session(config, {account.platform: [account]}, Path("/nonexistent"))
+    asyncio.run(session.__aenter__())
+    _OPEN.append(session)
+    secrets = session.secrets
+    assert isinstance(secrets, RecordingSecrets)
+    return session.client(account, access_token="access-token-xyz", **kwargs), secrets.asked
 
 
 def _account(config: Any, platform: str, index: int = 0) -> Account:
-    return select_accounts(config, platforms=[platform])[platform][index]
+    return select_accounts(config.platforms, only=[platform])[platform][index]
 
 
 def _close(client: Any) -> None:
     asyncio.run(client.aclose())
+    while _OPEN:
+        asyncio.run(_OPEN.pop().__aexit__(None, None, None))
 
 
 @pytest.mark.parametrize(
@@ -481,22 +518,39 @@ def test_build_passes_the_refresh_token_and_callback(tmp_path: Path, platform: s
         _close(client)
 
 
-def test_build_uses_the_shared_http_client_and_leaves_it_open(tmp_path: Path) -> None:
-    """Every shop of a run shares one AsyncClient; closing one shop's client keeps it."""
-    config = _config(tmp_path, OVERRIDDEN)
+def test_clients_share_the_platforms_http_client_and_leave_it_open(tmp_path: Path) -> None:
+    """Every shop of a platform shares one AsyncClient, owned by the session: closing one
+    shop's client keeps it; closing the session closes it."""
+    config = _config(
+        tmp_path,
+        OVERRIDDEN.replace(
+            "      - shop_id: 220001\n", "      - shop_id: 220001\n      - shop_id: 220002\n", 1
+        ),
+    )
     requests: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(request)
         return httpx.Response(200, json={"shop_name": "x", "region": "VN", "status": "NORMAL"})
 
-    async def scenario() -> bool:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client, _ = _build(config, _account(config, "shopee"), http=http)
-            await client.ping()
-            await client.aclose()
-            return not http.is_closed
+    accounts = select_accounts(config.platforms, only=["shopee"])
 
-    assert asyncio.run(scenario())  # the shared client outlives the shop's client
-    assert [r.url.host for r in requests] == ["sim.test"]
+    async def scenario() -> tuple[bool, bool]:
+        session = _session(config, accounts, tmp_path, transport=httpx.MockTransport(handler))
+        async with session:
+            first, second = (
+                session.client(a, access_token="access-token-xyz") for a in accounts["shopee"]
+            )
+            assert first.session is second.session  # one ApiSession per platform
+            await first.ping()
+            await first.aclose()
+            await second.ping()
+            still_open = not first.session.http.is_closed
+            http = first.session.http
+        return still_open, http.is_closed
+
+    still_open, closed_after = asyncio.run(scenario())
+    assert still_open and closed_after
+    assert [r.url.host for r in requests] == ["sim.test", "sim.test"]
     assert requests[0].url.path == "/shopee/api/v2/shop/get_shop_info"
+    assert [r.url.params["shop_id"] for r in requests] == ["220001", "220002"]

@@ -1,0 +1,134 @@
+"""What ``diagnose`` and ``check`` share: the config made ready, the accounts in scope, and
+checks run inside one platform session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from nfdoctor.checks.base import Check, CheckContext
+from nfdoctor.checks.runner import run_checks
+from nfdoctor.config.loader import LoadedConfig, load, resolve_secrets
+from nfdoctor.context import Environment
+from nfdoctor.errors import UsageError
+from nfdoctor.platforms.registry import select_accounts
+from nfdoctor.platforms.spec import Account
+from nfdoctor.results import Report
+from nfdoctor.secrets.resolver import ResolvedSecrets
+from nfdoctor.services.observer import RunObserver
+from nfdoctor.session import PlatformSession
+from nfdoctor.tokens.store import open_token_store
+
+__all__ = [
+    "PreparedConfig",
+    "Scope",
+    "call_timeout_s",
+    "prepare",
+    "run_in_session",
+    "scope_accounts",
+]
+
+#: the most any one HTTP call may take, whatever the check timeout
+MAX_CALL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """Which platforms and which shop a run looks at."""
+
+    #: platform names; empty: every enabled platform
+    platforms: tuple[str, ...] = ()
+    #: one shop, seller, page or OA id; None: all of them
+    shop: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedConfig:
+    """A loaded, validated config with every secret resolved."""
+
+    loaded: LoadedConfig
+    secrets: ResolvedSecrets
+
+
+def prepare(env: Environment, config_path: Path | None, observer: RunObserver) -> PreparedConfig:
+    """Find, load and validate the config, report its warnings, resolve every secret.
+
+    A missing secret stops the command here, before anything is measured or written.
+    """
+    loaded = load(explicit=config_path, environ=env.environ, cwd=env.cwd)
+    observer.config_warnings(loaded.warnings)
+    secrets = resolve_secrets(loaded, redactor=env.redactor, environ=env.environ)
+    return PreparedConfig(loaded=loaded, secrets=secrets)
+
+
+def scope_accounts(prepared: PreparedConfig, scope: Scope) -> dict[str, list[Account]]:
+    """The accounts in scope per platform (UsageError for an unknown platform or shop)."""
+    if scope.shop is not None and not scope.shop.strip():
+        raise UsageError("--shop: empty id")
+    return select_accounts(
+        prepared.loaded.config.platforms,
+        only=scope.platforms,
+        account_id=scope.shop.strip() if scope.shop else None,
+    )
+
+
+def call_timeout_s(check_timeout: timedelta) -> float:
+    """Each HTTP call gets most of its check's time, so a hung shop is that shop's failure
+    and not the whole check's; never more than :data:`MAX_CALL_TIMEOUT_S`."""
+    return min(MAX_CALL_TIMEOUT_S, check_timeout.total_seconds() * 0.8)
+
+
+def run_in_session(
+    env: Environment,
+    prepared: PreparedConfig,
+    checks: Sequence[Check],
+    *,
+    accounts: Mapping[str, list[Account]],
+    command: str,
+    check_timeout: timedelta,
+    observer: RunObserver,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Report:
+    """Run ``checks`` concurrently inside one platform session; the report."""
+    loaded = prepared.loaded
+    token_store = open_token_store(
+        loaded.config.tokens, base_dir=loaded.base_dir, state_dir=env.state_dir
+    )
+    session = PlatformSession(
+        config=loaded.config,
+        secrets=prepared.secrets,
+        token_store=token_store,
+        redactor=env.redactor,
+        clock=env.clock,
+        accounts=accounts,
+        call_timeout_s=call_timeout_s(check_timeout),
+        transport=transport,
+    )
+
+    async def run() -> Report:
+        async with session:
+            ctx = CheckContext(
+                loaded=loaded,
+                secrets=prepared.secrets,
+                clock=env.clock,
+                redactor=env.redactor,
+                state_dir=env.state_dir,
+                token_store=token_store,
+                platforms=session if accounts else None,
+            )
+            observer.started(len(checks))
+            return await run_checks(
+                ctx,
+                checks,
+                command=command,
+                timeout=check_timeout,
+                monotonic=env.monotonic,
+                observer=lambda check, results: observer.finished(check.id, results),
+            )
+
+    return asyncio.run(run())
