@@ -19,10 +19,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from filelock import FileLock, Timeout
 
 from nfdoctor.checks.base import Check, CheckContext
+from nfdoctor.durations import format_span
 from nfdoctor.errors import StateError
-from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
+from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file, write_atomically
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
 
@@ -135,10 +139,6 @@ class ConfigChangesCheck(Check):
 
     def run(self, ctx: CheckContext) -> Sequence[CheckResult]:
         """WARNING while a change is recent; the state file records the new snapshot."""
-        from filelock import FileLock, Timeout
-
-        from nfdoctor.fsutil import write_atomically
-
         loaded = ctx.loaded
         recent = loaded.config.thresholds.config_change_recent
         state_dir = ctx.state_dir
@@ -178,8 +178,6 @@ class ConfigChangesCheck(Check):
         recent: timedelta,
         ctx: CheckContext,
     ) -> CheckResult:
-        from nfdoctor.durations import format_span
-
         if first_run:
             return self.result(Status.OK, "first run: baseline recorded; later runs report changes")
         window = [e for e in history if now - datetime.fromisoformat(e["at"]) <= recent]
@@ -199,8 +197,6 @@ class ConfigChangesCheck(Check):
         zone = ctx.config.timezone
         details = []
         for event in window:
-            from zoneinfo import ZoneInfo
-
             local = datetime.fromisoformat(event["at"]).astimezone(ZoneInfo(zone))
             details += [f"{local:%Y-%m-%d %H:%M} {line}" for line in event["changes"]]
         return self.result(

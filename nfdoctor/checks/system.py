@@ -11,6 +11,7 @@ from nfdoctor.checks.base import Check, CheckContext, higher_is_worse, lower_is_
 from nfdoctor.fsutil import expand_user
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
+from nfdoctor.store.database import parse_database_url
 
 
 class LoadCheck(Check):
@@ -130,8 +131,6 @@ class DiskCheck(Check):
         config = loaded.config
         places: list[tuple[str, Path]] = []
         if config.database is not None:
-            from nfdoctor.store.database import parse_database_url
-
             url = parse_database_url(config.database.url, base_dir=loaded.base_dir)
             if url.path is not None:
                 places.append(("database", url.path))

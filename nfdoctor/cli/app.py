@@ -7,16 +7,21 @@ needs when it runs, so ``nfdoctor --version`` and ``--help`` start fast.
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Annotated, NoReturn
 
 import typer
+
+# Typer (>= 0.29) vendors Click; these are the classes its parser raises.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from nfdoctor import __version__
 from nfdoctor.cli.check_cmd import check
 from nfdoctor.cli.config_cmd import config_app
 from nfdoctor.cli.diagnose import diagnose
 from nfdoctor.cli.simulator_cmd import simulator
+from nfdoctor.cli.streams import QuietStream, escape_note, install_escaping
 
 HELP = """Troubleshoot NextFlow CRM's Shopee, Lazada, TikTok Shop, Facebook and Zalo integrations.
 
@@ -68,11 +73,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     parser, a failure before a command runs) is one line here, with the traceback only
     under ``--debug``.
     """
-    # Typer (>= 0.29) vendors Click; these are the classes its parser raises.
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-
-    from nfdoctor.cli.streams import QuietStream, escape_note, install_escaping
-
     install_escaping()
     stderr = QuietStream(sys.stderr)
     args = list(sys.argv[1:] if argv is None else argv)
@@ -90,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = 130
     except Exception as exc:  # a bug outside any command's guard: still one line
         if "--debug" in args:
-            import traceback
-
             stderr.write("".join(traceback.format_exception(exc)))
         stderr.write(f"nfdoctor: internal error: {type(exc).__name__}: {exc}\n")
         code = 3

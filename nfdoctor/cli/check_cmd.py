@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nfdoctor.choices import FailOn
-from nfdoctor.cli.common import guarded, progress
 from nfdoctor.cli.options import (
     ConfigOption,
     DebugOption,
@@ -17,11 +16,10 @@ from nfdoctor.cli.options import (
     ShopOption,
     TimeoutOption,
     WriteOption,
-    check_write_target,
-    parse_timeout,
-    write_report,
 )
-from nfdoctor.context import Environment
+
+if TYPE_CHECKING:
+    from nfdoctor.context import Environment
 
 
 def check(
@@ -47,9 +45,17 @@ def check(
     Example: nfdoctor check lazada --shop 100234567
     """
 
-    def body(env: Environment) -> int:
-        from nfdoctor.services.check import CheckRequest, check_platforms  # the seam
+    # The command body is the seam: `nfdoctor --version` imports this module, not these.
+    from nfdoctor.cli.common import (
+        check_write_target,
+        guarded,
+        parse_timeout,
+        progress,
+        write_report,
+    )
+    from nfdoctor.services.check import CheckRequest, check_platforms
 
+    def body(env: Environment) -> int:
         request = CheckRequest(
             platform=platform, config_path=config, shop=shop, timeout=parse_timeout(timeout)
         )

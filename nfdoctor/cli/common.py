@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable, Iterator, Sequence
-from typing import Annotated
+from datetime import timedelta
+from pathlib import Path
 
 import typer
 
+from nfdoctor.choices import FailOn, OutputFormat
 from nfdoctor.cli.errors import report_error
+from nfdoctor.cli.options import DebugOption  # re-exported for commands not yet moved
 from nfdoctor.cli.streams import standard_streams, write_data
 from nfdoctor.context import Environment
-from nfdoctor.errors import ConfigProblem
-from nfdoctor.results import CheckResult
+from nfdoctor.durations import parse_span
+from nfdoctor.errors import ConfigProblem, UsageError, WriteTargetError
+from nfdoctor.fsutil import check_write_target as check_target
+from nfdoctor.fsutil import write_atomically
+from nfdoctor.results import CheckResult, Report
 from nfdoctor.secrets.redaction import RedactingFilter
 
-__all__ = ["ConsoleObserver", "DebugOption", "emit", "guarded", "parse_csv", "progress"]
-
-DebugOption = Annotated[
-    bool, typer.Option("--debug", help="Show debug logs and tracebacks (secrets still masked).")
+__all__ = [
+    "ConsoleObserver",
+    "DebugOption",
+    "check_write_target",
+    "emit",
+    "guarded",
+    "parse_csv",
+    "parse_timeout",
+    "progress",
+    "write_report",
 ]
 
 
@@ -131,3 +144,53 @@ def parse_csv(values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(
         part.strip() for value in values or [] for part in value.split(",") if part.strip()
     )
+
+
+def parse_timeout(timeout: str | None) -> timedelta | None:
+    """``--timeout`` as a positive span, or None when not given."""
+    if timeout is None:
+        return None
+    try:
+        span = parse_span(timeout)
+    except ValueError as exc:
+        raise UsageError(f"--timeout: {exc}") from None
+    if span.total_seconds() <= 0:
+        raise UsageError("--timeout: must be more than zero")
+    return span
+
+
+def check_write_target(write: Path | None, option: str = "--write") -> None:
+    """Refuse a target that is not a regular file or cannot be written, before any work."""
+    if write is None:
+        return
+    try:
+        check_target(write)
+    except WriteTargetError as exc:
+        raise UsageError(f"{option}: {exc.reason}") from None
+
+
+def write_report(
+    env: Environment,
+    report: Report,
+    *,
+    output: OutputFormat | None,
+    write: Path | None,
+    fail_on: FailOn,
+) -> int:
+    """Render ``report`` to stdout or ``write``; the exit code it calls for."""
+    from nfdoctor.render import default_format, render  # renderers load on demand
+
+    fmt = output or default_format(stdout_isatty=env.stdout.isatty(), environ=env.environ)
+    text = render(
+        report,
+        fmt,
+        width=max(80, shutil.get_terminal_size((100, 24)).columns),
+        lang=env.lang,
+        fail_on=fail_on,
+        color=fmt is OutputFormat.TABLE and env.stdout.isatty(),
+    )
+    if write is not None:
+        write_atomically(write, env.redactor.redact(text))
+    else:
+        emit(env, text)
+    return report.exit_code(fail_on)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from nfdoctor.cli.common import ConsoleObserver, emit, guarded
 from nfdoctor.cli.options import ConfigOption, DebugOption
-from nfdoctor.context import Environment
+
+if TYPE_CHECKING:
+    from nfdoctor.cli.common import ConsoleObserver
+    from nfdoctor.context import Environment
 
 config_app = typer.Typer(
     help="Write, check and show the config (secrets are always masked).",
@@ -18,6 +20,8 @@ config_app = typer.Typer(
 
 
 def _warnings_only(env: Environment) -> ConsoleObserver:
+    from nfdoctor.cli.common import ConsoleObserver
+
     return ConsoleObserver(env, lambda check_id, total: None)
 
 
@@ -39,9 +43,11 @@ def init(
     Example: nfdoctor config init --path /etc/nfdoctor/config.yaml
     """
 
-    def body(env: Environment) -> int:
-        from nfdoctor.services.config import write_template
+    # The command body is the seam: `nfdoctor --version` imports this module, not these.
+    from nfdoctor.cli.common import guarded
+    from nfdoctor.services.config import write_template
 
+    def body(env: Environment) -> int:
         target = write_template(path, environ=env.environ, force=force)
         env.stderr.write(f"wrote {target}\nNext: edit it, then run `nfdoctor config validate`\n")
         return 0
@@ -56,9 +62,11 @@ def validate(config: ConfigOption = None, debug: DebugOption = False) -> None:
     Example: nfdoctor config validate --config /etc/nfdoctor/config.yaml
     """
 
-    def body(env: Environment) -> int:
-        from nfdoctor.services.config import validate_config
+    # The command body is the seam: `nfdoctor --version` imports this module, not these.
+    from nfdoctor.cli.common import emit, guarded
+    from nfdoctor.services.config import validate_config
 
+    def body(env: Environment) -> int:
         found = validate_config(env, config, observer=_warnings_only(env))
         emit(
             env,
@@ -80,9 +88,11 @@ def show(
     Example: nfdoctor config show --json | jq .thresholds
     """
 
-    def body(env: Environment) -> int:
-        from nfdoctor.services.config import show_config
+    # The command body is the seam: `nfdoctor --version` imports this module, not these.
+    from nfdoctor.cli.common import emit, guarded
+    from nfdoctor.services.config import show_config
 
+    def body(env: Environment) -> int:
         shown = show_config(env, config, as_json=as_json, observer=_warnings_only(env))
         emit(env, shown.text)
         return 0

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from nfdoctor.choices import FailOn
-from nfdoctor.cli.common import emit, guarded, parse_csv, progress
 from nfdoctor.cli.options import (
     ConfigOption,
     DebugOption,
@@ -17,12 +16,10 @@ from nfdoctor.cli.options import (
     ShopOption,
     TimeoutOption,
     WriteOption,
-    check_write_target,
-    parse_timeout,
-    write_report,
 )
-from nfdoctor.context import Environment
-from nfdoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from nfdoctor.context import Environment
 
 
 def diagnose(
@@ -59,8 +56,20 @@ def diagnose(
     Example: nfdoctor diagnose --only database,system --output json
     """
 
+    # The command body is the seam: `nfdoctor --version` imports this module, not these.
+    from nfdoctor.cli.common import (
+        check_write_target,
+        emit,
+        guarded,
+        parse_csv,
+        parse_timeout,
+        progress,
+        write_report,
+    )
+    from nfdoctor.errors import UsageError
+    from nfdoctor.services import diagnose as service
+
     def body(env: Environment) -> int:
-        from nfdoctor.services import diagnose as service  # the seam: start-up stays light
 
         if list_checks:
             emit(env, "".join(f"{c.id:<30} {c.title}\n" for c in service.every_check()))

@@ -1,7 +1,7 @@
-"""Transitional: ``check_write_target`` moved to :mod:`nfdoctor.cli.options`."""
+"""Transitional: ``check_write_target`` moved to :mod:`nfdoctor.cli.common`."""
 
 from __future__ import annotations
 
-from nfdoctor.cli.options import check_write_target
+from nfdoctor.cli.common import check_write_target
 
 __all__ = ["check_write_target"]

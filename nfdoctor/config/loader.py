@@ -10,19 +10,30 @@ from __future__ import annotations
 import difflib
 import os
 import stat
+import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from nfdoctor.config.model import NfdoctorConfig
+from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
+from nfdoctor.durations import format_span
 from nfdoctor.errors import ConfigError, ConfigNotFoundError, ConfigProblem
+from nfdoctor.fsutil import (
+    FileRefusedError,
+    describe_kind,
+    os_reason,
+    read_regular_file,
+)
+from nfdoctor.platforms.registry import names
 from nfdoctor.secrets.redaction import Redactor
 from nfdoctor.secrets.reference import REFERENCE_FORMS, SecretRef
 from nfdoctor.secrets.resolver import ResolvedSecrets, SecretResolver
-
-if TYPE_CHECKING:
-    from nfdoctor.config.model import NfdoctorConfig
 
 KeyPath = tuple[str | int, ...]
 # Config files are small; a huge one is a mistake (a log or a dump given by accident).
@@ -105,8 +116,6 @@ def discover(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) ->
         except OSError as exc:
             if not named:
                 continue  # a discovery place that cannot even be looked at holds no config
-            from nfdoctor.fsutil import os_reason
-
             raise ConfigNotFoundError(
                 ConfigProblem(
                     file=str(path),
@@ -117,8 +126,6 @@ def discover(*, explicit: Path | None, environ: Mapping[str, str], cwd: Path) ->
         if stat.S_ISREG(info.st_mode):
             return path
         if named:
-            from nfdoctor.fsutil import describe_kind
-
             kind = describe_kind(info.st_mode)
             raise ConfigNotFoundError(
                 ConfigProblem(
@@ -152,8 +159,6 @@ def load_config(path: Path) -> LoadedConfig:
 
 
 def _read_text(path: Path) -> str:
-    from nfdoctor.fsutil import FileRefusedError, read_regular_file
-
     def problem(message: str) -> ConfigError:
         return ConfigError(ConfigProblem(file=str(path), key_path="", message=message))
 
@@ -179,10 +184,6 @@ def _read_text(path: Path) -> str:
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, Location]]:
     """Parse YAML into plain data plus the location of every key and item."""
-    import yaml
-
-    from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
-
     try:
         check_yaml(text)
     except YamlShapeError as exc:
@@ -257,8 +258,6 @@ def _construct(
     problems: list[ConfigProblem],
     file: str,
 ) -> Any:
-    import yaml
-
     locations[path] = Location(line=node.start_mark.line + 1, column=node.start_mark.column + 1)
     if len(locations) > MAX_CONFIG_NODES:
         raise _TooManyNodes(path, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -342,10 +341,6 @@ def validate(
     raw: dict[str, Any], locations: Mapping[KeyPath, Location], path: Path
 ) -> LoadedConfig:
     """Validate parsed data; every error at once, unknown keys as warnings."""
-    from pydantic import ValidationError
-
-    from nfdoctor.config.model import NfdoctorConfig
-
     file = str(path)
     try:
         config = NfdoctorConfig.model_validate(raw)
@@ -408,8 +403,6 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
             )
         return f"{error['msg'].split(',')[0]} (the value is not shown)"
     if kind == "extra_forbidden" and loc[:1] == ("platforms",):
-        from nfdoctor.platforms.registry import names
-
         known = names()
         return f"unknown platform {loc[-1]!r}{_did_you_mean(str(loc[-1]), known)}" + (
             f"; known platforms: {', '.join(known)}"
@@ -455,10 +448,6 @@ def _message(error: Mapping[str, Any], raw: Any) -> str:
 
 def _is_secret_field(loc: tuple[Any, ...]) -> bool:
     """Whether the config key at ``loc`` (a pydantic error location) is a secret reference."""
-    from pydantic import BaseModel
-
-    from nfdoctor.config.model import NfdoctorConfig
-
     annotation: Any = NfdoctorConfig
     for part in loc:
         if isinstance(part, int):
@@ -478,9 +467,6 @@ def _is_secret_field(loc: tuple[Any, ...]) -> bool:
 
 def _union_members(annotation: Any) -> list[Any]:
     """The types an annotation allows: ``X | None`` → [X, None]; ``Annotated[X, …]`` → [X]."""
-    import types
-    from typing import Annotated, Union, get_args, get_origin
-
     origin = get_origin(annotation)
     if origin is Annotated:
         return _union_members(get_args(annotation)[0])
@@ -491,8 +477,6 @@ def _union_members(annotation: Any) -> list[Any]:
 
 def _list_items(annotation: Any) -> list[Any]:
     """The item types of every ``list[...]`` an annotation allows."""
-    from typing import get_args, get_origin
-
     return [
         get_args(member)[0]
         for member in _union_members(annotation)
@@ -510,8 +494,6 @@ def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, timedelta):
-        from nfdoctor.durations import format_span
-
         return format_span(value.total_seconds())
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -524,8 +506,6 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
 def _unknown_keys(model: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
     """Walk a validated model; yield each key the model does not know."""
-    from pydantic import BaseModel
-
     if isinstance(model, BaseModel):
         known = list(type(model).model_fields)
         for key in model.model_extra or {}:
@@ -539,8 +519,6 @@ def _unknown_keys(model: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
 
 def _secret_refs(model: Any, path: KeyPath) -> Iterator[tuple[KeyPath, SecretRef]]:
     """Walk a validated model; yield every secret reference with its key path."""
-    from pydantic import BaseModel
-
     if isinstance(model, SecretRef):
         yield path, model
     elif isinstance(model, BaseModel):

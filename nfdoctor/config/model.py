@@ -17,6 +17,7 @@ from nfdoctor.config_fields import Number, Percent, PositiveSpan, Section, Span,
 from nfdoctor.fsutil import expand_user
 from nfdoctor.platforms import registry
 from nfdoctor.secrets.reference import SecretRef
+from nfdoctor.store.database import parse_database_url
 
 
 class CrmConfig(Section):
@@ -38,8 +39,6 @@ class DatabaseConfig(Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        from nfdoctor.store.database import parse_database_url
-
         parse_database_url(value)  # raises ValueError naming the accepted forms
         return value
 

@@ -1,8 +1,7 @@
-"""Secret references (``keyring:``, ``env:``, ``file:``, inline), their resolution and redaction."""
+"""Secret references (``keyring:``, ``env:``, ``file:``, inline), their resolution and redaction.
+
+Import the modules themselves (``nfdoctor.secrets.redaction`` …): this package imports
+nothing on its own, so the redactor, which every command needs, stays cheap to import.
+"""
 
 from __future__ import annotations
-
-from nfdoctor.secrets.redaction import Redactor
-from nfdoctor.secrets.reference import SecretRef
-
-__all__ = ["Redactor", "SecretRef"]

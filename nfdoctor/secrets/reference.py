@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic_core import core_schema
+
 SecretKind = Literal["env", "file", "keyring", "inline"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,8 +61,6 @@ class SecretRef:
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         """Validate from a YAML string; numbers and other types are rejected."""
-        from pydantic_core import core_schema
-
         return core_schema.no_info_after_validator_function(
             cls.parse,
             core_schema.str_schema(strict=True),
