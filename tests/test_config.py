@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nfdoctor.config.loader import candidate_paths, discover, format_key_path, load_config
-from nfdoctor.services.config import template_text
 from nfdoctor.errors import ConfigError, ConfigNotFoundError
+from nfdoctor.services.config import template_text
 
 
 def _write(tmp_path: Path, text: str) -> Path:
