@@ -109,7 +109,3 @@ class Environment:
     def state_dir(self) -> Path:
         """Where nfdoctor keeps its own state between runs."""
         return state_dir_from(self.environ)
-
-
-#: transitional name, while the simulator command moves to its service
-Context = Environment

@@ -4,7 +4,8 @@ python3 scripts/demo.py [extra diagnose options, e.g. --output json or --lang vi
 
 The simulator serves Shopee, Lazada, TikTok Shop, Facebook and Zalo on 127.0.0.1 with two
 shops each, playing examples/demo-scenario.yaml (an expired Zalo token, a Facebook rate
-limit, a TikTok API change, a Lazada connection drop…), and a seeded demo CRM database.
+limit, a TikTok API change, a Lazada connection drop…), and the demo CRM database of those
+shops (their orders and chats, with the duplicates a CRM collects).
 nfdoctor then diagnoses it exactly as it would the real thing.
 """
 
@@ -36,8 +37,8 @@ def start_simulator(python: Path, demo_dir: Path) -> tuple[subprocess.Popen[byte
         "2",
         "--faults",
         str(ROOT / "examples" / "demo-scenario.yaml"),
-        "--db",
-        str(demo_dir / "crm.db"),
+        "--database",
+        f"sqlite:///{demo_dir / 'crm.db'}",
         "--write-config",
         str(config),
     ]

@@ -98,7 +98,7 @@ def demo_db(tmp_path: Path) -> Path:
     """A demo CRM database (schema v1, planted duplicates) in tmp_path."""
     from datetime import datetime, timezone
 
-    from nfdoctor.store.demo import build_demo_database
+    from nfdoctor.simulator.crm_data import build_demo_database
 
     path = tmp_path / "crm.db"
     build_demo_database(path, seed=7, now=datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc))

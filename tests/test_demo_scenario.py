@@ -1,5 +1,6 @@
 """The quick-start demo shows what it promises: each incident of the scenario is found,
-on the right shop, with the right status, and the healthy shops are OK."""
+on the right shop, with the right status, and the healthy shops and the demo CRM database
+are OK."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from nfdoctor.simulator.app import build_simulator
+from nfdoctor.simulator.crm_data import write_demo_crm
 from nfdoctor.simulator.server import SimulatorServer, write_config
 from nfdoctor.simulator.state import SimulatorState
+from nfdoctor.store.database import DatabaseUrl
 from tests.conftest import CliResult
 
 SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "demo-scenario.yaml"
@@ -19,14 +22,23 @@ SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "demo-scenario.
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[Path, SimulatorState]]:
+    # What scripts/demo.py starts: `nfdoctor simulator --shops 2 --faults SCENARIO
+    # --database sqlite:///demo/crm.db --write-config demo/nfdoctor.yaml` (less data).
     app, state = build_simulator(
-        7, SCENARIO, accounts_per_platform=2, orders_per_shop=5, conversations_per_account=3
+        7,
+        SCENARIO,
+        accounts_per_platform=2,
+        orders_per_shop=5,
+        conversations_per_account=3,
+        shared_message_ids=1,
     )
     server = SimulatorServer(app)
     server.start_in_thread()
     try:
+        database = DatabaseUrl("sqlite", path=tmp_path / "crm.db")
+        write_demo_crm(database, state)
         config = tmp_path / "sim.yaml"
-        write_config(config, server.url, state)
+        write_config(config, server.url, state, database=database)
         yield config, state
     finally:
         server.stop()
@@ -75,3 +87,20 @@ def test_diagnose_finds_each_incident_of_the_demo(
         if r["status"] != "OK"
     ]
     assert result.code == 2
+
+
+def test_the_demo_crm_database_is_healthy(
+    demo: tuple[Path, SimulatorState], cli: Callable[..., CliResult]
+) -> None:
+    # The demo's incidents are the platforms'; its CRM database (planted duplicates and
+    # all) passes the database checks.
+    config, _ = demo
+    result = cli("diagnose", "--config", str(config), "--only", "database", "--output", "json")
+    report = json.loads(result.stdout)
+    checks = {r["id"]: r["status"] for r in report["results"]}
+    assert checks == {
+        "database.connect": "OK",
+        "database.schema": "OK",
+        "database.integrity": "OK",
+    }, report
+    assert result.code == 0

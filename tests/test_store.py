@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,15 @@ from nfdoctor.errors import (
     NotADatabaseError,
     UsageError,
 )
+from nfdoctor.simulator.crm_data import (
+    DEMO_ACCOUNTS_PER_PLATFORM,
+    DEMO_CONVERSATIONS_PER_ACCOUNT,
+    DEMO_ORDERS_PER_SHOP,
+    DemoSummary,
+    build_demo_database,
+)
+from nfdoctor.simulator.registry import SIM_PLATFORMS
+from nfdoctor.simulator.state import SimulatorState
 from nfdoctor.store import database as database_module
 from nfdoctor.store.database import (
     DatabaseUrl,
@@ -42,9 +52,12 @@ from nfdoctor.store.database import (
     probe_database,
     redact_url,
 )
-from nfdoctor.store.demo import DemoSummary, build_demo_database
+from nfdoctor.store.repository import sqlite_time
 from nfdoctor.store.schema import (
     EXPECTED_TABLES,
+    ORDER_STATUSES,
+    channels,
+    check_values,
     create_schema_sqlite,
     ddl_statements,
     postgres_ddl,
@@ -529,6 +542,23 @@ def rows(conn: sqlite3.Connection, query: str, *params: Any) -> list[tuple[Any, 
     return conn.execute(query, params).fetchall()
 
 
+def ascii_spelling(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def demo_state() -> SimulatorState:
+    """The simulator whose data ``build_demo_database(seed=7, now=NOW)`` holds."""
+    return SimulatorState(
+        7,
+        lambda: NOW,
+        accounts_per_platform=DEMO_ACCOUNTS_PER_PLATFORM,
+        orders_per_shop=DEMO_ORDERS_PER_SHOP,
+        conversations_per_account=DEMO_CONVERSATIONS_PER_ACCOUNT,
+        shared_message_ids=1,
+    )
+
+
 def test_demo_is_built_quickly(tmp_path: Path) -> None:
     started = time.perf_counter()
     build_demo_database(tmp_path / "demo.db", now=NOW)
@@ -558,11 +588,24 @@ def test_demo_counts_match_the_summary(demo: tuple[DemoSummary, sqlite3.Connecti
         "message_attachments": summary.attachments,
         "orders": summary.orders,
     }
-    assert summary.shops == 10
-    assert summary.customers == 300
-    assert 2700 <= summary.messages <= 3300
-    assert summary.orders == 600
-    assert 380 <= summary.conversations <= 420
+    # Everything the demo's simulator serves, and on top only what the CRM adds: the
+    # copies of retried deliveries, and the second threads late retries opened.
+    state = demo_state()
+    accounts = [a for spec in SIM_PLATFORMS for a in state.accounts[spec.name]]
+    served_conversations = [c for a in accounts for c in a.conversations]
+    assert summary.shops == len(accounts) == 10
+    assert summary.orders == sum(len(a.orders) for a in accounts) == 600
+    assert len(served_conversations) == 400
+    assert summary.conversations == 400 + summary.closed_thread_groups
+    served_messages = sum(len(c.messages) for c in served_conversations)
+    assert summary.messages == served_messages + summary.duplicate_rows
+    assert 1800 <= summary.messages <= 2300
+    buyers = {(a.platform, o.buyer_user_id) for a in accounts for o in a.orders}
+    chat_users = {(a.platform, c.user_id) for a in accounts for c in a.conversations}
+    assert summary.identities == len(buyers | chat_users)
+    merged = rows(conn, "SELECT count(*) FROM customers WHERE merged_into_id IS NOT NULL")
+    assert merged == [(8,)]
+    assert summary.customers <= summary.identities + 8
 
 
 def test_demo_duplicates_counted_by_sql(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
@@ -684,72 +727,165 @@ def test_demo_times_are_utc_iso_with_microseconds(
     ) == [(0,)]
 
 
-def test_demo_ids_look_like_each_platforms(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+def test_demo_shops_and_messages_are_the_ones_the_simulator_serves(
+    demo: tuple[DemoSummary, sqlite3.Connection],
+) -> None:
     _, conn = demo
-    shop_ids = {
-        "shopee": r"\d{9}",
-        "lazada": r"\d{12}",
-        "tiktok": r"\d{19}",
-        "facebook": r"\d{15,16}",
-        "zalo": r"\d{18,19}",
+    state = demo_state()
+    shops = rows(conn, "SELECT channel, external_id, name FROM shops ORDER BY id")
+    assert shops == [
+        (spec.name, a.account_id, a.name)
+        for spec in SIM_PLATFORMS
+        for a in state.accounts[spec.name]
+    ]
+    assert sorted({channel for channel, _, _ in shops}) == sorted(channels())
+    served = {
+        (
+            a.account_id,
+            m.message_id,
+            "in" if m.from_customer else "out",
+            m.sender_id,
+            m.text,
+            sqlite_time(m.time),
+        )
+        for spec in SIM_PLATFORMS
+        for a in state.accounts[spec.name]
+        for c in a.conversations
+        for m in c.messages
     }
-    message_ids = {
-        "shopee": r"\d{19}",
-        "lazada": r"[1-9][A-Za-z0-9]{17}",
-        "tiktok": r"\d{19}",
-        "facebook": r"m_[A-Za-z0-9_-]{86}",
-        "zalo": r"[0-9a-f]{19}",
+    stored = rows(
+        conn,
+        "SELECT s.external_id, m.external_id, m.direction, m.sender_external_id, m.body,"
+        " m.sent_at FROM messages m JOIN shops s ON s.id = m.shop_id",
+    )
+    assert set(stored) == served  # the same messages, ids, senders and times
+    assert {shop for shop, *_ in stored} == {
+        a.account_id for spec in SIM_PLATFORMS if spec.chat for a in state.accounts[spec.name]
     }
-    channels = rows(conn, "SELECT DISTINCT channel FROM shops ORDER BY 1")
-    assert [c for (c,) in channels] == sorted(shop_ids)
-    for channel, external_id, name in rows(conn, "SELECT channel, external_id, name FROM shops"):
-        assert re.fullmatch(shop_ids[channel], external_id), (channel, external_id)
-        assert " - " in name
-    for channel, external_id in rows(
-        conn, "SELECT s.channel, m.external_id FROM messages m JOIN shops s ON s.id = m.shop_id"
-    ):
-        assert re.fullmatch(message_ids[channel], external_id), (channel, external_id)
+    for spec in SIM_PLATFORMS:
+        if spec.chat is None:
+            continue
+        threads = {
+            t
+            for (t,) in rows(
+                conn,
+                "SELECT c.external_thread_id FROM conversations c JOIN shops s ON s.id = c.shop_id"
+                " WHERE s.channel = ?",
+                spec.name,
+            )
+        }
+        expected = {
+            c.conversation_id if spec.chat.crm_thread_ids else None
+            for a in state.accounts[spec.name]
+            for c in a.conversations
+        }
+        assert threads == expected, spec.name
+
+
+def test_demo_people_are_the_users_the_simulator_serves(
+    demo: tuple[DemoSummary, sqlite3.Connection],
+) -> None:
+    _, conn = demo
+    state = demo_state()
+    accounts = [a for spec in SIM_PLATFORMS for a in state.accounts[spec.name]]
+    served = {(a.platform, c.user_id, c.user_name) for a in accounts for c in a.conversations}
+    served |= {(a.platform, o.buyer_user_id, o.buyer_name) for a in accounts for o in a.orders}
+    identities = rows(
+        conn, "SELECT channel, external_user_id, display_name FROM customer_identities"
+    )
+    assert set(identities) == served and len(identities) == len(served)
+    # A customer message comes from the conversation's customer, as the platform says.
+    strangers = rows(
+        conn,
+        "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " JOIN shops s ON s.id = m.shop_id LEFT JOIN customer_identities i"
+        " ON i.customer_id = c.customer_id AND i.channel = s.channel"
+        " WHERE m.direction = 'in'"
+        " AND (i.external_user_id IS NULL OR i.external_user_id != m.sender_external_id)",
+    )
+    assert strangers == [(0,)]
+    # Some people are known on several channels; merged-away records share a phone.
+    several = rows(
+        conn,
+        "SELECT count(*) FROM (SELECT customer_id FROM customer_identities"
+        " GROUP BY customer_id HAVING count(DISTINCT channel) > 1)",
+    )
+    assert several[0][0] > 0
     assert rows(
         conn,
-        "SELECT count(*) FROM conversations c JOIN shops s ON s.id = c.shop_id"
-        " WHERE (s.channel = 'zalo') != (c.external_thread_id IS NULL)",
+        "SELECT count(*) FROM customers c JOIN customers t ON t.id = c.merged_into_id"
+        " WHERE c.phone IS NOT t.phone OR c.created_at < t.created_at",
     ) == [(0,)]
-
-
-def test_demo_people_are_vietnamese(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
-    _, conn = demo
-    names = [n for (n,) in rows(conn, "SELECT display_name FROM customers") if n]
-    families = {"Nguyễn", "Trần", "Lê", "Phạm", "Hoàng"}
-    assert sum(n.split()[0] in families for n in names) > len(names) / 2
+    names = {n for (n,) in rows(conn, "SELECT display_name FROM customers") if n}
+    served_names = {name for _, _, name in served}
+    # Merged-away records spell a served name without diacritics; no other name is new.
+    assert names - served_names <= {ascii_spelling(n) for n in served_names}
+    assert sum(not n.isascii() for n in names) > len(names) / 2  # Vietnamese diacritics
     phones = [p for (p,) in rows(conn, "SELECT phone FROM customers") if p]
     assert phones and all(re.fullmatch(r"\+849\d{8}", p) for p in phones)
-    bodies = [b for (b,) in rows(conn, "SELECT body FROM messages") if b]
-    assert "Shop ơi, đơn của em giao chưa ạ?" in bodies
-    assert rows(conn, "SELECT count(*) FROM messages WHERE body IS NULL")[0][0] > 0  # photos
+    bodies = {b for (b,) in rows(conn, "SELECT body FROM messages")}
+    assert "Shop ơi, đơn của mình bao giờ giao ạ?" in bodies
 
 
-def test_demo_orders(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
+def test_demo_orders_are_the_simulators(demo: tuple[DemoSummary, sqlite3.Connection]) -> None:
     _, conn = demo
+    state = demo_state()
+    served = {
+        (a.account_id, o.order_id): (spec, o)
+        for spec in SIM_PLATFORMS
+        for a in state.accounts[spec.name]
+        for o in a.orders
+    }
     orders = rows(
         conn,
-        "SELECT s.channel, o.external_id, o.platform_status, o.status, o.total_amount,"
-        " o.currency, o.raw FROM orders o JOIN shops s ON s.id = o.shop_id",
+        "SELECT s.channel, s.external_id, o.external_id, o.platform_status, o.status,"
+        " o.total_amount, o.currency, o.created_at, o.updated_at, o.raw, i.external_user_id"
+        " FROM orders o JOIN shops s ON s.id = o.shop_id"
+        " JOIN customer_identities i ON i.customer_id = o.customer_id AND i.channel = s.channel",
     )
+    assert len(orders) == len(served) == 600  # every order is linked to its buyer
     assert {o[0] for o in orders} == {"shopee", "lazada", "tiktok"}  # marketplaces only
     mapping: dict[tuple[str, str], set[str]] = {}
-    for channel, external_id, platform_status, status, total, currency, raw in orders:
+    for channel, shop, external_id, platform_status, status, total, currency, *rest in orders:
+        created, updated, raw, buyer = rest
+        spec, order = served[(shop, external_id)]
+        assert spec.orders is not None and channel == spec.name
         mapping.setdefault((channel, platform_status), set()).add(status)
-        assert currency == "VND"
+        assert platform_status == order.status
+        assert status == spec.orders.crm_status[order.status]
+        assert (total, currency) == (order.amount, order.currency)
         assert isinstance(total, int) and total % 1000 == 0 and total > 0
-        payload = json.loads(raw)
-        assert external_id in raw
-        assert platform_status in json.dumps(payload)
+        assert (created, updated) == (
+            sqlite_time(order.create_time),
+            sqlite_time(order.update_time),
+        )
+        assert buyer == order.buyer_user_id
+        assert json.loads(raw) == spec.orders.payload(order)
+        assert external_id in raw and platform_status in raw
     assert all(len(statuses) == 1 for statuses in mapping.values())  # a platform status maps once
-    assert mapping[("shopee", "UNPAID")] == {"pending"}
-    assert mapping[("lazada", "canceled")] == {"cancelled"}
-    assert mapping[("tiktok", "IN_TRANSIT")] == {"shipped"}
+    # Every status the simulator serves, normalised as the CRM does (platforms.md).
+    assert {key: statuses.pop() for key, statuses in mapping.items()} == {
+        ("shopee", "UNPAID"): "pending",
+        ("shopee", "READY_TO_SHIP"): "paid",
+        ("shopee", "PROCESSED"): "paid",
+        ("shopee", "SHIPPED"): "shipped",
+        ("shopee", "COMPLETED"): "delivered",
+        ("shopee", "CANCELLED"): "cancelled",
+        ("lazada", "unpaid"): "pending",
+        ("lazada", "pending"): "paid",
+        ("lazada", "ready_to_ship"): "paid",
+        ("lazada", "shipped"): "shipped",
+        ("lazada", "delivered"): "delivered",
+        ("lazada", "canceled"): "cancelled",
+        ("tiktok", "UNPAID"): "pending",
+        ("tiktok", "AWAITING_SHIPMENT"): "paid",
+        ("tiktok", "AWAITING_COLLECTION"): "paid",
+        ("tiktok", "IN_TRANSIT"): "shipped",
+        ("tiktok", "COMPLETED"): "delivered",
+    }
     statuses = {status for (status,) in rows(conn, "SELECT DISTINCT status FROM orders")}
-    assert statuses == {"pending", "paid", "shipped", "delivered", "cancelled", "returned"}
+    # No simulated platform serves a return, so no order is "returned" (yet).
+    assert statuses == set(ORDER_STATUSES) - {"returned"}
 
 
 def test_demo_is_consistent_and_probes_clean(tmp_path: Path) -> None:
@@ -774,7 +910,7 @@ def test_demo_does_not_depend_on_string_hashing(tmp_path: Path) -> None:
     # A set iterated during generation would change the data between processes.
     script = (
         "import sys; from datetime import datetime, timezone; from pathlib import Path;"
-        "from nfdoctor.store.demo import build_demo_database;"
+        "from nfdoctor.simulator.crm_data import build_demo_database;"
         "build_demo_database(Path(sys.argv[1]), now=datetime(2026, 11, 26, 9, tzinfo=timezone.utc))"
     )
     hashes = set()
@@ -1006,3 +1142,198 @@ def test_connect_postgres_read_only_and_statement_timeout(pg_crm_schema: Any) ->
         assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
         with pytest.raises(psycopg.errors.QueryCanceled):
             conn.execute("SELECT pg_sleep(2)")
+
+
+# --- the schema's vocabulary, and writing whole row sets (seeding) ---------------------------
+
+
+def test_channels_and_statuses_come_from_the_ddl_check_constraints() -> None:
+    from nfdoctor.simulator.registry import NAMES
+
+    assert channels() == NAMES  # the simulator's platforms are exactly the CRM's channels
+    assert check_values("orders", "status") == ORDER_STATUSES
+    assert check_values("conversations", "status") == ("open", "pending", "closed")
+    for ddl in (sqlite_ddl(), postgres_ddl()):
+        found = re.search(r"CHECK \(channel IN \(([^)]*)\)\)", ddl)
+        assert found is not None
+        assert tuple(re.findall(r"'(\w+)'", found.group(1))) == channels()
+    with pytest.raises(ValueError, match="no CHECK"):
+        check_values("orders", "currency")
+
+
+def test_store_holds_no_platform_names_outside_its_sql() -> None:
+    from nfdoctor.simulator.registry import NAMES
+
+    store = REPO / "nfdoctor" / "store"
+    for source in store.glob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        for name in NAMES:
+            assert f'"{name}"' not in text and f"'{name}'" not in text, (source.name, name)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "url", "password"),
+    [
+        ("postgresql://crm:p%40ss@db:5432/crm", "postgresql://crm@db:5432/crm", "p@ss"),
+        ("postgresql://crm:p@ss@word@db/crm", "postgresql://crm@db/crm", "p@ss@word"),
+        (
+            f"postgres://crm@db/crm?sslmode=require&password={PASSWORD}",
+            "postgres://crm@db/crm?sslmode=require",
+            PASSWORD,
+        ),
+        ("postgresql://crm:a@db/crm?password=b", "postgresql://crm@db/crm", "b"),
+        ("postgresql://crm@db/crm?application_name=a@b", None, None),
+        ("postgresql:///crm?host=/var/run/postgresql", None, None),
+    ],
+)
+def test_split_password(dsn: str, url: str | None, password: str | None) -> None:
+    from nfdoctor.store.database import split_password
+
+    assert split_password(dsn) == (url or dsn, password)
+
+
+def test_seed_target_checks_sqlite_files_before_any_work(tmp_path: Path) -> None:
+    from nfdoctor.store.seeding import check_seed_target, database_target
+
+    existing = tmp_path / "crm.db"
+    existing.write_bytes(b"precious")
+    for target, message in (
+        (existing, "--database: .*crm.db already exists; refusing to overwrite it"),
+        (tmp_path, "--database: .* is a directory, not a regular file"),
+        (tmp_path / "no" / "crm.db", "--database: directory .*no does not exist"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            check_seed_target(database_target(str(target)), option="--database")
+    assert existing.read_bytes() == b"precious"
+    check_seed_target(database_target(f"sqlite:///{tmp_path / 'new.db'}"))
+    assert not (tmp_path / "new.db").exists()
+    assert database_target("~/crm.db").path == Path.home() / "crm.db"
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        database_target("mysql://crm@db/crm")
+
+
+def small_demo_state(seed: int = 3) -> SimulatorState:
+    return SimulatorState(
+        seed,
+        lambda: NOW,
+        accounts_per_platform=2,
+        orders_per_shop=12,
+        conversations_per_account=15,
+        shared_message_ids=1,
+    )
+
+
+def table_rows(conn: Any, table: str) -> list[tuple[Any, ...]]:
+    """Every row of a CRM table in id order, values compared as SQLite stores them (times,
+    integral amounts) and JSON as documents (jsonb does not keep key order)."""
+    from decimal import Decimal
+
+    out = []
+    for row in conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall():
+        values: list[Any] = []
+        for column, value in zip(EXPECTED_TABLES[table], row, strict=True):
+            if isinstance(value, datetime):
+                value = sqlite_time(value)
+            elif isinstance(value, Decimal):
+                value = int(value) if value == value.to_integral_value() else value
+            elif column == "raw" and isinstance(value, str):
+                value = json.loads(value)
+            values.append(value)
+        out.append(tuple(values))
+    return out
+
+
+@pytest.mark.postgres
+def test_demo_crm_in_postgres_holds_what_sqlite_holds(pg_schema: Any, tmp_path: Path) -> None:
+    from nfdoctor.simulator.crm_data import write_demo_crm
+
+    state = small_demo_state()
+    url = parse_database_url(pg_schema.url)
+    in_postgres = write_demo_crm(url, state)
+    in_sqlite = write_demo_crm(sqlite_url(tmp_path / "crm.db"), state)
+    assert in_postgres.location == url.redacted() and in_postgres.path is None
+    assert dataclasses_without(in_postgres, "location", "path") == dataclasses_without(
+        in_sqlite, "location", "path"
+    )
+    assert in_postgres.duplicate_groups > 0 and in_postgres.cross_shop_reuses == 1
+    probe = probe_database(url)
+    assert probe.schema_ok and probe.schema_name == pg_schema.name  # created where asked
+    with pg_schema.connect() as pg, opened(tmp_path / "crm.db") as lite:
+        for table in EXPECTED_TABLES:
+            pg_rows = table_rows(pg, table)
+            assert pg_rows == table_rows(lite, table), table
+            assert (
+                len(pg_rows)
+                == in_postgres.__dict__[
+                    {"customer_identities": "identities", "message_attachments": "attachments"}.get(
+                        table, table
+                    )
+                ]
+            )
+        # The CRM's own next row must not collide with a demo id.
+        (shop_id,) = pg.execute(
+            "INSERT INTO shops (channel, external_id, name, created_at)"
+            " VALUES ('zalo', 'new', 'Nhà Thuốc Mới', now()) RETURNING id"
+        ).fetchone()
+        assert shop_id == in_postgres.shops + 1
+
+
+def dataclasses_without(summary: DemoSummary, *names: str) -> dict[str, Any]:
+    return {k: v for k, v in summary.__dict__.items() if k not in names}
+
+
+@pytest.mark.postgres
+def test_empty_crm_tables_in_postgres_are_filled(pg_crm_schema: Any) -> None:
+    from nfdoctor.simulator.crm_data import write_demo_crm
+
+    summary = write_demo_crm(parse_database_url(pg_crm_schema.url), small_demo_state())
+    with pg_crm_schema.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (summary.messages,)
+
+
+@pytest.mark.postgres
+def test_postgres_schema_with_crm_rows_is_refused_untouched(pg_crm_schema: Any) -> None:
+    from nfdoctor.simulator.crm_data import write_demo_crm
+    from nfdoctor.store.seeding import check_seed_target
+
+    with pg_crm_schema.connect() as conn:
+        conn.execute("INSERT INTO customers (display_name, created_at) VALUES ('Khách cũ', now())")
+    url = parse_database_url(pg_crm_schema.url).with_password(PASSWORD)
+    for attempt in (
+        lambda: check_seed_target(url, option="--database"),
+        lambda: write_demo_crm(url, small_demo_state(), option="--database"),
+    ):
+        with pytest.raises(UsageError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert message.startswith(f"--database: {url.redacted()}: schema {pg_crm_schema.name}")
+        assert "already holds CRM data (rows in customers)" in message
+        assert "\n" not in message and PASSWORD not in message
+    with pg_crm_schema.connect() as conn:
+        counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in EXPECTED_TABLES]
+    assert counts == [1 if t == "customers" else 0 for t in EXPECTED_TABLES]
+
+
+@pytest.mark.postgres
+def test_postgres_schema_with_some_crm_tables_is_refused(pg_schema: Any) -> None:
+    from nfdoctor.simulator.crm_data import write_demo_crm
+
+    with pg_schema.connect() as conn:
+        conn.execute("CREATE TABLE shops (id bigserial PRIMARY KEY)")
+    with pytest.raises(UsageError, match="has some CRM tables but not customers, "):
+        write_demo_crm(parse_database_url(pg_schema.url), small_demo_state())
+    with pg_schema.connect() as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        ).fetchall()
+    assert tables == [("shops",)]
+
+
+@pytest.mark.postgres
+def test_postgres_without_a_schema_to_write_in_is_refused(pg_server_url: str) -> None:
+    from nfdoctor.store.seeding import check_seed_target
+    from tests.conftest_pg import with_search_path
+
+    url = parse_database_url(with_search_path(pg_server_url, "nfd_no_such_schema"))
+    with pytest.raises(UsageError, match="no schema of its search_path exists"):
+        check_seed_target(url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -546,6 +547,34 @@ def test_update_serialises_two_processes(tmp_path: Path) -> None:
     assert [worker.wait(timeout=60) for worker in workers] == [0, 0]
     token = FileTokenStore(path).get("shopee", "12345678")
     assert token is not None and token.refresh_token == "80"
+
+
+def test_a_refresh_killed_mid_update_leaves_the_file_and_no_lock(tmp_path: Path) -> None:
+    # SIGKILL while fn holds the lock (a refresh under way): nothing written, nothing held.
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path, lock_timeout_s=0.3)
+    store.put(_token())
+    before = path.read_bytes()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.state.workers", "token-hold", str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "inside\n"
+        with pytest.raises(StateError, match="locked by another nfdoctor run"):
+            store.put(_token(access="ACCESS-while-held"))
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        assert worker.stdout is not None
+        worker.stdout.close()
+    assert worker.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before
+    started = time.monotonic()
+    store.put(_token(access="ACCESS-after-kill"))
+    assert time.monotonic() - started < 1
+    assert store.get("shopee", "12345678") == _token(access="ACCESS-after-kill")
 
 
 def test_update_that_raises_writes_nothing_and_releases_the_lock(tmp_path: Path) -> None:

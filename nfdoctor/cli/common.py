@@ -19,7 +19,6 @@ import typer
 
 from nfdoctor.choices import FailOn, OutputFormat
 from nfdoctor.cli.errors import report_error
-from nfdoctor.cli.options import DebugOption  # re-exported for commands not yet moved
 from nfdoctor.cli.streams import standard_streams, write_data
 from nfdoctor.context import Environment
 from nfdoctor.durations import parse_span
@@ -31,7 +30,6 @@ from nfdoctor.secrets.redaction import RedactingFilter
 
 __all__ = [
     "ConsoleObserver",
-    "DebugOption",
     "check_write_target",
     "emit",
     "guarded",
@@ -64,7 +62,6 @@ def guarded(
     debug: bool,
     lang: str | None = None,
     command: str | None = None,
-    config: object = None,
 ) -> None:
     """Build the environment, run ``body``, turn any exception into a message; exit with its
     code.
@@ -72,7 +69,6 @@ def guarded(
     Everything is inside the guard, building the environment (a deleted working directory)
     and writing the output (a closed, full or broken stdout) included. ``command`` (``config
     validate``) keeps a tip from telling the operator to run what they just ran.
-    (``config`` is accepted and ignored while the simulator command moves to its service.)
     """
     stdout, stderr = standard_streams()
     # Needs nothing from the outside world, so the guard can report even a failure to build

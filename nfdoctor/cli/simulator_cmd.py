@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from nfdoctor.cli.common import DebugOption, guarded
+from nfdoctor.cli.options import DebugOption
 
 if TYPE_CHECKING:
-    from nfdoctor.context import Context
+    from nfdoctor.context import Environment
 
 
 def simulator(
@@ -42,10 +42,20 @@ def simulator(
             show_default=False,
         ),
     ] = None,
+    database: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--database",
+            help="Also write the demo CRM of these shops into a new database: sqlite:///PATH, "
+            "a plain path, or postgresql://… (an empty database or schema; the CRM tables are "
+            "created when absent).",
+            show_default=False,
+        ),
+    ] = None,
     db: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
-            "--db", help="Also build the seeded demo CRM database at this path.", show_default=False
+            "--db", help="Same as --database, for a SQLite file at this path.", show_default=False
         ),
     ] = None,
     debug: DebugOption = False,
@@ -55,39 +65,32 @@ def simulator(
     Example: nfdoctor simulator --write-config sim.yaml --faults examples/faults-demo.yaml
 
     Three shops per platform: nfdoctor simulator --shops 3 --write-config sim.yaml
+
+    With their CRM: nfdoctor simulator --database sqlite:///crm.db --write-config sim.yaml
     """
 
-    def body(ctx: Context) -> int:
-        from nfdoctor.cli.reporting import check_write_target
-        from nfdoctor.errors import UsageError
-        from nfdoctor.simulator.app import build_simulator
-        from nfdoctor.simulator.server import SimulatorServer
-        from nfdoctor.simulator.server import write_config as write
-        from nfdoctor.simulator.state import MAX_ACCOUNTS_PER_PLATFORM
+    # The command body is the seam: `nfdoctor --version` imports this module, not these.
+    from nfdoctor.cli.common import guarded
+    from nfdoctor.services.simulator import SimulatorRequest, start_simulator
 
-        if not 1 <= shops <= MAX_ACCOUNTS_PER_PLATFORM:
-            raise UsageError(f"--shops: expected 1-{MAX_ACCOUNTS_PER_PLATFORM}, got {shops}")
-        # Every file to write is checked before the simulator is built or anything written.
-        check_write_target(write_config, "--write-config")
-        check_write_target(db, "--db")
-        if db is not None and db.exists():
-            raise UsageError(f"--db: {db} already exists; refusing to overwrite it")
-        app, state = build_simulator(seed, faults, ctx.clock, accounts_per_platform=shops)
-        server = SimulatorServer(
-            app, port=port, log_level="info" if debug else "warning", state=state
+    def body(env: Environment) -> int:
+        started = start_simulator(
+            env,
+            SimulatorRequest(
+                port=port,
+                faults=faults,
+                seed=seed,
+                shops=shops,
+                write_config=write_config,
+                database=database,
+                db=db,
+                debug=debug,
+            ),
         )
-        if db is not None:
-            from nfdoctor.store.demo import build_demo_database
-
-            summary = build_demo_database(db, seed=seed, now=ctx.clock())
-            ctx.stderr.write(f"nfdoctor: demo CRM database written to {summary.path}\n")
-        if write_config is not None:
-            write(write_config, server.url, state, database_path=db)
-            ctx.stderr.write(f"nfdoctor: config written to {write_config}\n")
-        per = f"{shops} shops per platform" if shops > 1 else "1 shop per platform"
-        ctx.stderr.write(f"nfdoctor simulator listening on {server.url}, {per} (Ctrl-C to stop)\n")
-        ctx.stderr.flush()
-        server.run()
+        for note in started.notes:
+            env.stderr.write(note + "\n")
+        env.stderr.flush()
+        started.server.run()
         return 0
 
-    guarded(body, config=None, debug=debug)
+    guarded(body, debug=debug)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nfdoctor.simulator.state import SimulatorState
+if TYPE_CHECKING:
+    # Only for annotations: the platform modules import this one, and the state imports them.
+    from nfdoctor.simulator.state import SimulatorState
 
 __all__ = ["SCOPE_KEY", "json_response", "platform_path", "request_now", "token_fault"]
 

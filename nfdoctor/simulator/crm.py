@@ -1,8 +1,8 @@
 """The CRM's side, at ``/crm``: status endpoint, webhook receivers, AI reply endpoint.
 
 Each receiver verifies the signature the way platforms.md says that platform signs its
-deliveries (§2.8, §3.8, §4.8, §5.8, §6.8), over the raw body bytes, and records what it
-accepted so tests can see it.
+deliveries (§2.8, §3.8, §4.8, §5.8, §6.8), over the raw body bytes, with the verifier the
+platform's module declares, and records what it accepted so tests can see it.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, request_now
+from nfdoctor.simulator.registry import sim_platform
+from nfdoctor.simulator.spec import WebhookDelivery
 from nfdoctor.simulator.state import SimulatorState
-from nfdoctor.simulator.verify import (
-    facebook_webhook_sha256,
-    lazada_push_signature,
-    shopee_push_signature,
-    tiktok_push_signature,
-    verify_exact,
-    zalo_webhook_mac,
-)
+from nfdoctor.simulator.verify import verify_exact
 
-__all__ = ["CrmSettings", "Delivery", "build_crm_app", "crm_error_body"]
+__all__ = ["CRM_NAME", "CRM_PREFIX", "CrmSettings", "Delivery", "build_crm_app", "crm_error_body"]
+
+#: what the fault plan calls the CRM side, and where it is mounted
+CRM_NAME = "crm"
+CRM_PREFIX = "/crm"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,42 +87,15 @@ class CrmApp:
             }
         )
 
-    def _url(self, request: Request) -> str:
+    def _url(self, request: Request, platform: str) -> str:
+        # Platforms that sign the URL (Shopee) sign the one configured on their side.
         if self.settings.public_base_url is not None:
-            return self.settings.public_base_url.rstrip("/") + "/webhooks/" + "shopee"
+            return self.settings.public_base_url.rstrip("/") + "/webhooks/" + platform
         return str(request.url.replace(query=""))
 
     def _verify(self, platform: str, request: Request, body: bytes) -> bool:
-        headers = request.headers
-        s = self.state
-        if platform == "shopee":
-            expected = shopee_push_signature(s.shopee_partner_key, self._url(request), body)
-            return verify_exact(expected, headers.get("authorization"))
-        if platform == "lazada":
-            expected = lazada_push_signature(s.lazada_app_key, s.lazada_app_secret, body)
-            return verify_exact(expected, headers.get("authorization"))
-        if platform == "tiktok":
-            expected = tiktok_push_signature(s.tiktok_app_key, s.tiktok_app_secret, body)
-            return verify_exact(expected, headers.get("authorization"))
-        if platform == "facebook":
-            expected = facebook_webhook_sha256(s.facebook_app_secret, body)
-            return verify_exact(expected, headers.get("x-hub-signature-256"))
-        if platform == "zalo":
-            given = headers.get("x-zevent-signature", "")
-            if not given.startswith("mac="):
-                return False
-            try:
-                timestamp = str(json.loads(body)["timestamp"])
-            except (ValueError, KeyError, TypeError):
-                return False
-            return any(
-                verify_exact(
-                    zalo_webhook_mac(s.zalo_app_id, body, timestamp, oa.extra["oa_secret"]),
-                    given[4:],
-                )
-                for oa in s.accounts["zalo"]
-            )
-        return False
+        delivery = WebhookDelivery(self._url(request, platform), request.headers, body)
+        return sim_platform(platform).verify_webhook(self.state, delivery)
 
     async def webhook(self, request: Request) -> Response:
         """POST /webhooks/{platform}: 200 + empty body when the signature verifies, else 401."""
@@ -143,14 +115,17 @@ class CrmApp:
         # TikTok counts 401 + empty body as "answered" (§4.8); the others see a non-2xx.
         return Response(status_code=200 if accepted else 401)
 
-    async def facebook_handshake(self, request: Request) -> Response:
-        """GET /webhooks/facebook: echo hub.challenge when hub.verify_token matches (§5.8)."""
-        q = request.query_params
-        if q.get("hub.mode") == "subscribe" and verify_exact(
-            self.state.facebook_verify_token, q.get("hub.verify_token")
-        ):
-            return PlainTextResponse(q.get("hub.challenge", ""))
-        return PlainTextResponse("Forbidden", status_code=403)
+    async def handshake(self, request: Request) -> Response:
+        """GET /webhooks/{platform}: the platform's subscription handshake (Facebook's
+        ``hub.challenge``, §5.8); 405 for platforms that have none."""
+        platform = request.path_params["platform"]
+        if platform not in self.state.accounts:
+            return Response(status_code=404)
+        answer = sim_platform(platform).webhook_handshake
+        if answer is None:
+            return Response(status_code=405, headers={"Allow": "POST"})
+        status, text = answer(self.state, request.query_params)
+        return PlainTextResponse(text, status_code=status)
 
     async def ai_reply(self, request: Request) -> Response:
         """POST /api/ai/reply: the chatbot, with configurable latency; needs the CRM API key."""
@@ -181,7 +156,7 @@ def build_crm_app(state: SimulatorState, settings: CrmSettings | None = None) ->
         routes=[
             Route("/api/status", crm.status, methods=["GET"]),
             Route("/api/ai/reply", crm.ai_reply, methods=["POST"]),
-            Route("/webhooks/facebook", crm.facebook_handshake, methods=["GET"]),
+            Route("/webhooks/{platform}", crm.handshake, methods=["GET"]),
             Route("/webhooks/{platform}", crm.webhook, methods=["POST"]),
         ]
     )

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -17,13 +20,39 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, request_now, token_fault
-from nfdoctor.simulator.state import Account, SimulatorState, Token
-from nfdoctor.simulator.verify import appsecret_proof, verify_exact
+from nfdoctor.simulator.model import Account, Token, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.spec import (
+    ChatSpec,
+    ConfigContext,
+    Host,
+    RequestView,
+    SimPlatform,
+    WebhookDelivery,
+)
+from nfdoctor.simulator.verify import appsecret_proof, facebook_webhook_sha256, verify_exact
 
-__all__ = ["build_facebook_app", "facebook_error_body"]
+if TYPE_CHECKING:
+    from nfdoctor.simulator.state import SimulatorState
+
+__all__ = ["FACEBOOK", "FacebookSettings", "build_facebook_app", "facebook_error_body"]
+
+NAME = "facebook"
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
+
+
+@dataclass(kw_only=True)
+class FacebookSettings:
+    """The simulated Meta app's credentials, Graph version and usage knobs."""
+
+    app_id: str
+    app_secret: str
+    verify_token: str
+    version: str = "v21.0"
+    # Graph sends usage headers only above a threshold; these make it reachable in tests.
+    hourly_allowance: int = 200
+    usage_threshold_pct: int = 5
 
 
 class GraphError(Exception):
@@ -91,6 +120,11 @@ class FacebookApp:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
 
+    @property
+    def settings(self) -> FacebookSettings:
+        """The app's credentials and knobs (read per request: tests change them)."""
+        return FACEBOOK.settings(self.state)
+
     def trace(self) -> str:
         return "A" + self.state.new_request_id()[-10:]
 
@@ -119,7 +153,7 @@ class FacebookApp:
                 2500,
                 "An active access token must be used to query information about the current user.",
             )
-        status, token = self.state.check("facebook", value, now=now)
+        status, token = self.state.check(NAME, value, now=now)
         fault = token_fault(request)
         if fault == "revoked" or status == "revoked":
             raise GraphError(
@@ -140,17 +174,17 @@ class FacebookApp:
                 190, "Error validating access token: The access token is invalid.", subcode=467
             )
         proof = request.query_params.get("appsecret_proof")
-        if proof is None and self.state.require_appsecret_proof["facebook"]:
+        if proof is None and self.state.require_appsecret_proof[NAME]:
             raise GraphError(100, "API calls from the server require an appsecret_proof argument")
         if proof is not None and not verify_exact(
-            appsecret_proof(self.state.facebook_app_secret, value), proof
+            appsecret_proof(self.settings.app_secret, value), proof
         ):
             raise GraphError(
                 100,
                 "Invalid appsecret_proof provided in the API argument",
                 kind="GraphMethodException",
             )
-        account = self.state.account("facebook", token.owner)
+        account = self.state.account(NAME, token.owner)
         assert account is not None
         return token, account, now
 
@@ -159,9 +193,9 @@ class FacebookApp:
 
         One hourly counter per app: every Page's calls count towards it.
         """
-        calls = self.state.record_call("facebook", now, timedelta(hours=1))
-        pct = min(100, calls * 100 // max(1, self.state.facebook_hourly_allowance))
-        if pct < self.state.facebook_usage_threshold_pct:
+        calls = self.state.record_call(NAME, now, timedelta(hours=1))
+        pct = min(100, calls * 100 // max(1, self.settings.hourly_allowance))
+        if pct < self.settings.usage_threshold_pct:
             return {}
         if app or account is None:
             return {
@@ -200,7 +234,7 @@ class FacebookApp:
         except GraphError as exc:
             return self.error(exc)
         now = request_now(request, self.state)
-        app_token = f"{self.state.facebook_app_id}|{self.state.facebook_app_secret}"
+        app_token = f"{self.settings.app_id}|{self.settings.app_secret}"
         if self.presented_token(request) != app_token:
             return self.error(
                 GraphError(
@@ -210,10 +244,10 @@ class FacebookApp:
                 )
             )
         value = request.query_params.get("input_token", "")
-        status, token = self.state.check("facebook", value, now=now)
+        status, token = self.state.check(NAME, value, now=now)
         fault = token_fault(request)
         base: dict[str, Any] = {
-            "app_id": self.state.facebook_app_id,
+            "app_id": self.settings.app_id,
             "type": "PAGE",
             "application": "NextFlow CRM",
         }
@@ -331,3 +365,114 @@ def build_facebook_app(state: SimulatorState) -> Starlette:
             Route("/{version}/{node}/{edge}", app.edge, methods=["GET"]),
         ]
     )
+
+
+# ---- the declaration ---------------------------------------------------------------------
+
+
+def _new_settings(rng: random.Random) -> FacebookSettings:
+    app_id = str(10**14 + rng.randrange(10**14))
+    app_secret = hex_string(rng, 32)
+    verify_token = "verify-" + alnum(rng, 16)
+    return FacebookSettings(app_id=app_id, app_secret=app_secret, verify_token=verify_token)
+
+
+def _new_account(rng: random.Random, name: str) -> Account:
+    return Account(NAME, "1000" + digits(rng, 11), name)
+
+
+def _new_token(rng: random.Random, kind: TokenKind) -> str:
+    return "EAA" + alnum(rng, 120)
+
+
+def _attachment_url(rng: random.Random, kind: str) -> str:
+    extension = {"image": "jpg", "video": "mp4"}.get(kind, "pdf")
+    a, b, c = (rng.choice("123456789") + digits(rng, n - 1) for n in (9, 15, 19))
+    return f"https://scontent.xx.fbcdn.net/v/t1.15752-9/{a}_{b}_{c}_n.{extension}"
+
+
+def _secrets(state: SimulatorState) -> list[str]:
+    settings = FACEBOOK.settings(state)
+    # The app token, ID|SECRET, is sent whole (debug_token).
+    app_token = f"{settings.app_id}|{settings.app_secret}"
+    return [settings.app_secret, settings.verify_token, app_token]
+
+
+def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]:
+    settings = FACEBOOK.settings(state)
+    return {
+        # The client appends graph_version: {base}/facebook/v21.0/...
+        "base_url": ctx.url(_GRAPH.prefix),
+        "webhook_url": ctx.webhook_url,
+        "app_id": settings.app_id,
+        "app_secret": ctx.secret("facebook-app-secret", settings.app_secret),
+        "verify_token": ctx.secret("facebook-verify-token", settings.verify_token),
+        "graph_version": settings.version,
+        "pages": [{"page_id": a.account_id, "name": a.name} for a in state.accounts[NAME]],
+    }
+
+
+def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
+    # §5.8: X-Hub-Signature-256 = "sha256=" HMAC(app_secret, raw body)
+    expected = facebook_webhook_sha256(FACEBOOK.settings(state).app_secret, delivery.body)
+    return verify_exact(expected, delivery.headers.get("x-hub-signature-256"))
+
+
+def _webhook_handshake(state: SimulatorState, query: Mapping[str, str]) -> tuple[int, str]:
+    # §5.8: echo hub.challenge when hub.verify_token is the one configured
+    token = FACEBOOK.settings(state).verify_token
+    if query.get("hub.mode") == "subscribe" and verify_exact(token, query.get("hub.verify_token")):
+        return 200, query.get("hub.challenge", "")
+    return 403, "Forbidden"
+
+
+def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
+    # the Page id as the node of /{version}/{page-id}/{edge}; conversation ids are known
+    # through the token only
+    parts = request.path.strip("/").split("/")
+    if len(parts) == 3 and state.account(NAME, parts[1]) is not None:
+        return {parts[1]}
+    return set()
+
+
+_GRAPH = Host(prefix="/facebook", real_host="graph.facebook.com", build=build_facebook_app)
+
+FACEBOOK: SimPlatform[FacebookSettings] = SimPlatform(
+    name=NAME,
+    label="Facebook",
+    hosts=(_GRAPH,),
+    error_body=facebook_error_body,
+    # A Page token made from a long-lived user token: no expiry, no refresh token.
+    access_lifetime=None,
+    refresh_lifetime=None,
+    appsecret_proof=True,
+    first_account_name="Bánh Ngọt Sài Gòn",
+    shop_categories=(
+        "Bánh Ngọt",
+        "Tiệm Hoa",
+        "Cà Phê",
+        "Trà Sữa",
+        "Bánh Mì",
+        "Tiệm Nail",
+        "Quán Chay",
+        "Hải Sản",
+    ),
+    settings_type=FacebookSettings,
+    new_settings=_new_settings,
+    new_account=_new_account,
+    new_token=_new_token,
+    chat=ChatSpec(
+        new_user_id=lambda rng: digits(rng, 16),  # page-scoped id (PSID)
+        new_conversation_id=lambda rng, user_id: "t_" + digits(rng, 15),
+        new_message_id=lambda rng: "m_" + alnum(rng, 30),
+        crm_thread_ids=True,
+        # Messenger redelivers unacknowledged webhooks within seconds.
+        webhook_retry_gap=(timedelta(seconds=1), timedelta(seconds=20)),
+        attachment_url=_attachment_url,
+    ),
+    secrets=_secrets,
+    config_section=_config_section,
+    verify_webhook=_verify_webhook,
+    webhook_handshake=_webhook_handshake,
+    request_accounts=_request_accounts,
+)

@@ -39,7 +39,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nfdoctor.errors import UsageError
 from nfdoctor.simulator.base import SCOPE_KEY
-from nfdoctor.simulator.state import PLATFORMS, SimulatorState
+from nfdoctor.simulator.crm import CRM_NAME
+from nfdoctor.simulator.registry import NAMES, sim_platform
+from nfdoctor.simulator.spec import ErrorBody, RequestView
+from nfdoctor.simulator.state import SimulatorState
 
 __all__ = [
     "FAULT_KINDS",
@@ -66,7 +69,7 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "clock_skew": {"seconds": (int, True)},
     "schema_drift": {"field": (str, True), "rename_to": (str, True)},
 }
-_PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo", "crm", "*")
+_PLATFORMS = (*NAMES, CRM_NAME, "*")
 #: a fault holds a request for at most this long, so the simulator always shuts down soon
 MAX_HOLD_S = 3600.0
 #: a skewed clock stays within a decade of the real one (datetime's range ends at year 9999)
@@ -81,9 +84,6 @@ _BOUNDS: dict[str, dict[str, tuple[float, float, str]]] = {
 }
 _COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times", "account", "shop"}
 
-#: ``(kind, status) -> (status, JSON body)`` in the platform's own error envelope;
-#: kind is ``"rate_limit"`` or ``"server"``
-ErrorBody = Callable[[str, int], tuple[int, dict[str, Any]]]
 Sleep = Callable[[float], Awaitable[None]]
 
 _HTML_502 = (
@@ -223,7 +223,7 @@ class FaultPlan:
         for index, rule in enumerate(self.rules):
             if rule.account is None:
                 continue
-            platforms = PLATFORMS if rule.platform == "*" else (rule.platform,)
+            platforms = NAMES if rule.platform == "*" else (rule.platform,)
             if any(state.account(p, rule.account) is not None for p in platforms):
                 continue
             known = ", ".join(
@@ -288,8 +288,8 @@ def _parse_token_setting(
     if unknown:
         raise bad(f"{where}.{sorted(unknown)[0]}", "unknown key")
     platform = item.get("platform")
-    if platform not in PLATFORMS:
-        raise bad(f"{where}.platform", f"expected one of {', '.join(PLATFORMS)}")
+    if platform not in NAMES:
+        raise bad(f"{where}.platform", f"expected one of {', '.join(NAMES)}")
     spans: dict[str, timedelta | None] = {}
     for key in ("access_expires_in", "refresh_expires_in"):
         if key not in item:
@@ -299,8 +299,9 @@ def _parse_token_setting(
             spans[key] = _signed_span(item[key])
         except ValueError as exc:
             raise bad(f"{where}.{key}", str(exc)) from None
-    if spans["refresh_expires_in"] is not None and platform == "facebook":
-        raise bad(f"{where}.refresh_expires_in", "Facebook Page tokens have no refresh token")
+    spec = sim_platform(platform)
+    if spans["refresh_expires_in"] is not None and spec.refresh_lifetime is None:
+        raise bad(f"{where}.refresh_expires_in", f"{spec.label} tokens have no refresh token")
     if all(v is None for v in spans.values()):
         raise bad(where, "set access_expires_in and/or refresh_expires_in")
     return TokenSetting(
@@ -334,15 +335,15 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise bad(f"{where}.times", "must be a positive integer")
     account = item.get("account")
-    if kind in ("expired_token", "revoked_token") and platform == "crm":
+    if kind in ("expired_token", "revoked_token") and platform == CRM_NAME:
         raise bad(f"{where}.fault", f"{kind} is about platform tokens; the CRM takes none")
     shop = _parse_shop(item, where, bad) if "shop" in item else None
-    if shop is not None and (account is not None or platform in ("*", "crm")):
+    if shop is not None and (account is not None or platform in ("*", CRM_NAME)):
         raise bad(f"{where}.shop", "needs one platform, and not together with account")
     if account is not None:
         if isinstance(account, bool) or not isinstance(account, (int, str)) or not str(account):
             raise bad(f"{where}.account", "must be a shop, seller, page or OA id")
-        if platform == "crm":
+        if platform == CRM_NAME:
             raise bad(f"{where}.account", "the CRM has no accounts; use it with a platform")
         account = str(account).strip()
     spec = FAULT_KINDS[kind]
@@ -430,9 +431,9 @@ def request_accounts(
       body (Shopee, Lazada, Facebook), ``x-tts-access-token`` (TikTok), the ``access_token``
       header (Zalo), ``Authorization: Bearer`` (Facebook), ``refresh_token`` in the query,
       a form or a JSON body (the token endpoints), Facebook's ``input_token``;
-    - Shopee: ``shop_id`` in the query or the JSON body (the refresh call);
-    - TikTok: the shop whose cipher is the ``shop_cipher`` query parameter;
-    - Facebook: the page id as the node of ``/{version}/{page-id}/{edge}``.
+    - what the platform's module adds (``SimPlatform.request_accounts``): Shopee the
+      ``shop_id`` in the query or the refresh call's JSON body, TikTok the shop whose cipher
+      is ``shop_cipher``, Facebook the page id as the node of ``/{version}/{page-id}/{edge}``.
 
     Not looked at: Facebook conversation ids (``/{conversation-id}/messages`` is known through
     its token only), request bodies other than forms and JSON objects, CRM webhooks.
@@ -466,20 +467,9 @@ def request_accounts(
         token = state.tokens.get(value) if isinstance(value, str) else None
         if token is not None and token.platform == platform:
             accounts.add(token.owner)
-    if platform == "shopee":
-        for shop_id in (query.get("shop_id"), fields.get("shop_id")):
-            if shop_id is not None:
-                accounts.add(str(shop_id))
-    elif platform == "tiktok" and "shop_cipher" in query:
-        accounts.update(
-            a.account_id
-            for a in state.accounts["tiktok"]
-            if a.extra.get("cipher") == query["shop_cipher"]
-        )
-    elif platform == "facebook":
-        parts = path.strip("/").split("/")
-        if len(parts) == 3 and state.account("facebook", parts[1]) is not None:
-            accounts.add(parts[1])
+    named = sim_platform(platform).request_accounts
+    if named is not None:
+        accounts |= named(state, RequestView(path, query, fields, headers))
     return accounts
 
 

@@ -7,8 +7,10 @@ and the token host at ``/lazada-auth`` (``/lazada-auth/rest/auth/token/refresh``
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -17,15 +19,39 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
-from nfdoctor.simulator.state import Account, SimulatorState
-from nfdoctor.simulator.verify import lazada_sign, lazada_timestamp, verify_exact
+from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits
+from nfdoctor.simulator.spec import ConfigContext, Host, OrderSpec, SimPlatform, WebhookDelivery
+from nfdoctor.simulator.verify import (
+    lazada_push_signature,
+    lazada_sign,
+    lazada_timestamp,
+    verify_exact,
+)
 
-__all__ = ["build_lazada_app", "build_lazada_auth_app", "lazada_error_body"]
+if TYPE_CHECKING:
+    from nfdoctor.simulator.state import SimulatorState
 
+__all__ = [
+    "LAZADA",
+    "LazadaSettings",
+    "build_lazada_app",
+    "build_lazada_auth_app",
+    "lazada_error_body",
+]
+
+NAME = "lazada"
 TIMESTAMP_TOLERANCE = 7200  # §3.2: within 7200 s of UTC
 MAX_LIMIT = 100
 MAX_OFFSET = 5000
 _VN = timezone(timedelta(hours=7))  # the docs' sample times carry +07:00 / +08:00
+
+
+@dataclass(kw_only=True)
+class LazadaSettings:
+    """The simulated app's credentials."""
+
+    app_key: str
+    app_secret: str
 
 
 class LazadaError(Exception):
@@ -67,6 +93,11 @@ class LazadaApp:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
 
+    @property
+    def settings(self) -> LazadaSettings:
+        """The app's credentials (read per request: tests change them)."""
+        return LAZADA.settings(self.state)
+
     def error(self, rid: str, exc: LazadaError) -> Response:
         return json_response(
             {"type": exc.kind, "code": exc.code, "message": exc.message, "request_id": rid}
@@ -95,9 +126,9 @@ class LazadaApp:
         )
         # An unknown app_key has no secret to sign with: the gateway's documented answer for
         # it is not known (§3.6), so it is reported as a signature that cannot conform.
-        if params["app_key"] != self.state.lazada_app_key or params["sign_method"] != "sha256":
+        if params["app_key"] != self.settings.app_key or params["sign_method"] != "sha256":
             raise bad_sign
-        expected = lazada_sign(self.state.lazada_app_secret, _api_path(request), params)
+        expected = lazada_sign(self.settings.app_secret, _api_path(request), params)
         if not verify_exact(expected, params["sign"]):
             raise bad_sign
         moment = lazada_timestamp(params["timestamp"])
@@ -108,14 +139,14 @@ class LazadaApp:
             return now, None
         if "access_token" not in params:
             raise LazadaError("MissingParameter", "Missing required parameter: access_token")
-        status, token = self.state.check("lazada", params["access_token"], now=now)
+        status, token = self.state.check(NAME, params["access_token"], now=now)
         if status != "ok" or token is None or token_fault(request) is not None:
             raise LazadaError(
                 "IllegalAccessToken",
                 "The specified access token is invalid or expired",
                 "SYSTEM",
             )
-        return now, self.state.account("lazada", token.owner)
+        return now, self.state.account(NAME, token.owner)
 
     async def refresh(self, request: Request) -> Response:
         """/auth/token/refresh on the auth host: both tokens rotate, deadline kept."""
@@ -125,7 +156,7 @@ class LazadaApp:
             now, _ = self.check(request, params, seller=False)
             if "refresh_token" not in params:
                 raise LazadaError("MissingParameter", "Missing required parameter: refresh_token")
-            status, old = self.state.check("lazada", params["refresh_token"], "refresh", now=now)
+            status, old = self.state.check(NAME, params["refresh_token"], "refresh", now=now)
             if status != "ok" or old is None:
                 raise LazadaError(
                     "IllegalRefreshToken", "The specified refresh token is invalid or expired"
@@ -243,18 +274,7 @@ class LazadaApp:
                     "data": {
                         "count": str(len(page)),
                         "countTotal": str(len(orders)),
-                        "orders": [
-                            {
-                                "order_id": o.order_id,
-                                "order_number": o.order_id,
-                                "created_at": _vn_time(o.create_time),
-                                "updated_at": _vn_time(o.update_time),
-                                "statuses": [o.status],
-                                "price": f"{o.amount:.2f}",
-                                "items_count": "1",
-                            }
-                            for o in page
-                        ],
+                        "orders": [_order_item(o) for o in page],
                     },
                 }
             )
@@ -264,6 +284,19 @@ class LazadaApp:
 
 def _vn_time(moment: datetime) -> str:
     return moment.astimezone(_VN).isoformat(timespec="seconds")
+
+
+def _order_item(order: Order) -> dict[str, Any]:
+    """One order as /orders/get lists it."""
+    return {
+        "order_id": order.order_id,
+        "order_number": order.order_id,
+        "created_at": _vn_time(order.create_time),
+        "updated_at": _vn_time(order.update_time),
+        "statuses": [order.status],
+        "price": f"{order.amount:.2f}",
+        "items_count": "1",
+    }
 
 
 def build_lazada_app(state: SimulatorState) -> Starlette:
@@ -283,3 +316,106 @@ def build_lazada_auth_app(state: SimulatorState) -> Starlette:
     return Starlette(
         routes=[Route("/rest/auth/token/refresh", app.refresh, methods=["GET", "POST"])]
     )
+
+
+# ---- the declaration ---------------------------------------------------------------------
+
+
+def _new_settings(rng: random.Random) -> LazadaSettings:
+    app_key = str(100_000 + rng.randrange(900_000))
+    return LazadaSettings(app_key=app_key, app_secret=alnum(rng, 32))
+
+
+def _new_account(rng: random.Random, name: str) -> Account:
+    return Account(NAME, str(100_000_000 + rng.randrange(900_000_000)), name)
+
+
+def _new_token(rng: random.Random, kind: TokenKind) -> str:
+    return "50000" + alnum(rng, 40)
+
+
+def _new_order_id(rng: random.Random, created: datetime) -> str:
+    return "4" + digits(rng, 14)
+
+
+def _new_buyer_id(rng: random.Random) -> str:
+    return rng.choice("123456789") + digits(rng, rng.choice((8, 9, 10)))
+
+
+def _payload(order: Order) -> dict[str, Any]:
+    """The order as /orders/get lists it, with the buyer's name as Lazada splits it."""
+    family, _, given = order.buyer_name.partition(" ")
+    return {**_order_item(order), "customer_first_name": given, "customer_last_name": family}
+
+
+def _secrets(state: SimulatorState) -> list[str]:
+    return [LAZADA.settings(state).app_secret]
+
+
+def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]:
+    settings = LAZADA.settings(state)
+    return {
+        "base_url": ctx.url(_API.prefix) + "/rest",
+        "auth_url": ctx.url(_AUTH.prefix) + "/rest",
+        "webhook_url": ctx.webhook_url,
+        "app_key": settings.app_key,
+        "app_secret": ctx.secret("lazada-app-secret", settings.app_secret),
+        "shops": [{"seller_id": a.account_id, "name": a.name} for a in state.accounts[NAME]],
+    }
+
+
+def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
+    # §3.8: Authorization = HMAC(app_secret, app_key ‖ raw body)
+    settings = LAZADA.settings(state)
+    expected = lazada_push_signature(settings.app_key, settings.app_secret, delivery.body)
+    return verify_exact(expected, delivery.headers.get("authorization"))
+
+
+_API = Host(prefix="/lazada", real_host="api.lazada.vn", build=build_lazada_app)
+_AUTH = Host(prefix="/lazada-auth", real_host="auth.lazada.com", build=build_lazada_auth_app)
+
+LAZADA: SimPlatform[LazadaSettings] = SimPlatform(
+    name=NAME,
+    label="Lazada",
+    hosts=(_API, _AUTH),
+    error_body=lazada_error_body,
+    # "Test" app: access 7 d; refresh 30 d per LZ-AUTH (LZ-ISV says 14 d). Refreshing
+    # rotates both tokens without moving the refresh deadline.
+    access_lifetime=timedelta(days=7),
+    refresh_lifetime=timedelta(days=30),
+    fixed_refresh_deadline=True,
+    first_account_name="Mỹ Phẩm Thảo Nguyên",
+    shop_categories=(
+        "Mỹ Phẩm",
+        "Điện Máy",
+        "Điện Thoại",
+        "Mẹ Và Bé",
+        "Nước Hoa",
+        "Chăm Sóc Da",
+        "Văn Phòng Phẩm",
+        "Đồ Chơi",
+    ),
+    settings_type=LazadaSettings,
+    new_settings=_new_settings,
+    new_account=_new_account,
+    new_token=_new_token,
+    orders=OrderSpec(
+        statuses=("unpaid", "pending", "ready_to_ship", "shipped", "delivered", "canceled"),
+        crm_status={
+            "unpaid": "pending",
+            "pending": "paid",
+            "topack": "paid",
+            "ready_to_ship": "paid",
+            "shipped": "shipped",
+            "delivered": "delivered",
+            "canceled": "cancelled",
+            "returned": "returned",
+        },
+        new_order_id=_new_order_id,
+        new_buyer_id=_new_buyer_id,
+        payload=_payload,
+    ),
+    secrets=_secrets,
+    config_section=_config_section,
+    verify_webhook=_verify_webhook,
+)

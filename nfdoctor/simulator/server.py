@@ -17,7 +17,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,11 @@ from starlette.types import ASGIApp
 from nfdoctor.errors import UsageError, WriteTargetError
 from nfdoctor.fsutil import check_write_target, write_atomically
 from nfdoctor.secrets.redaction import Redactor
+from nfdoctor.simulator.crm import CRM_PREFIX
+from nfdoctor.simulator.registry import SIM_PLATFORMS
+from nfdoctor.simulator.spec import ConfigContext
 from nfdoctor.simulator.state import SimulatorState
+from nfdoctor.store.database import DatabaseUrl, split_password
 from nfdoctor.tokens.store import FORMAT as TOKEN_FILE_FORMAT
 
 __all__ = [
@@ -241,7 +245,12 @@ def tokens_document(state: SimulatorState) -> dict[str, Any]:
 
 
 def write_config(
-    path: Path, base_url: str, state: SimulatorState, *, database_path: Path | None = None
+    path: Path,
+    base_url: str,
+    state: SimulatorState,
+    *,
+    database_path: Path | None = None,
+    database: DatabaseUrl | None = None,
 ) -> list[Path]:
     """Write a config pointing every platform at the simulator; secrets as 0600 ``file:`` refs.
 
@@ -251,11 +260,19 @@ def write_config(
     hosts are set too (Lazada and TikTok ``auth_url``, Zalo ``oauth_url``). Returns every file
     written, the config first.
 
+    ``database_path`` (a SQLite file) or ``database`` (any database URL) becomes
+    ``database.url``. A PostgreSQL password, in the URL or given apart, never goes into the
+    config: it is written to ``database-password`` and named by ``database.password``.
+
     All or nothing: the target is checked before anything is written (a directory, a FIFO or
     a device is refused), the secrets are written into a staging directory that replaces the
     secrets directory only when complete, and any failure removes what was written.
     """
     base = base_url.rstrip("/")
+    if database_path is not None:
+        if database is not None:
+            raise ValueError("give database_path or database, not both")
+        database = DatabaseUrl("sqlite", path=database_path)
     try:
         check_write_target(path)
     except WriteTargetError as exc:
@@ -267,7 +284,7 @@ def write_config(
         )
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-secrets.", dir=path.parent))
     try:
-        names = _write_secrets(staging, secrets_dir.name, base, state, database_path)
+        names = _write_secrets(staging, secrets_dir.name, base, state, database)
         text = names.pop("config.yaml")
         with _swapped_in(staging, secrets_dir):
             write_atomically(path, text)  # no secret in it: only file: references
@@ -275,6 +292,19 @@ def write_config(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return [path, *(secrets_dir / name for name in names)]
+
+
+def _database_section(database: DatabaseUrl, secret: Callable[[str, str], str]) -> dict[str, str]:
+    """``database:`` of the config: the URL, and the PostgreSQL password as a secret file."""
+    if database.backend == "sqlite":
+        assert database.path is not None
+        return {"url": f"sqlite:///{database.path.resolve()}"}
+    url, password = split_password(database.dsn or "")
+    section = {"url": url}
+    password = database.password or password
+    if password:
+        section["password"] = secret("database-password", password)
+    return section
 
 
 @contextlib.contextmanager
@@ -301,7 +331,7 @@ def _swapped_in(staging: Path, secrets_dir: Path) -> Iterator[None]:
 
 
 def _write_secrets(
-    staging: Path, dir_name: str, base: str, state: SimulatorState, database_path: Path | None
+    staging: Path, dir_name: str, base: str, state: SimulatorState, database: DatabaseUrl | None
 ) -> dict[str, str]:
     """Write every secret file and tokens.json into ``staging``; return the file names written
     (in order) and, under ``config.yaml``, the config text that references them."""
@@ -315,78 +345,27 @@ def _write_secrets(
         written[name] = name
         return f"file:{dir_name}/{name}"
 
-    shopee = state.accounts["shopee"]
-    lazada = state.accounts["lazada"]
-    tiktok = state.accounts["tiktok"]
-    facebook = state.accounts["facebook"]
-    zalo = state.accounts["zalo"]
+    crm = base + CRM_PREFIX
     config: dict[str, Any] = {
         "crm": {
-            "base_url": f"{base}/crm",
-            "status_url": f"{base}/crm/api/status",
+            "base_url": crm,
+            "status_url": f"{crm}/api/status",
             "api_key": secret("crm-api-key", state.crm_api_key),
         },
         "ai": {
-            "endpoint": f"{base}/crm/api/ai/reply",
+            "endpoint": f"{crm}/api/ai/reply",
             "api_key": secret("ai-api-key", state.crm_api_key),
         },
         "platforms": {
-            "shopee": {
-                "base_url": f"{base}/shopee",
-                "webhook_url": f"{base}/crm/webhooks/shopee",
-                "partner_id": state.shopee_partner_id,
-                "partner_key": secret("shopee-partner-key", state.shopee_partner_key),
-                "shops": [{"shop_id": int(a.account_id), "name": a.name} for a in shopee],
-            },
-            "lazada": {
-                "base_url": f"{base}/lazada/rest",
-                "auth_url": f"{base}/lazada-auth/rest",
-                "webhook_url": f"{base}/crm/webhooks/lazada",
-                "app_key": state.lazada_app_key,
-                "app_secret": secret("lazada-app-secret", state.lazada_app_secret),
-                "shops": [{"seller_id": a.account_id, "name": a.name} for a in lazada],
-            },
-            "tiktok": {
-                "base_url": f"{base}/tiktok",
-                "auth_url": f"{base}/tiktok-auth",
-                "webhook_url": f"{base}/crm/webhooks/tiktok",
-                "app_key": state.tiktok_app_key,
-                "app_secret": secret("tiktok-app-secret", state.tiktok_app_secret),
-                "shops": [
-                    {"shop_id": a.account_id, "shop_cipher": a.extra["cipher"], "name": a.name}
-                    for a in tiktok
-                ],
-            },
-            "facebook": {
-                # The client appends graph_version: {base}/facebook/v21.0/...
-                "base_url": f"{base}/facebook",
-                "webhook_url": f"{base}/crm/webhooks/facebook",
-                "app_id": state.facebook_app_id,
-                "app_secret": secret("facebook-app-secret", state.facebook_app_secret),
-                "verify_token": secret("facebook-verify-token", state.facebook_verify_token),
-                "graph_version": state.facebook_version,
-                "pages": [{"page_id": a.account_id, "name": a.name} for a in facebook],
-            },
-            "zalo": {
-                "base_url": f"{base}/zalo",
-                "oauth_url": f"{base}/zalo-oauth/v4",
-                "webhook_url": f"{base}/crm/webhooks/zalo",
-                "app_id": state.zalo_app_id,
-                "secret_key": secret("zalo-secret-key", state.zalo_secret_key),
-                "oas": [
-                    {
-                        "oa_id": a.account_id,
-                        "name": a.name,
-                        "oa_secret": secret(f"zalo-oa-secret-{a.account_id}", a.extra["oa_secret"]),
-                    }
-                    for a in zalo
-                ],
-            },
+            spec.name: spec.config_section(
+                state, ConfigContext(base, f"{crm}/webhooks/{spec.name}", secret)
+            )
+            for spec in SIM_PLATFORMS
         },
         "tokens": {"store": "file", "path": f"{dir_name}/tokens.json"},
     }
-    if database_path is not None:
-        config["database"] = {"url": f"sqlite:///{database_path.resolve()}"}
+    if database is not None:
+        config["database"] = _database_section(database, secret)
 
     tokens_path = staging / "tokens.json"
     write_atomically(tokens_path, json.dumps(tokens_document(state), indent=2) + "\n", mode=0o600)

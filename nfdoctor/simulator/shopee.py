@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,16 +14,36 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
-from nfdoctor.simulator.state import Account, SimulatorState
-from nfdoctor.simulator.verify import shopee_sign, verify_exact
+from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.spec import (
+    ConfigContext,
+    Host,
+    OrderSpec,
+    RequestView,
+    SimPlatform,
+    WebhookDelivery,
+)
+from nfdoctor.simulator.verify import shopee_push_signature, shopee_sign, verify_exact
 
-__all__ = ["build_shopee_app", "shopee_error_body"]
+if TYPE_CHECKING:
+    from nfdoctor.simulator.state import SimulatorState
 
+__all__ = ["SHOPEE", "ShopeeSettings", "build_shopee_app", "shopee_error_body"]
+
+NAME = "shopee"
 TIMESTAMP_TOLERANCE = 300  # §2.2: within 5 minutes of server time, either side
 MAX_WINDOW = 15 * 86400  # §2.5: get_order_list window ≤ 15 days
-# The HTTP status of Shopee errors is undocumented (§2.6): clients must branch on `error`.
-# 403 is what the simulator uses; tests may change it per state to prove clients don't care.
-ERROR_STATUS_ATTR = "shopee_error_status"
+
+
+@dataclass(kw_only=True)
+class ShopeeSettings:
+    """The simulated partner app's credentials, and the status of error answers."""
+
+    partner_id: int
+    partner_key: str
+    # The HTTP status of Shopee errors is undocumented (§2.6): clients must branch on
+    # `error`. Tests change it (state.shopee_error_status) to prove clients don't care.
+    error_status: int = 403
 
 
 class ShopeeError(Exception):
@@ -62,8 +84,13 @@ class ShopeeApp:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
 
+    @property
+    def settings(self) -> ShopeeSettings:
+        """The partner app's credentials (read per request: tests change them)."""
+        return SHOPEE.settings(self.state)
+
     def error(self, request_id: str, exc: ShopeeError) -> Response:
-        status = int(getattr(self.state, ERROR_STATUS_ATTR, 403))
+        status = self.settings.error_status
         return json_response(
             {"request_id": request_id, "error": exc.error, "message": exc.message}, status
         )
@@ -77,7 +104,7 @@ class ShopeeApp:
         partner_id = _int(q.get("partner_id"))
         if partner_id is None:
             raise ShopeeError("error_param", "There is no partner_id in query.")
-        if partner_id != self.state.shopee_partner_id:
+        if partner_id != self.settings.partner_id:
             raise ShopeeError("invalid_partner_id", "Invalid partner_id, please have a check.")
         timestamp = _int(q.get("timestamp"))
         if timestamp is None:
@@ -85,7 +112,7 @@ class ShopeeApp:
         if abs(timestamp - now.timestamp()) > TIMESTAMP_TOLERANCE:
             raise ShopeeError("error_param", "Timestamp is expired.")
         path = platform_path(request)
-        key = self.state.shopee_partner_key
+        key = self.settings.partner_key
         if not shop:
             if not verify_exact(shopee_sign(key, partner_id, path, q["timestamp"]), q["sign"]):
                 raise ShopeeError("error_sign", "Wrong sign.")
@@ -98,10 +125,10 @@ class ShopeeApp:
         expected = shopee_sign(key, partner_id, path, q["timestamp"], token, shop_id)
         if not verify_exact(expected, q["sign"]):
             raise ShopeeError("error_sign", "Wrong sign.")
-        account = self.state.account("shopee", shop_id)
+        account = self.state.account(NAME, shop_id)
         if account is None:
             raise ShopeeError("invalid_shop_id", "Invalid partner_id or shopid.")
-        status, _ = self.state.check("shopee", token, now=now, owner=shop_id)
+        status, _ = self.state.check(NAME, token, now=now, owner=shop_id)
         fault = token_fault(request)
         if fault == "revoked" or status == "revoked":
             raise ShopeeError("common.error_auth", "Invalid access_token.")
@@ -129,7 +156,7 @@ class ShopeeApp:
                 raise ShopeeError("error_param", "Wrong parameters, detail: refresh_token.")
             shop_id = str(body.get("shop_id", ""))
             status, old = self.state.check(
-                "shopee", str(body["refresh_token"]), "refresh", now=now, owner=shop_id
+                NAME, str(body["refresh_token"]), "refresh", now=now, owner=shop_id
             )
             if status == "wrong_owner":
                 raise ShopeeError("error_auth", "Invalid partner_id or shopid.")
@@ -142,7 +169,7 @@ class ShopeeApp:
                     "request_id": rid,
                     "error": "",
                     "message": "",
-                    "partner_id": self.state.shopee_partner_id,
+                    "partner_id": self.settings.partner_id,
                     "shop_id": int(shop_id),
                     "access_token": access.value,
                     "refresh_token": refresh.value,
@@ -193,7 +220,7 @@ class ShopeeApp:
                 "expire_time": auth_time + 365 * 86400,
                 "sip_affi_shop_list": [],
             }
-            for a in self.state.accounts["shopee"]
+            for a in self.state.accounts[NAME]
         ]
         return json_response(
             {
@@ -275,3 +302,119 @@ def build_shopee_app(state: SimulatorState) -> Starlette:
             Route("/api/v2/order/get_order_list", app.get_order_list, methods=["GET"]),
         ]
     )
+
+
+# ---- the declaration ---------------------------------------------------------------------
+
+
+def _new_settings(rng: random.Random) -> ShopeeSettings:
+    partner_id = 2_000_000 + rng.randrange(100_000)
+    return ShopeeSettings(partner_id=partner_id, partner_key="shpk" + hex_string(rng, 60))
+
+
+def _new_account(rng: random.Random, name: str) -> Account:
+    return Account(NAME, str(10_000_000 + rng.randrange(90_000_000)), name)
+
+
+def _new_token(rng: random.Random, kind: TokenKind) -> str:
+    return hex_string(rng, 32)
+
+
+def _new_order_id(rng: random.Random, created: datetime) -> str:
+    # order_sn: the creation date and 8 characters (e.g. 201218V2Y6E59M)
+    return created.strftime("%y%m%d") + alnum(rng, 8).upper()
+
+
+def _new_buyer_id(rng: random.Random) -> str:
+    return rng.choice("123456789") + digits(rng, rng.choice((7, 8, 9)))
+
+
+def _payload(order: Order) -> dict[str, Any]:
+    """The order as get_order_detail returns it (the list endpoint returns ids only)."""
+    return {
+        "order_sn": order.order_id,
+        "order_status": order.status,
+        "region": "VN",
+        "currency": order.currency,
+        "total_amount": order.amount,
+        "buyer_user_id": int(order.buyer_user_id),
+        "create_time": int(order.create_time.timestamp()),
+        "update_time": int(order.update_time.timestamp()),
+    }
+
+
+def _secrets(state: SimulatorState) -> list[str]:
+    return [SHOPEE.settings(state).partner_key]
+
+
+def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]:
+    settings = SHOPEE.settings(state)
+    return {
+        "base_url": ctx.url(_HOST.prefix),
+        "webhook_url": ctx.webhook_url,
+        "partner_id": settings.partner_id,
+        "partner_key": ctx.secret("shopee-partner-key", settings.partner_key),
+        "shops": [{"shop_id": int(a.account_id), "name": a.name} for a in state.accounts[NAME]],
+    }
+
+
+def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
+    # §2.8: Authorization = HMAC(partner_key, callback URL | raw body)
+    key = SHOPEE.settings(state).partner_key
+    expected = shopee_push_signature(key, delivery.url, delivery.body)
+    return verify_exact(expected, delivery.headers.get("authorization"))
+
+
+def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
+    # shop_id in the query (shop calls) or in the refresh call's JSON body
+    found = (request.query.get("shop_id"), request.fields.get("shop_id"))
+    return {str(shop_id) for shop_id in found if shop_id is not None}
+
+
+_HOST = Host(prefix="/shopee", real_host="partner.shopeemobile.com", build=build_shopee_app)
+
+SHOPEE: SimPlatform[ShopeeSettings] = SimPlatform(
+    name=NAME,
+    label="Shopee",
+    # API and token endpoints share one host
+    hosts=(_HOST,),
+    error_body=shopee_error_body,
+    # §0: 4 h access, 30 d single-use rotating refresh
+    access_lifetime=timedelta(hours=4),
+    refresh_lifetime=timedelta(days=30),
+    first_account_name="Thời Trang Hà My",
+    shop_categories=(
+        "Thời Trang",
+        "Giày Dép",
+        "Túi Xách",
+        "Phụ Kiện",
+        "Áo Dài",
+        "Đồ Bộ",
+        "Thời Trang Nam",
+        "Đồ Thể Thao",
+    ),
+    settings_type=ShopeeSettings,
+    new_settings=_new_settings,
+    new_account=_new_account,
+    new_token=_new_token,
+    orders=OrderSpec(
+        statuses=("UNPAID", "READY_TO_SHIP", "PROCESSED", "SHIPPED", "COMPLETED", "CANCELLED"),
+        crm_status={
+            "UNPAID": "pending",
+            "READY_TO_SHIP": "paid",
+            "PROCESSED": "paid",
+            "SHIPPED": "shipped",
+            "TO_CONFIRM_RECEIVE": "delivered",
+            "COMPLETED": "delivered",
+            "CANCELLED": "cancelled",
+            "TO_RETURN": "returned",
+        },
+        new_order_id=_new_order_id,
+        new_buyer_id=_new_buyer_id,
+        payload=_payload,
+    ),
+    secrets=_secrets,
+    config_section=_config_section,
+    verify_webhook=_verify_webhook,
+    request_accounts=_request_accounts,
+)

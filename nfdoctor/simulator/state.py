@@ -2,23 +2,39 @@
 
 Everything is derived from one seed through one ``random.Random``, so the same seed always
 gives the same ids, secrets, tokens and data; time comes from an injected clock so tests can
-move it forward and watch tokens expire.
+move it forward and watch tokens expire. What is platform-specific (id and token formats,
+lifetimes, statuses, credentials) each platform declares in its own module (see
+:mod:`nfdoctor.simulator.registry`); this module only draws from the seed in a fixed order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
-import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Any
+
+from nfdoctor.simulator.model import (
+    Account,
+    Clock,
+    Conversation,
+    Message,
+    Order,
+    Token,
+    TokenKind,
+    TokenStatus,
+    alnum,
+)
+from nfdoctor.simulator.people import CHAT_NAMES, CHAT_TEXTS, SHOP_BRANDS, buyer_name
+from nfdoctor.simulator.registry import NAMES, SIM_PLATFORMS, sim_platform
+from nfdoctor.simulator.spec import SimPlatform
 
 __all__ = [
+    "BUYERS_PER_PLATFORM",
     "LIFETIMES",
     "MAX_ACCOUNTS_PER_PLATFORM",
     "PLATFORMS",
-    "ZALO_OA_PROFILES",
     "Account",
     "Clock",
     "Conversation",
@@ -29,226 +45,22 @@ __all__ = [
     "TokenStatus",
 ]
 
-Clock = Callable[[], datetime]
-TokenKind = Literal["access", "refresh"]
-TokenStatus = Literal["ok", "unknown", "expired", "revoked", "used", "wrong_owner"]
-PLATFORMS = ("shopee", "lazada", "tiktok", "facebook", "zalo")
+#: the simulated platforms' names (see :data:`nfdoctor.simulator.registry.NAMES`)
+PLATFORMS = NAMES
 
-# Lifetimes from platforms.md §0: (access, refresh); None = never expires / no refresh token.
+#: (access, refresh) lifetime per platform; None = never expires / no refresh token
 LIFETIMES: dict[str, tuple[timedelta | None, timedelta | None]] = {
-    "shopee": (timedelta(hours=4), timedelta(days=30)),
-    # Lazada "Test" app: access 7 d; refresh 30 d per LZ-AUTH (LZ-ISV says 14 d).
-    "lazada": (timedelta(days=7), timedelta(days=30)),
-    # TikTok: access 7 d; refresh = the authorization duration the seller granted (1 year here).
-    "tiktok": (timedelta(days=7), timedelta(days=365)),
-    # Facebook Page token made from a long-lived user token: no expiry, no refresh token.
-    "facebook": (None, None),
-    # Zalo OA: 25 h access (expires_in "90000"), 3-month single-use refresh.
-    "zalo": (timedelta(hours=25), timedelta(days=90)),
+    p.name: (p.access_lifetime, p.refresh_lifetime) for p in SIM_PLATFORMS
 }
 
-# Refresh deadlines that rotation does NOT move (Lazada documents it; TikTok's is the grant).
-_FIXED_REFRESH_DEADLINE = {"lazada", "tiktok"}
-
-_VN_NAMES = (
-    "Nguyễn Văn An",
-    "Trần Thị Bình",
-    "Lê Hoàng Cường",
-    "Phạm Thu Dung",
-    "Hoàng Minh Đức",
-    "Vũ Thị Hà",
-    "Đặng Quốc Huy",
-    "Bùi Ngọc Lan",
-    "Đỗ Thanh Long",
-    "Hồ Thị Mai",
-    "Ngô Đức Nam",
-    "Dương Thị Oanh",
-    "Lý Văn Phúc",
-    "Trịnh Thị Quỳnh",
-    "Phan Minh Sơn",
-    "Võ Thị Thảo",
-)
-# Shop names of the accounts after the first: a category that fits the platform's sellers
-# and a brand (a given name or a place), as small Vietnamese shops name themselves.
-_SHOP_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "shopee": (
-        "Thời Trang",
-        "Giày Dép",
-        "Túi Xách",
-        "Phụ Kiện",
-        "Áo Dài",
-        "Đồ Bộ",
-        "Thời Trang Nam",
-        "Đồ Thể Thao",
-    ),
-    "lazada": (
-        "Mỹ Phẩm",
-        "Điện Máy",
-        "Điện Thoại",
-        "Mẹ Và Bé",
-        "Nước Hoa",
-        "Chăm Sóc Da",
-        "Văn Phòng Phẩm",
-        "Đồ Chơi",
-    ),
-    "tiktok": (
-        "Gia Dụng",
-        "Đồ Bếp",
-        "Nội Thất",
-        "Đồ Ăn Vặt",
-        "Thực Phẩm Sạch",
-        "Trang Sức",
-        "Nhà Cửa",
-        "Đặc Sản",
-    ),
-    "facebook": (
-        "Bánh Ngọt",
-        "Tiệm Hoa",
-        "Cà Phê",
-        "Trà Sữa",
-        "Bánh Mì",
-        "Tiệm Nail",
-        "Quán Chay",
-        "Hải Sản",
-    ),
-    "zalo": (
-        "Nhà Thuốc",
-        "Nha Khoa",
-        "Phòng Khám",
-        "Anh Ngữ",
-        "Spa",
-        "Thẩm Mỹ Viện",
-        "Gara Ô Tô",
-        "Nhà Sách",
-    ),
-}
-_SHOP_BRANDS = (
-    "Hà My",
-    "Thảo Nguyên",
-    "Minh Anh",
-    "An Khang",
-    "Phương Linh",
-    "Bảo Châu",
-    "Gia Huy",
-    "Hoàng Long",
-    "Ngọc Trâm",
-    "Tâm An",
-    "Phúc Lộc",
-    "Kim Ngân",
-    "Thanh Hương",
-    "Quỳnh Như",
-    "Đức Thịnh",
-    "Hồng Nhung",
-    "Vạn Phát",
-    "Hải Yến",
-    "Tuệ Minh",
-    "Mai Lan",
-    "Sài Gòn",
-    "Hà Nội",
-    "Đà Lạt",
-    "Hội An",
-    "Cần Thơ",
-    "Phố Huế",
-    "Phú Quốc",
-    "Nha Trang",
-)
-# Zalo OA profile fields (getoa) by category: (cate_name, description).
-ZALO_OA_PROFILES: dict[str, tuple[str, str]] = {
-    "Nhà Thuốc": ("Y tế", "Nhà thuốc uy tín tại TP.HCM"),
-    "Nha Khoa": ("Y tế", "Nha khoa thẩm mỹ, đặt lịch khám qua Zalo"),
-    "Phòng Khám": ("Y tế", "Phòng khám đa khoa, tư vấn sức khỏe miễn phí"),
-    "Anh Ngữ": ("Giáo dục", "Trung tâm tiếng Anh cho trẻ em và người đi làm"),
-    "Spa": ("Làm đẹp", "Spa chăm sóc da và thư giãn"),
-    "Thẩm Mỹ Viện": ("Làm đẹp", "Thẩm mỹ viện, tư vấn liệu trình miễn phí"),
-    "Gara Ô Tô": ("Ô tô - Xe máy", "Sửa chữa, bảo dưỡng ô tô các hãng"),
-    "Nhà Sách": ("Sách - Văn phòng phẩm", "Sách, truyện và văn phòng phẩm chính hãng"),
-}
 #: most accounts per platform the simulator makes (``nfdoctor simulator --shops``)
 MAX_ACCOUNTS_PER_PLATFORM = 50
 
-_VN_TEXTS = (
-    "Shop ơi, đơn của mình bao giờ giao ạ?",
-    "Cho mình hỏi còn size M không?",
-    "Mình muốn đổi màu sản phẩm được không?",
-    "Cảm ơn shop, hàng đẹp lắm!",
-    "Phí ship về Hà Nội bao nhiêu vậy?",
-    "Mã giảm giá không áp dụng được shop ơi",
-    "Dạ shop đã nhận thông tin, sẽ giao trong 2-3 ngày ạ.",
-    "Dạ còn hàng ạ, bạn đặt ngay nhé.",
-    "Xin chào, mình cần tư vấn thêm về sản phẩm.",
-)
-
-
-@dataclass
-class Token:
-    """One issued token; refresh tokens remember whether they were already used."""
-
-    value: str
-    platform: str
-    kind: TokenKind
-    owner: str
-    issued_at: datetime
-    expires_at: datetime | None
-    revoked: bool = False
-    used: bool = False
-
-
-@dataclass(frozen=True)
-class Order:
-    """One marketplace order, in platform-neutral form; each app renders its own shape."""
-
-    order_id: str
-    status: str
-    create_time: datetime
-    update_time: datetime
-    amount: int
-    currency: str = "VND"
-
-
-@dataclass(frozen=True)
-class Message:
-    """One chat message; ``from_customer`` tells direction."""
-
-    message_id: str
-    sender_id: str
-    recipient_id: str
-    text: str
-    time: datetime
-    from_customer: bool
-
-
-@dataclass
-class Conversation:
-    """One chat thread with one customer, messages oldest first."""
-
-    conversation_id: str
-    user_id: str
-    user_name: str
-    messages: list[Message] = field(default_factory=list)
-
-    @property
-    def updated_time(self) -> datetime:
-        """Time of the newest message."""
-        return self.messages[-1].time
-
-
-@dataclass
-class Account:
-    """One shop / seller / page / OA with the data the simulator serves for it."""
-
-    platform: str
-    account_id: str
-    name: str
-    orders: list[Order] = field(default_factory=list)
-    conversations: list[Conversation] = field(default_factory=list)
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-_STATUSES = {
-    "shopee": ("UNPAID", "READY_TO_SHIP", "PROCESSED", "SHIPPED", "COMPLETED", "CANCELLED"),
-    "lazada": ("unpaid", "pending", "ready_to_ship", "shipped", "delivered", "canceled"),
-    "tiktok": ("UNPAID", "AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT", "COMPLETED"),
-}
+#: marketplace buyers per platform; every order is from one of them, so some order again
+BUYERS_PER_PLATFORM = 200
+# The share of orders placed by the first few buyers of the pool: regular customers.
+_REGULARS = 20
+_REGULAR_SHARE = 0.3
 
 
 class SimulatorState:
@@ -257,6 +69,15 @@ class SimulatorState:
     ``accounts_per_platform`` shops / sellers / pages / OAs per platform (1-50), each with
     its own ids, tokens and data (TikTok its own cipher, Zalo its own OA secret). Account 0
     is the same whatever that number; account k depends only on the seed and k.
+
+    ``shared_message_ids`` (default 0): that many message ids of the second page / OA of
+    the first chat platform with two accounts repeat ids of the first one. Some platforms
+    scope message ids per shop, and the CRM's dedupe must not merge such messages; the demo
+    CRM database turns this on to have one. Off, the data is exactly what it always was.
+
+    Each platform's app credentials and knobs live in ``platform_settings[name]`` (typed
+    per platform); ``state.<platform>_<field>`` (``state.shopee_partner_key``,
+    ``state.zalo_limit_per_minute = 1``) reads and sets them, as it always did.
 
     Not thread-safe: change it from another thread only while the server is idle (readers
     of the token table take a snapshot, as a late request may still issue tokens).
@@ -270,69 +91,59 @@ class SimulatorState:
         accounts_per_platform: int = 1,
         orders_per_shop: int = 250,
         conversations_per_account: int = 40,
+        shared_message_ids: int = 0,
     ) -> None:
         if not 1 <= accounts_per_platform <= MAX_ACCOUNTS_PER_PLATFORM:
             raise ValueError(
                 f"accounts_per_platform must be 1-{MAX_ACCOUNTS_PER_PLATFORM}, "
                 f"got {accounts_per_platform}"
             )
-        if orders_per_shop < 0 or conversations_per_account < 0:
-            raise ValueError("orders_per_shop and conversations_per_account must be 0 or more")
+        if orders_per_shop < 0 or conversations_per_account < 0 or shared_message_ids < 0:
+            raise ValueError(
+                "orders_per_shop, conversations_per_account and shared_message_ids must be "
+                "0 or more"
+            )
         self.seed = seed
         self.accounts_per_platform = accounts_per_platform
         self.clock: Clock = clock or (lambda: datetime.now(timezone.utc))
         self.rng = random.Random(seed)
         self.tokens: dict[str, Token] = {}
-        self.accounts: dict[str, list[Account]] = {p: [] for p in PLATFORMS}
+        self.accounts: dict[str, list[Account]] = {p.name: [] for p in SIM_PLATFORMS}
         # Whether a used refresh token may be presented again. Shopee and Zalo document single
         # use; Lazada and TikTok do not say, so the strict answer is the default (a switch).
-        self.refresh_reuse_allowed: dict[str, bool] = {p: False for p in PLATFORMS}
-        # Facebook sends usage headers only above a threshold; these make it reachable.
-        self.facebook_hourly_allowance = 200
-        self.facebook_usage_threshold_pct = 5
-        self.zalo_limit_per_minute = 4000
-        self.require_appsecret_proof: dict[str, bool] = {"facebook": False, "zalo": False}
-        self._calls: dict[str, list[datetime]] = {p: [] for p in PLATFORMS}
+        self.refresh_reuse_allowed: dict[str, bool] = {p.name: False for p in SIM_PLATFORMS}
+        self.require_appsecret_proof: dict[str, bool] = {
+            p.name: False for p in SIM_PLATFORMS if p.appsecret_proof
+        }
+        self._calls: dict[str, list[datetime]] = {}
         self._counter = 0
+        self._buyer_pools: dict[str, list[tuple[str, str]]] = {}
         now = self.clock()
-        rng = self.rng
-        self.shopee_partner_id = 2_000_000 + rng.randrange(100_000)
-        self.shopee_partner_key = "shpk" + self._hex(60)
-        self.lazada_app_key = str(100_000 + rng.randrange(900_000))
-        self.lazada_app_secret = self._alnum(32)
-        self.tiktok_app_key = "6" + self._alnum(12).lower()
-        self.tiktok_app_secret = self._hex(40)
-        self.facebook_app_id = str(10**14 + rng.randrange(10**14))
-        self.facebook_app_secret = self._hex(32)
-        self.facebook_verify_token = "verify-" + self._alnum(16)
-        self.facebook_version = "v21.0"
-        self.zalo_app_id = str(10**18 + rng.randrange(10**18))
-        self.zalo_secret_key = self._alnum(20)
-        self.crm_api_key = "crm-" + self._alnum(24)
+        #: the moment the data was made: every order and message is at or before it
+        self.started_at = now
+        # The draws below, in this order, are the seeded data: credentials, then account 0
+        # of every platform, its orders, its chats, its tokens; only then other accounts.
+        self.platform_settings: dict[str, object] = {
+            p.name: p.new_settings(self.rng) for p in SIM_PLATFORMS
+        }
+        self.crm_api_key = "crm-" + alnum(self.rng, 24)
 
         # Account 0 of every platform comes first and from the main stream, exactly as when
         # there was only one account per platform; the others come from a stream of their
         # own, so adding accounts changes nothing about account 0 or the draws that follow.
-        first_names = {
-            "shopee": "Thời Trang Hà My",
-            "lazada": "Mỹ Phẩm Thảo Nguyên",
-            "tiktok": "Gia Dụng Minh Anh",
-            "facebook": "Bánh Ngọt Sài Gòn",
-            "zalo": "Nhà Thuốc An Khang",
-        }
-        for platform in PLATFORMS:
-            self.accounts[platform].append(self._new_account(platform, first_names[platform]))
-        for platform in ("shopee", "lazada", "tiktok"):
-            for account in self.accounts[platform]:
-                account.orders = self._orders(platform, now, orders_per_shop)
-        for platform in ("facebook", "zalo"):
-            for account in self.accounts[platform]:
+        for spec in SIM_PLATFORMS:
+            self.accounts[spec.name].append(spec.new_account(self.rng, spec.first_account_name))
+        for spec in SIM_PLATFORMS:
+            for account in self.accounts[spec.name] if spec.orders else ():
+                account.orders = self._orders(spec, 0, now, orders_per_shop)
+        for spec in SIM_PLATFORMS:
+            for account in self.accounts[spec.name] if spec.chat else ():
                 account.conversations = self._conversations(
-                    platform, account, now, conversations_per_account
+                    spec, account, now, conversations_per_account
                 )
-        for platform in PLATFORMS:
-            for account in self.accounts[platform]:
-                self.issue_pair(platform, account.account_id)
+        for spec in SIM_PLATFORMS:
+            for account in self.accounts[spec.name]:
+                self.issue_pair(spec.name, account.account_id)
         if accounts_per_platform > 1:
             main_rng = self.rng
             try:
@@ -341,35 +152,40 @@ class SimulatorState:
                 )
             finally:
                 self.rng = main_rng
+        if shared_message_ids:
+            self._share_message_ids(shared_message_ids)
 
-    def _new_account(self, platform: str, name: str) -> Account:
-        """One account of ``platform`` with fresh ids (and cipher / OA secret) from ``rng``."""
-        rng = self.rng
-        if platform == "shopee":
-            return Account("shopee", str(10_000_000 + rng.randrange(90_000_000)), name)
-        if platform == "lazada":
-            return Account("lazada", str(100_000_000 + rng.randrange(900_000_000)), name)
-        if platform == "tiktok":
-            return Account(
-                "tiktok",
-                "749" + self._digits(16),
-                name,
-                extra={"cipher": "ROW_" + self._alnum(24), "code": "VNLC" + self._alnum(6)},
-            )
-        if platform == "facebook":
-            return Account("facebook", "1000" + self._digits(11), name)
-        category = next((c for c in ZALO_OA_PROFILES if name.startswith(c + " ")), "Nhà Thuốc")
-        cate_name, description = ZALO_OA_PROFILES[category]
-        return Account(
-            "zalo",
-            "43" + self._digits(17),
-            name,
-            extra={
-                "oa_secret": self._alnum(20),
-                "cate_name": cate_name,
-                "description": description,
-            },
-        )
+    # ---- settings under their old flat names -------------------------------------------------
+
+    def _legacy_setting(self, name: str) -> tuple[object, str] | None:
+        """``(settings, field)`` that ``state.<platform>_<field>`` names, if any."""
+        settings = self.__dict__.get("platform_settings")
+        if settings is None:
+            return None
+        for spec in SIM_PLATFORMS:
+            prefix = spec.name + "_"
+            if name.startswith(prefix) and name[len(prefix) :] in spec.setting_names():
+                return settings[spec.name], name[len(prefix) :]
+        return None
+
+    if not TYPE_CHECKING:
+        # Hidden from mypy on purpose: nfdoctor's own code goes through the typed
+        # ``SPEC.settings(state)``; the flat names stay for tests and scripts.
+
+        def __getattr__(self, name: str) -> Any:
+            target = self._legacy_setting(name)
+            if target is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            return getattr(*target)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            target = self._legacy_setting(name)
+            if target is None:
+                object.__setattr__(self, name, value)
+            else:
+                setattr(target[0], target[1], value)
+
+    # ---- accounts --------------------------------------------------------------------------
 
     def _add_accounts(
         self, now: datetime, total: int, orders_per_shop: int, conversations_per_account: int
@@ -382,47 +198,54 @@ class SimulatorState:
         Leaves ``self.rng`` on the last stream: the caller restores the main one.
         """
         names: dict[str, list[str]] = {}
-        for platform in PLATFORMS:
-            taken = {a.name for a in self.accounts[platform]}
+        for spec in SIM_PLATFORMS:
+            taken = {a.name for a in self.accounts[spec.name]}
             combos = [
                 f"{category} {brand}"
-                for category in _SHOP_CATEGORIES[platform]
-                for brand in _SHOP_BRANDS
+                for category in spec.shop_categories
+                for brand in SHOP_BRANDS
                 if f"{category} {brand}" not in taken
             ]
-            random.Random(f"nfdoctor-simulator/{self.seed}/{platform}/names").shuffle(combos)
-            names[platform] = combos
+            random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/names").shuffle(combos)
+            names[spec.name] = combos
         for index in range(1, total):
-            for platform in PLATFORMS:
-                self.rng = random.Random(f"nfdoctor-simulator/{self.seed}/{platform}/{index}")
-                existing = self.accounts[platform]
-                account = self._new_account(platform, names[platform][index - 1])
+            for spec in SIM_PLATFORMS:
+                self.rng = random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/{index}")
+                existing = self.accounts[spec.name]
+                account = spec.new_account(self.rng, names[spec.name][index - 1])
                 # Ids are random: draw again on the (unlikely) collision with an earlier one.
-                while any(
-                    a.account_id == account.account_id
-                    or ("cipher" in a.extra and a.extra["cipher"] == account.extra.get("cipher"))
-                    for a in existing
-                ):
-                    account = self._new_account(platform, account.name)
-                if platform in _STATUSES:
-                    account.orders = self._orders(platform, now, orders_per_shop)
+                while any(_same_account(spec, a, account) for a in existing):
+                    account = spec.new_account(self.rng, account.name)
+                if spec.orders:
+                    account.orders = self._orders(spec, index, now, orders_per_shop)
                 else:
                     account.conversations = self._conversations(
-                        platform, account, now, conversations_per_account
+                        spec, account, now, conversations_per_account
                     )
                 existing.append(account)
-                self.issue_pair(platform, account.account_id)
+                self.issue_pair(spec.name, account.account_id)
 
-    # ---- ids -------------------------------------------------------------------------------
-
-    def _hex(self, n: int) -> str:
-        return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
-
-    def _alnum(self, n: int) -> str:
-        return "".join(self.rng.choice(string.ascii_letters + string.digits) for _ in range(n))
-
-    def _digits(self, n: int) -> str:
-        return "".join(self.rng.choice(string.digits) for _ in range(n))
+    def _share_message_ids(self, count: int) -> None:
+        """Give ``count`` messages of the second account the ids of messages of the first, on
+        the first chat platform with two accounts (from a stream of their own)."""
+        for spec in SIM_PLATFORMS:
+            accounts = self.accounts[spec.name]
+            if spec.chat is None or len(accounts) < 2:
+                continue
+            rng = random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/shared-message-ids")
+            sources = [m.message_id for c in accounts[0].conversations for m in c.messages]
+            targets = [
+                (conversation, index)
+                for conversation in accounts[1].conversations
+                for index in range(len(conversation.messages))
+            ]
+            count = min(count, len(sources), len(targets))
+            for (conversation, index), message_id in zip(
+                rng.sample(targets, count), rng.sample(sources, count), strict=True
+            ):
+                message = conversation.messages[index]
+                conversation.messages[index] = dataclasses.replace(message, message_id=message_id)
+            return
 
     def new_request_id(self) -> str:
         """A unique request id (sequence-based so responses stay deterministic)."""
@@ -431,52 +254,79 @@ class SimulatorState:
 
     # ---- data ------------------------------------------------------------------------------
 
-    def _order_id(self, platform: str, created: datetime) -> str:
-        if platform == "shopee":
-            return created.strftime("%y%m%d") + self._alnum(8).upper()
-        if platform == "lazada":
-            return "4" + self._digits(14)
-        return "57" + self._digits(16)
-
-    def _orders(self, platform: str, now: datetime, count: int) -> list[Order]:
+    def _orders(self, spec: SimPlatform[Any], index: int, now: datetime, count: int) -> list[Order]:
+        assert spec.orders is not None
+        buyer = self._buyer_picker(spec, index)
         orders = []
         for _ in range(count):
             created = now - timedelta(seconds=self.rng.randrange(30 * 86400))
             updated = min(now, created + timedelta(seconds=self.rng.randrange(3 * 86400)))
+            order_id = spec.orders.new_order_id(self.rng, created)
+            status = self.rng.choice(spec.orders.statuses)
+            amount = self.rng.randrange(50, 5000) * 1000
+            buyer_id, name = buyer()
             orders.append(
                 Order(
-                    order_id=self._order_id(platform, created),
-                    status=self.rng.choice(_STATUSES[platform]),
+                    order_id=order_id,
+                    status=status,
                     create_time=created.replace(microsecond=0),
                     update_time=updated.replace(microsecond=0),
-                    amount=self.rng.randrange(50, 5000) * 1000,
+                    amount=amount,
+                    buyer_user_id=buyer_id,
+                    buyer_name=name,
                 )
             )
         orders.sort(key=lambda o: o.create_time)
         return orders
 
+    def _buyer_picker(self, spec: SimPlatform[Any], index: int) -> Callable[[], tuple[str, str]]:
+        """Who placed each order of account ``index``: a buyer of the platform's pool.
+
+        Pool and picks come from streams of their own, so buyers change none of the ids,
+        tokens or data the main stream draws; one pool per platform, so a buyer may order
+        from several shops.
+        """
+        assert spec.orders is not None
+        pool = self._buyer_pools.get(spec.name)
+        if pool is None:
+            rng = random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/buyers")
+            ids: dict[str, str] = {}
+            while len(ids) < BUYERS_PER_PLATFORM:
+                buyer_id = spec.orders.new_buyer_id(rng)
+                name = buyer_name(rng)
+                ids.setdefault(buyer_id, name)
+            pool = self._buyer_pools[spec.name] = list(ids.items())
+        picks = random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/{index}/buyers")
+
+        def pick() -> tuple[str, str]:
+            regular = picks.random() < _REGULAR_SHARE
+            return pool[picks.randrange(_REGULARS if regular else len(pool))]
+
+        return pick
+
     def _conversations(
-        self, platform: str, account: Account, now: datetime, count: int
+        self, spec: SimPlatform[Any], account: Account, now: datetime, count: int
     ) -> list[Conversation]:
+        chat = spec.chat
+        assert chat is not None
         conversations = []
         for _ in range(count):
-            user_id = self._digits(16) if platform == "facebook" else "5" + self._digits(17)
+            user_id = chat.new_user_id(self.rng)
             conv = Conversation(
-                conversation_id=("t_" + self._digits(15)) if platform == "facebook" else user_id,
+                conversation_id=chat.new_conversation_id(self.rng, user_id),
                 user_id=user_id,
-                user_name=self.rng.choice(_VN_NAMES),
+                user_name=self.rng.choice(CHAT_NAMES),
             )
             t = now - timedelta(seconds=self.rng.randrange(30 * 86400))
             for _ in range(self.rng.randrange(2, 9)):
                 t = min(now, t + timedelta(seconds=self.rng.randrange(30, 7200)))
                 from_customer = self.rng.random() < 0.6
-                mid = ("m_" + self._alnum(30)) if platform == "facebook" else self._hex(20)
                 conv.messages.append(
                     Message(
-                        message_id=mid,
+                        message_id=chat.new_message_id(self.rng),
                         sender_id=user_id if from_customer else account.account_id,
                         recipient_id=account.account_id if from_customer else user_id,
-                        text=self.rng.choice(_VN_TEXTS),
+                        text=self.rng.choice(CHAT_TEXTS),
                         time=t.replace(microsecond=t.microsecond // 1000 * 1000),
                         from_customer=from_customer,
                     )
@@ -494,17 +344,6 @@ class SimulatorState:
 
     # ---- tokens ----------------------------------------------------------------------------
 
-    def _token_value(self, platform: str, kind: TokenKind) -> str:
-        if platform == "shopee":
-            return self._hex(32)
-        if platform == "lazada":
-            return "50000" + self._alnum(40)
-        if platform == "tiktok":
-            return "TTP_" + self._alnum(36)
-        if platform == "facebook":
-            return "EAA" + self._alnum(120)
-        return self._alnum(80 if kind == "access" else 100)
-
     def issue_pair(
         self,
         platform: str,
@@ -516,9 +355,10 @@ class SimulatorState:
         """Issue a new access token (and refresh token where the platform has one), stamped
         with ``now``: the request's time, skewed when the fault plan skews this server's clock."""
         now = now or self.clock()
-        access_life, refresh_life = LIFETIMES[platform]
+        spec = sim_platform(platform)
+        access_life, refresh_life = spec.access_lifetime, spec.refresh_lifetime
         access = Token(
-            value=self._token_value(platform, "access"),
+            value=spec.new_token(self.rng, "access"),
             platform=platform,
             kind="access",
             owner=owner,
@@ -529,7 +369,7 @@ class SimulatorState:
         if refresh_life is None:
             return access, None
         refresh = Token(
-            value=self._token_value(platform, "refresh"),
+            value=spec.new_token(self.rng, "refresh"),
             platform=platform,
             kind="refresh",
             owner=owner,
@@ -582,9 +422,8 @@ class SimulatorState:
         # The previous access token stays valid until it expires (no platform documents
         # otherwise); only the refresh token is consumed.
         old_refresh.used = True
-        deadline = (
-            old_refresh.expires_at if old_refresh.platform in _FIXED_REFRESH_DEADLINE else None
-        )
+        fixed = sim_platform(old_refresh.platform).fixed_refresh_deadline
+        deadline = old_refresh.expires_at if fixed else None
         return self.issue_pair(
             old_refresh.platform, old_refresh.owner, refresh_deadline=deadline, now=now
         )
@@ -626,18 +465,8 @@ class SimulatorState:
     def secret_values(self) -> list[str]:
         """Every secret this simulator issued or holds: app credentials, OA secrets, tokens
         (what its ``--debug`` access log must mask)."""
-        values = [
-            self.shopee_partner_key,
-            self.lazada_app_secret,
-            self.tiktok_app_secret,
-            self.facebook_app_secret,
-            self.facebook_verify_token,
-            self.zalo_secret_key,
-            self.crm_api_key,
-            # Facebook's app token, ID|SECRET, is sent whole (debug_token)
-            f"{self.facebook_app_id}|{self.facebook_app_secret}",
-        ]
-        values += [a.extra["oa_secret"] for a in self.accounts["zalo"] if "oa_secret" in a.extra]
+        values = [value for spec in SIM_PLATFORMS for value in spec.secrets(self)]
+        values.append(self.crm_api_key)
         values += list(self.tokens)  # the server thread may insert: list() takes a snapshot
         return values
 
@@ -652,3 +481,10 @@ class SimulatorState:
         calls.append(now)
         self._calls[bucket] = calls
         return len(calls)
+
+
+def _same_account(spec: SimPlatform[Any], a: Account, b: Account) -> bool:
+    """Whether two accounts of ``spec`` would be taken for each other (same id, cipher …)."""
+    return a.account_id == b.account_id or any(
+        key in a.extra and a.extra[key] == b.extra.get(key) for key in spec.identifying_extras
+    )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
-from typing import Any
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,16 +19,43 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
-from nfdoctor.simulator.state import Account, SimulatorState
-from nfdoctor.simulator.verify import tiktok_sign, verify_exact
+from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.spec import (
+    ConfigContext,
+    Host,
+    OrderSpec,
+    RequestView,
+    SimPlatform,
+    WebhookDelivery,
+)
+from nfdoctor.simulator.verify import tiktok_push_signature, tiktok_sign, verify_exact
 
-__all__ = ["build_tiktok_app", "build_tiktok_auth_app", "tiktok_error_body"]
+if TYPE_CHECKING:
+    from nfdoctor.simulator.state import SimulatorState
+
+__all__ = [
+    "TIKTOK",
+    "TiktokSettings",
+    "build_tiktok_app",
+    "build_tiktok_auth_app",
+    "tiktok_error_body",
+]
+
+NAME = "tiktok"
 
 PAST_TOLERANCE = 300  # §4.2: [now − 5 min, now + 30 s]
 FUTURE_TOLERANCE = 30
 # Code for a bad business parameter: TikTok's reference gives none for page_size, so this
 # is a simulator choice (HTTP 400).
 INVALID_PARAMETER = 40006
+
+
+@dataclass(kw_only=True)
+class TiktokSettings:
+    """The simulated app's credentials."""
+
+    app_key: str
+    app_secret: str
 
 
 class TiktokError(Exception):
@@ -67,11 +96,28 @@ def _offset(token: str) -> int | None:
         return None
 
 
+def _order_item(order: Order) -> dict[str, Any]:
+    """One order as /order/202309/orders/search lists it."""
+    return {
+        "id": order.order_id,
+        "status": order.status,
+        "create_time": int(order.create_time.timestamp()),
+        "update_time": int(order.update_time.timestamp()),
+        "payment": {"currency": order.currency, "total_amount": str(order.amount)},
+        "line_items": [],
+    }
+
+
 class TiktokApp:
     """Handlers for both TikTok hosts, sharing one state."""
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
+
+    @property
+    def settings(self) -> TiktokSettings:
+        """The app's credentials (read per request: tests change them)."""
+        return TIKTOK.settings(self.state)
 
     def respond(self, rid: str, data: Any) -> Response:
         return json_response({"code": 0, "message": "Success", "request_id": rid, "data": data})
@@ -87,7 +133,7 @@ class TiktokApp:
         """Verify app_key, timestamp, sign (with raw body), token header and shop_cipher."""
         q = request.query_params
         now = request_now(request, self.state)
-        if q.get("app_key") != self.state.tiktok_app_key:
+        if q.get("app_key") != self.settings.app_key:
             raise TiktokError(36009004, "Invalid credentials. Invalid `app_key` query parameter.")
         if "sign" not in q:
             raise TiktokError(
@@ -115,13 +161,11 @@ class TiktokApp:
         content_type = request.headers.get("content-type", "")
         signed_body = b"" if content_type.startswith("multipart/form-data") else body
         expected = tiktok_sign(
-            self.state.tiktok_app_secret, platform_path(request), dict(q), signed_body
+            self.settings.app_secret, platform_path(request), dict(q), signed_body
         )
         if not verify_exact(expected, q["sign"]):
             raise TiktokError(106001, "Invalid credentials. The `sign` query parameter is invalid.")
-        status, token = self.state.check(
-            "tiktok", request.headers.get("x-tts-access-token"), now=now
-        )
+        status, token = self.state.check(NAME, request.headers.get("x-tts-access-token"), now=now)
         fault = token_fault(request)
         if fault is not None or status in ("expired", "revoked"):
             raise TiktokError(
@@ -133,7 +177,7 @@ class TiktokApp:
             raise TiktokError(
                 36009004, "Invalid credentials. The `x-tts-access-token` header is invalid."
             )
-        account = self.state.account("tiktok", token.owner)
+        account = self.state.account(NAME, token.owner)
         assert account is not None
         cipher = q.get("shop_cipher")
         if not shop_scoped and cipher is not None:
@@ -152,7 +196,7 @@ class TiktokApp:
                     400,
                 )
             owner = next(
-                (a for a in self.state.accounts["tiktok"] if a.extra["cipher"] == cipher), None
+                (a for a in self.state.accounts[NAME] if a.extra["cipher"] == cipher), None
             )
             if owner is None or owner is not account:
                 raise TiktokError(101000, "The access token does not match the shop.", 401)
@@ -239,17 +283,7 @@ class TiktokApp:
                 {
                     "total_count": len(orders),
                     "next_page_token": _page_token(offset + page_size) if more else "",
-                    "orders": [
-                        {
-                            "id": o.order_id,
-                            "status": o.status,
-                            "create_time": int(o.create_time.timestamp()),
-                            "update_time": int(o.update_time.timestamp()),
-                            "payment": {"currency": o.currency, "total_amount": str(o.amount)},
-                            "line_items": [],
-                        }
-                        for o in page
-                    ],
+                    "orders": [_order_item(o) for o in page],
                 },
             )
         except TiktokError as exc:
@@ -261,15 +295,15 @@ class TiktokApp:
         q = request.query_params
         now = request_now(request, self.state)
         if (
-            q.get("app_key") != self.state.tiktok_app_key
-            or q.get("app_secret") != self.state.tiktok_app_secret
+            q.get("app_key") != self.settings.app_key
+            or q.get("app_secret") != self.settings.app_secret
         ):
             return self.error(
                 rid, TiktokError(36009004, "Invalid credentials. Invalid `app_key` or secret.", 200)
             )
         if q.get("grant_type") != "refresh_token":
             return self.error(rid, TiktokError(INVALID_PARAMETER, "Invalid `grant_type`.", 200))
-        status, old = self.state.check("tiktok", q.get("refresh_token"), "refresh", now=now)
+        status, old = self.state.check(NAME, q.get("refresh_token"), "refresh", now=now)
         if status != "ok" or old is None:
             # The real code for a bad or reused refresh token is undocumented (§4.6, §8.8).
             return self.error(
@@ -279,7 +313,7 @@ class TiktokApp:
         access, refresh = self.state.rotate(old, now=now)
         assert access.expires_at is not None and refresh is not None
         assert refresh.expires_at is not None
-        account = self.state.account("tiktok", old.owner)
+        account = self.state.account(NAME, old.owner)
         return self.respond(
             rid,
             {
@@ -311,3 +345,121 @@ def build_tiktok_auth_app(state: SimulatorState) -> Starlette:
     """The TikTok token host."""
     app = TiktokApp(state)
     return Starlette(routes=[Route("/api/v2/token/refresh", app.refresh, methods=["GET"])])
+
+
+# ---- the declaration ---------------------------------------------------------------------
+
+
+def _new_settings(rng: random.Random) -> TiktokSettings:
+    app_key = "6" + alnum(rng, 12).lower()
+    return TiktokSettings(app_key=app_key, app_secret=hex_string(rng, 40))
+
+
+def _new_account(rng: random.Random, name: str) -> Account:
+    shop_id = "749" + digits(rng, 16)
+    cipher = "ROW_" + alnum(rng, 24)
+    code = "VNLC" + alnum(rng, 6)
+    return Account(NAME, shop_id, name, extra={"cipher": cipher, "code": code})
+
+
+def _new_token(rng: random.Random, kind: TokenKind) -> str:
+    return "TTP_" + alnum(rng, 36)
+
+
+def _new_order_id(rng: random.Random, created: datetime) -> str:
+    return "57" + digits(rng, 16)
+
+
+def _new_buyer_id(rng: random.Random) -> str:
+    return "7" + digits(rng, 18)
+
+
+def _payload(order: Order) -> dict[str, Any]:
+    """The order as orders/search lists it, with the buyer's ``user_id``."""
+    return {**_order_item(order), "user_id": order.buyer_user_id}
+
+
+def _secrets(state: SimulatorState) -> list[str]:
+    return [TIKTOK.settings(state).app_secret]
+
+
+def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]:
+    settings = TIKTOK.settings(state)
+    return {
+        "base_url": ctx.url(_API.prefix),
+        "auth_url": ctx.url(_AUTH.prefix),
+        "webhook_url": ctx.webhook_url,
+        "app_key": settings.app_key,
+        "app_secret": ctx.secret("tiktok-app-secret", settings.app_secret),
+        "shops": [
+            {"shop_id": a.account_id, "shop_cipher": a.extra["cipher"], "name": a.name}
+            for a in state.accounts[NAME]
+        ],
+    }
+
+
+def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
+    # §4.8: the same scheme as Lazada's push, HMAC(app_secret, app_key ‖ raw body)
+    settings = TIKTOK.settings(state)
+    expected = tiktok_push_signature(settings.app_key, settings.app_secret, delivery.body)
+    return verify_exact(expected, delivery.headers.get("authorization"))
+
+
+def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
+    # the shop whose cipher the call names
+    cipher = request.query.get("shop_cipher")
+    if cipher is None:
+        return set()
+    return {a.account_id for a in state.accounts[NAME] if a.extra.get("cipher") == cipher}
+
+
+_API = Host(prefix="/tiktok", real_host="open-api.tiktokglobalshop.com", build=build_tiktok_app)
+_AUTH = Host(prefix="/tiktok-auth", real_host="auth.tiktok-shops.com", build=build_tiktok_auth_app)
+
+TIKTOK: SimPlatform[TiktokSettings] = SimPlatform(
+    name=NAME,
+    label="TikTok Shop",
+    hosts=(_API, _AUTH),
+    error_body=tiktok_error_body,
+    # access 7 d; refresh = the authorization the seller granted (1 year here), which
+    # rotation does not extend
+    access_lifetime=timedelta(days=7),
+    refresh_lifetime=timedelta(days=365),
+    fixed_refresh_deadline=True,
+    first_account_name="Gia Dụng Minh Anh",
+    shop_categories=(
+        "Gia Dụng",
+        "Đồ Bếp",
+        "Nội Thất",
+        "Đồ Ăn Vặt",
+        "Thực Phẩm Sạch",
+        "Trang Sức",
+        "Nhà Cửa",
+        "Đặc Sản",
+    ),
+    settings_type=TiktokSettings,
+    new_settings=_new_settings,
+    new_account=_new_account,
+    new_token=_new_token,
+    identifying_extras=("cipher",),
+    orders=OrderSpec(
+        statuses=("UNPAID", "AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT", "COMPLETED"),
+        # TikTok handles returns outside the order status: no status means "returned".
+        crm_status={
+            "UNPAID": "pending",
+            "AWAITING_SHIPMENT": "paid",
+            "AWAITING_COLLECTION": "paid",
+            "IN_TRANSIT": "shipped",
+            "DELIVERED": "delivered",
+            "COMPLETED": "delivered",
+            "CANCELLED": "cancelled",
+        },
+        new_order_id=_new_order_id,
+        new_buyer_id=_new_buyer_id,
+        payload=_payload,
+    ),
+    secrets=_secrets,
+    config_section=_config_section,
+    verify_webhook=_verify_webhook,
+    request_accounts=_request_accounts,
+)

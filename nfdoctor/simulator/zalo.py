@@ -8,9 +8,11 @@ negative ``error``; every OA API response carries ``X-RateLimit-Limit``/``-Remai
 from __future__ import annotations
 
 import json
+import random
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -19,12 +21,45 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, request_now, token_fault
-from nfdoctor.simulator.state import Account, Message, SimulatorState
-from nfdoctor.simulator.verify import appsecret_proof, verify_exact
+from nfdoctor.simulator.model import Account, Message, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.spec import ChatSpec, ConfigContext, Host, SimPlatform, WebhookDelivery
+from nfdoctor.simulator.verify import appsecret_proof, verify_exact, zalo_webhook_mac
 
-__all__ = ["build_zalo_app", "build_zalo_oauth_app", "zalo_error_body"]
+if TYPE_CHECKING:
+    from nfdoctor.simulator.state import SimulatorState
 
+__all__ = [
+    "ZALO",
+    "ZALO_OA_PROFILES",
+    "ZaloSettings",
+    "build_zalo_app",
+    "build_zalo_oauth_app",
+    "zalo_error_body",
+]
+
+NAME = "zalo"
 MAX_COUNT = 10
+
+# OA profile fields (getoa) by the category an OA's name starts with: (cate_name, description).
+ZALO_OA_PROFILES: dict[str, tuple[str, str]] = {
+    "Nhà Thuốc": ("Y tế", "Nhà thuốc uy tín tại TP.HCM"),
+    "Nha Khoa": ("Y tế", "Nha khoa thẩm mỹ, đặt lịch khám qua Zalo"),
+    "Phòng Khám": ("Y tế", "Phòng khám đa khoa, tư vấn sức khỏe miễn phí"),
+    "Anh Ngữ": ("Giáo dục", "Trung tâm tiếng Anh cho trẻ em và người đi làm"),
+    "Spa": ("Làm đẹp", "Spa chăm sóc da và thư giãn"),
+    "Thẩm Mỹ Viện": ("Làm đẹp", "Thẩm mỹ viện, tư vấn liệu trình miễn phí"),
+    "Gara Ô Tô": ("Ô tô - Xe máy", "Sửa chữa, bảo dưỡng ô tô các hãng"),
+    "Nhà Sách": ("Sách - Văn phòng phẩm", "Sách, truyện và văn phòng phẩm chính hãng"),
+}
+
+
+@dataclass(kw_only=True)
+class ZaloSettings:
+    """The simulated app's credentials and the OA API's per-minute limit."""
+
+    app_id: str
+    secret_key: str
+    limit_per_minute: int = 4000
 
 
 class ZaloError(Exception):
@@ -71,14 +106,19 @@ class ZaloApp:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
 
+    @property
+    def settings(self) -> ZaloSettings:
+        """The app's credentials and limit (read per request: tests change them)."""
+        return ZALO.settings(self.state)
+
     def reply(
         self, body: dict[str, Any], now: datetime, account: Account | None = None
     ) -> Response:
         # The limit is per OA ("Your OA reached limit call api"); calls whose token names no
         # OA are counted on one shared bucket.
-        bucket = f"zalo:{account.account_id}" if account is not None else "zalo"
+        bucket = f"{NAME}:{account.account_id}" if account is not None else NAME
         calls = self.state.record_call(bucket, now, timedelta(minutes=1))
-        limit = self.state.zalo_limit_per_minute
+        limit = self.settings.limit_per_minute
         headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remain": str(max(0, limit - calls)),
@@ -93,19 +133,19 @@ class ZaloApp:
         if value is None:
             # `Authorization: Bearer` is not how Zalo takes the token (§6.2): -216.
             raise ZaloError(-216, "Access token is invalid")
-        status, token = self.state.check("zalo", value, now=now)
+        status, token = self.state.check(NAME, value, now=now)
         fault = token_fault(request)
         if fault is not None or status in ("expired", "revoked"):
             raise ZaloError(-220, "access_token is expired or removed")
         if status != "ok" or token is None:
             raise ZaloError(-216, "Access token is invalid")
         proof = request.headers.get("appsecret_proof")
-        if (proof is None and self.state.require_appsecret_proof["zalo"]) or (
+        if (proof is None and self.state.require_appsecret_proof[NAME]) or (
             proof is not None
-            and not verify_exact(appsecret_proof(self.state.zalo_secret_key, value), proof)
+            and not verify_exact(appsecret_proof(self.settings.secret_key, value), proof)
         ):
             raise ZaloError(-242, "Invalid appsecret_proof provided in the API argument")
-        account = self.state.account("zalo", token.owner)
+        account = self.state.account(NAME, token.owner)
         assert account is not None
         return account
 
@@ -205,13 +245,13 @@ class ZaloApp:
                 }
             )
 
-        if form.get("app_id") != self.state.zalo_app_id:
+        if form.get("app_id") != self.settings.app_id:
             return oauth_error(-14002, "Invalid appId", "app_id is invalid")
-        if request.headers.get("secret_key") != self.state.zalo_secret_key:
+        if request.headers.get("secret_key") != self.settings.secret_key:
             return oauth_error(-14001, "Invalid secret key", "secret_key header is invalid")
         if form.get("grant_type") != "refresh_token":
             return oauth_error(-14004, "Invalid grant type", "only refresh_token is simulated")
-        status, old = self.state.check("zalo", form.get("refresh_token"), "refresh", now=now)
+        status, old = self.state.check(NAME, form.get("refresh_token"), "refresh", now=now)
         if status != "ok" or old is None:
             return oauth_error(
                 -14014, "Invalid refresh token", "refresh_token is invalid, expired or used"
@@ -244,3 +284,106 @@ def build_zalo_oauth_app(state: SimulatorState) -> Starlette:
     """The OAuth v4 host."""
     app = ZaloApp(state)
     return Starlette(routes=[Route("/v4/oa/access_token", app.access_token, methods=["POST"])])
+
+
+# ---- the declaration ---------------------------------------------------------------------
+
+
+def _new_settings(rng: random.Random) -> ZaloSettings:
+    app_id = str(10**18 + rng.randrange(10**18))
+    return ZaloSettings(app_id=app_id, secret_key=alnum(rng, 20))
+
+
+def _new_account(rng: random.Random, name: str) -> Account:
+    category = next((c for c in ZALO_OA_PROFILES if name.startswith(c + " ")), "Nhà Thuốc")
+    cate_name, description = ZALO_OA_PROFILES[category]
+    oa_id = "43" + digits(rng, 17)
+    extra = {"oa_secret": alnum(rng, 20), "cate_name": cate_name, "description": description}
+    return Account(NAME, oa_id, name, extra=extra)
+
+
+def _new_token(rng: random.Random, kind: TokenKind) -> str:
+    return alnum(rng, 80 if kind == "access" else 100)
+
+
+def _attachment_url(rng: random.Random, kind: str) -> str:
+    extension = {"image": "jpg", "video": "mp4"}.get(kind, "pdf")
+    folder = rng.choice("123456789") + digits(rng, 18)
+    return f"https://f20-zpc.zdn.vn/{extension}/{folder}/{hex_string(rng, 32)}.{extension}"
+
+
+def _secrets(state: SimulatorState) -> list[str]:
+    oa_secrets = [a.extra["oa_secret"] for a in state.accounts[NAME] if "oa_secret" in a.extra]
+    return [ZALO.settings(state).secret_key, *oa_secrets]
+
+
+def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]:
+    settings = ZALO.settings(state)
+    return {
+        "base_url": ctx.url(_API.prefix),
+        "oauth_url": ctx.url(_OAUTH.prefix) + "/v4",
+        "webhook_url": ctx.webhook_url,
+        "app_id": settings.app_id,
+        "secret_key": ctx.secret("zalo-secret-key", settings.secret_key),
+        "oas": [
+            {
+                "oa_id": a.account_id,
+                "name": a.name,
+                "oa_secret": ctx.secret(f"zalo-oa-secret-{a.account_id}", a.extra["oa_secret"]),
+            }
+            for a in state.accounts[NAME]
+        ],
+    }
+
+
+def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
+    # §6.8: X-ZEvent-Signature "mac=" SHA256(app_id ‖ body ‖ timestamp ‖ oa_secret), with
+    # the body's own timestamp; any of the OAs may have sent it.
+    given = delivery.headers.get("x-zevent-signature", "")
+    if not given.startswith("mac="):
+        return False
+    try:
+        timestamp = str(json.loads(delivery.body)["timestamp"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    app_id = ZALO.settings(state).app_id
+    return any(
+        verify_exact(
+            zalo_webhook_mac(app_id, delivery.body, timestamp, oa.extra["oa_secret"]), given[4:]
+        )
+        for oa in state.accounts[NAME]
+    )
+
+
+_API = Host(prefix="/zalo", real_host="openapi.zalo.me", build=build_zalo_app)
+_OAUTH = Host(prefix="/zalo-oauth", real_host="oauth.zaloapp.com", build=build_zalo_oauth_app)
+
+ZALO: SimPlatform[ZaloSettings] = SimPlatform(
+    name=NAME,
+    label="Zalo OA",
+    hosts=(_API, _OAUTH),
+    error_body=zalo_error_body,
+    # 25 h access (expires_in "90000"), 3-month single-use refresh
+    access_lifetime=timedelta(hours=25),
+    refresh_lifetime=timedelta(days=90),
+    appsecret_proof=True,
+    first_account_name="Nhà Thuốc An Khang",
+    shop_categories=tuple(ZALO_OA_PROFILES),
+    settings_type=ZaloSettings,
+    new_settings=_new_settings,
+    new_account=_new_account,
+    new_token=_new_token,
+    chat=ChatSpec(
+        new_user_id=lambda rng: "5" + digits(rng, 17),
+        # A Zalo conversation is the follower itself: its id is the user id.
+        new_conversation_id=lambda rng, user_id: user_id,
+        new_message_id=lambda rng: hex_string(rng, 20),
+        # The OA API has no thread id, so the CRM stores none.
+        crm_thread_ids=False,
+        webhook_retry_gap=(timedelta(seconds=30), timedelta(minutes=5)),
+        attachment_url=_attachment_url,
+    ),
+    secrets=_secrets,
+    config_section=_config_section,
+    verify_webhook=_verify_webhook,
+)

@@ -1,4 +1,5 @@
-"""The CRM database: URLs, read-only probing, connections, the schema contract and the demo."""
+"""The CRM database: URLs, read-only probing, connections, the schema contract, and the data
+layer every statement on CRM tables goes through (``repository``, ``seeding``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nfdoctor.store.database import (
 from nfdoctor.store.schema import (
     EXPECTED_TABLES,
     SCHEMA_VERSION,
+    channels,
     create_schema_postgres,
     create_schema_sqlite,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "DatabaseProbe",
     "DatabaseUrl",
+    "channels",
     "connect_postgres",
     "connect_sqlite_rw",
     "create_schema_postgres",

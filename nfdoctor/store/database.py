@@ -205,6 +205,37 @@ def redact_url(text: str) -> str:
     return _PASSWORD_PARAM.sub(lambda m: m.group("key") + MASK, text)
 
 
+def split_password(dsn: str) -> tuple[str, str | None]:
+    """A PostgreSQL URL without its password, and the password (percent-decoded), if any.
+
+    Both places are looked at: the user info (``user:PASSWORD@``) and a ``password=`` query
+    parameter, which libpq lets override the former. The URL keeps everything else as given.
+    """
+    scheme, sep, rest = dsn.partition("://")
+    if not sep:
+        return dsn, None
+    password: str | None = None
+    # The last '@' before the query ends the user info (a raw '@' in a password is common).
+    query_at = rest.find("?")
+    at = rest.rfind("@", 0, query_at if query_at >= 0 else len(rest))
+    if at >= 0:
+        user, colon, secret = rest[:at].partition(":")
+        if colon:
+            password = unquote(secret)
+            rest = f"{user}{rest[at:]}"
+    base, question, query = rest.partition("?")
+    if question:
+        kept = []
+        for item in query.split("&"):
+            key, _eq, value = item.partition("=")
+            if key.strip().lower() == "password":
+                password = unquote(value)
+            elif item:
+                kept.append(item)
+        rest = f"{base}?{'&'.join(kept)}" if kept else base
+    return f"{scheme}{sep}{rest}", password or None
+
+
 _PASSWORD_PARAM = re.compile(
     r"(?P<key>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^&\s#]*)", re.IGNORECASE
 )
@@ -487,6 +518,11 @@ def _probe_postgres(url: DatabaseUrl, *, timeout_s: float) -> DatabaseProbe:
         integrity_check=None,
         schema_name=str(schema_row[0]) if schema_row and schema_row[0] is not None else None,
     )
+
+
+def postgres_error(exc: Exception, url: DatabaseUrl, timeout_s: float) -> DatabaseError:
+    """A psycopg error as nfdoctor's DatabaseError (one line, every password masked)."""
+    return _pg_failure(exc, _require_dsn(url), _url_secrets(url), timeout_s)
 
 
 def _pg_failure(exc: Exception, dsn: str, secrets: set[str], timeout_s: float) -> DatabaseError:

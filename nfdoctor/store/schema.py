@@ -7,6 +7,7 @@ tests, and compares a live database against :data:`EXPECTED_TABLES` before it wr
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,6 @@ EXPECTED_TABLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-#: the five channels ``shops.channel`` accepts
-CHANNELS: tuple[str, ...] = ("shopee", "lazada", "tiktok", "facebook", "zalo")
-
 #: the six normalised values of ``orders.status``
 ORDER_STATUSES: tuple[str, ...] = (
     "pending",
@@ -78,6 +76,24 @@ ORDER_STATUSES: tuple[str, ...] = (
     "cancelled",
     "returned",
 )
+
+
+@functools.cache
+def channels() -> tuple[str, ...]:
+    """The channels ``shops.channel`` accepts, read from the DDL's CHECK constraint."""
+    return check_values("shops", "channel")
+
+
+def check_values(table: str, column: str) -> tuple[str, ...]:
+    """The values a ``CHECK (column IN (…))`` of ``table`` allows, in DDL order."""
+    for statement in ddl_statements(sqlite_ddl()):
+        if not re.match(rf"CREATE TABLE {re.escape(table)}\b", statement):
+            continue
+        found = re.search(rf"CHECK \(\s*{re.escape(column)} IN \(([^)]*)\)\s*\)", statement)
+        if found is None:
+            break
+        return tuple(re.findall(r"'([^']*)'", found.group(1)))
+    raise ValueError(f"the CRM DDL has no CHECK ({column} IN (…)) on {table}")
 
 
 @functools.cache

@@ -19,6 +19,9 @@ Two stores implement :class:`TokenStore`:
 
 Neither ever overwrites data it could not read: a corrupt file or keyring entry is a
 :class:`~nfdoctor.errors.StateError` naming where, and stays as it is for the operator.
+
+The locks, the bounded read, the JSON decoding and the atomic write are
+:mod:`nfdoctor.state`'s; the format, its legacy shape and the record checks are this module's.
 """
 
 from __future__ import annotations
@@ -29,22 +32,14 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import filelock
-
 from nfdoctor.errors import KeyringUnavailableError, StateError, TokenKeyringUnavailableError
-from nfdoctor.fsutil import (
-    FileRefusedError,
-    expand_user,
-    os_reason,
-    read_regular_file,
-    write_atomically,
-)
+from nfdoctor.fsutil import expand_user
 
 # The bounded keyring helpers; keyring_access has no public bounded write or delete yet, and
 # its own "unusable backend" hint points at secret references, not at the token store.
@@ -53,6 +48,8 @@ from nfdoctor.secrets.keyring_access import (
     call_bounded,
     keyring_backend_name,
 )
+from nfdoctor.state.documents import decode_json, json_type, read_state_bytes, write_json
+from nfdoctor.state.locks import FileStateLock
 
 if TYPE_CHECKING:
     from nfdoctor.config.model import TokensConfig
@@ -230,7 +227,7 @@ def _parse_time(value: object, where: str) -> datetime | None:
         return None
     # The offending value is not quoted: a token pasted into the wrong field would leak.
     if not isinstance(value, str):
-        raise StateError(f"{where}: expected an ISO 8601 time or null, got {_json_type(value)}")
+        raise StateError(f"{where}: expected an ISO 8601 time or null, got {json_type(value)}")
     text = value.strip()
     if text.endswith(("Z", "z")):  # fromisoformat accepts "Z" only from Python 3.11
         text = text[:-1] + "+00:00"
@@ -252,20 +249,6 @@ def _parse_time(value: object, where: str) -> datetime | None:
     return utc
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "a string" if isinstance(value, str) else type(value).__name__
-
-
 def _record_to_json(token: StoredToken) -> dict[str, Any]:
     return {
         "access_token": token.access_token,
@@ -279,7 +262,7 @@ def _record_to_json(token: StoredToken) -> dict[str, Any]:
 def _record_from_json(platform: str, account_id: str, raw: object, where: str) -> StoredToken:
     """A record read from a file or keyring entry; ``where`` locates problems."""
     if not isinstance(raw, dict):
-        raise StateError(f"{where}: expected an object, got {_json_type(raw)}")
+        raise StateError(f"{where}: expected an object, got {json_type(raw)}")
     access = raw.get("access_token")
     if not isinstance(access, str) or not access:
         raise StateError(f"{where}.access_token: missing or not a non-empty string")
@@ -303,24 +286,7 @@ _RECOVER = "Fix it by hand, or move it aside and re-authorise the accounts it he
 
 def _decode_json(data: bytes, where: str, recover: str) -> object:
     """Parsed JSON, or StateError with line and column (never with the text: it holds tokens)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StateError(
-            f"{where}: not UTF-8 (byte {exc.start}); nothing was changed. {recover}"
-        ) from None
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise StateError(
-            f"{where}: nested too deeply to be a token document; nothing was changed. {recover}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        # "from None": the JSONDecodeError carries the whole document, tokens included.
-        raise StateError(
-            f"{where}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); nothing was "
-            f"changed. {recover}"
-        ) from None
+    return decode_json(data, where, recover=recover, kind="token document")
 
 
 def _safe_text(text: str, token: StoredToken | None) -> str:
@@ -329,42 +295,6 @@ def _safe_text(text: str, token: StoredToken | None) -> str:
         for value in token.secret_values():
             text = text.replace(value, "***")
     return text
-
-
-# --- locking ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path, timeout_s: float, what: str) -> Iterator[None]:
-    """Hold the lock file, or StateError naming it after ``timeout_s``."""
-    _ensure_private_dir(lock_path.parent)
-    # One lock object per use: filelock's flock is per open file, so two threads of one
-    # process exclude each other exactly as two processes do.
-    lock = filelock.FileLock(str(lock_path), timeout=timeout_s, mode=0o600)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise StateError(
-            f"{what} is locked by another nfdoctor run: {lock_path} was not released within "
-            f"{timeout_s:g} s; wait for that run to finish (`fuser -v {lock_path}` shows it)"
-        ) from None
-    except OSError as exc:
-        raise StateError(f"cannot lock {what}: {lock_path}: {exc.strerror or exc}") from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` 0700 if it is missing; an existing one is left as it is."""
-    if directory.is_dir():
-        return
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-    except OSError as exc:
-        raise StateError(f"cannot create {directory}: {exc.strerror or exc}") from None
 
 
 # --- the file store -----------------------------------------------------------------------
@@ -450,28 +380,22 @@ class FileTokenStore:
 
     # -- internals
 
-    def _lock(self) -> contextlib.AbstractContextManager[None]:
-        return _locked(self.lock_path, self.lock_timeout_s, f"the token file {self.path}")
+    def _lock(self) -> FileStateLock:
+        what = f"the token file {self.path}"
+        return FileStateLock(self.lock_path, timeout_s=self.lock_timeout_s, what=what)
 
     def _where(self, platform: str, account_id: str) -> str:
         return f"{self.path}: tokens.{platform}.{account_id}"
 
     def _read(self) -> dict[str, Any]:
         """The whole document in v1 shape (a legacy bare mapping is wrapped); empty if absent."""
-        try:
-            data = read_regular_file(self.path, limit=MAX_TOKEN_FILE_BYTES)
-        except FileNotFoundError:
+        data = read_state_bytes(self.path, limit=MAX_TOKEN_FILE_BYTES, kind="token file")
+        if data is None:
             return {"format": FORMAT, "tokens": {}}
-        except FileRefusedError as exc:
-            raise StateError(
-                f"the token file {self.path} {exc.reason}; nothing was changed"
-            ) from None
-        except OSError as exc:
-            raise StateError(f"cannot read the token file {self.path}: {os_reason(exc)}") from None
         document = _decode_json(data, str(self.path), _RECOVER)
         if not isinstance(document, dict):
             raise StateError(
-                f"{self.path}: expected a JSON object, got {_json_type(document)}; nothing "
+                f"{self.path}: expected a JSON object, got {json_type(document)}; nothing "
                 f"was changed. {_RECOVER}"
             )
         if "format" not in document:
@@ -495,25 +419,24 @@ class FileTokenStore:
         record.update(_record_to_json(token))
         accounts[token.account_id] = record
         document["format"] = FORMAT
-        # Serialise before touching the disk: a failure here leaves the file as it was.
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        # The caller holds the lock, which created the directory. write_atomically's temp
-        # file is created 0600 by mkstemp, so the tokens are never briefly readable by others.
-        write_atomically(self.path, text, mode=0o600)
+        # The caller holds the lock, which created the directory. write_json serialises
+        # before touching the disk, and its temp file is created 0600, so the tokens are
+        # never briefly readable by others.
+        write_json(self.path, document, mode=0o600)
 
 
 def _validate_shape(document: dict[str, Any], where: str) -> None:
     tokens = document.get("tokens")
     if not isinstance(tokens, dict):
         raise StateError(
-            f"{where}: tokens: expected an object of platforms, got {_json_type(tokens)}; "
+            f"{where}: tokens: expected an object of platforms, got {json_type(tokens)}; "
             f"nothing was changed. {_RECOVER}"
         )
     for platform, accounts in tokens.items():
         if not isinstance(accounts, dict):
             raise StateError(
                 f"{where}: tokens.{platform}: expected an object of accounts, got "
-                f"{_json_type(accounts)}; nothing was changed. {_RECOVER}"
+                f"{json_type(accounts)}; nothing was changed. {_RECOVER}"
             )
 
 
@@ -616,9 +539,9 @@ class KeyringTokenStore:
 
     # -- internals
 
-    def _lock(self) -> contextlib.AbstractContextManager[None]:
+    def _lock(self) -> FileStateLock:
         what = f"the keyring token store {self.service}"
-        return _locked(self.lock_path, self.lock_timeout_s, what)
+        return FileStateLock(self.lock_path, timeout_s=self.lock_timeout_s, what=what)
 
     def _ensure_usable(self) -> None:
         backend = self._bounded(lambda: keyring_backend_name(self.timeout_s))

@@ -1,0 +1,118 @@
+"""The simulator's platform-neutral data: tokens, accounts, orders, chats, and seeded ids.
+
+Every platform module builds its accounts, ids and tokens from these and from a
+``random.Random`` it is handed, so nothing here knows any platform.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+__all__ = [
+    "Account",
+    "Clock",
+    "Conversation",
+    "Message",
+    "Order",
+    "Token",
+    "TokenKind",
+    "TokenStatus",
+    "alnum",
+    "digits",
+    "hex_string",
+]
+
+Clock = Callable[[], datetime]
+TokenKind = Literal["access", "refresh"]
+TokenStatus = Literal["ok", "unknown", "expired", "revoked", "used", "wrong_owner"]
+
+
+@dataclass
+class Token:
+    """One issued token; refresh tokens remember whether they were already used."""
+
+    value: str
+    platform: str
+    kind: TokenKind
+    owner: str
+    issued_at: datetime
+    expires_at: datetime | None
+    revoked: bool = False
+    used: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Order:
+    """One marketplace order, in platform-neutral form; each app renders its own shape."""
+
+    order_id: str
+    status: str
+    create_time: datetime
+    update_time: datetime
+    amount: int
+    #: the buyer's user id on the platform (the same buyer may order from several shops)
+    buyer_user_id: str
+    buyer_name: str
+    currency: str = "VND"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message; ``from_customer`` tells direction."""
+
+    message_id: str
+    sender_id: str
+    recipient_id: str
+    text: str
+    time: datetime
+    from_customer: bool
+
+
+@dataclass
+class Conversation:
+    """One chat thread with one customer, messages oldest first."""
+
+    conversation_id: str
+    user_id: str
+    user_name: str
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def updated_time(self) -> datetime:
+        """Time of the newest message."""
+        return self.messages[-1].time
+
+
+@dataclass
+class Account:
+    """One shop / seller / page / OA with the data the simulator serves for it."""
+
+    platform: str
+    account_id: str
+    name: str
+    orders: list[Order] = field(default_factory=list)
+    conversations: list[Conversation] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+# One rng.choice per character: the seeded streams depend on exactly these draws.
+
+
+def hex_string(rng: random.Random, n: int) -> str:
+    """``n`` lowercase hex digits."""
+    return "".join(rng.choice("0123456789abcdef") for _ in range(n))
+
+
+def alnum(rng: random.Random, n: int) -> str:
+    """``n`` ASCII letters and digits."""
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+def digits(rng: random.Random, n: int) -> str:
+    """``n`` decimal digits (a leading zero is possible)."""
+    return "".join(rng.choice(string.digits) for _ in range(n))
