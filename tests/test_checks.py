@@ -101,6 +101,9 @@ def test_config_changes_survives_corrupt_state(tmp_path: Path) -> None:
     state.write_text("{not json")
     (result,) = ConfigChangesCheck().run(_ctx(tmp_path))
     assert result.status is Status.OK and result.summary.startswith("first run")
+    # The damaged history is kept aside, not overwritten, and a new baseline is in place.
+    assert state.with_name(state.name + ".corrupt").read_text() == "{not json"
+    assert json.loads(state.read_text())["version"] == 1
 
 
 def test_config_changes_never_stores_url_passwords(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ operator looks: every change within ``thresholds.config_change_recent`` is repor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -21,14 +22,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from filelock import FileLock, Timeout
-
 from nfdoctor.checks.base import Check, CheckContext
 from nfdoctor.durations import format_span
 from nfdoctor.errors import StateError
-from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file, write_atomically
+from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
+from nfdoctor.state.documents import decode_json, read_state_bytes, write_json
+from nfdoctor.state.locks import FileStateLock
 
 STATE_VERSION = 1
 MAX_HISTORY = 50
@@ -142,32 +143,31 @@ class ConfigChangesCheck(Check):
         loaded = ctx.loaded
         recent = loaded.config.thresholds.config_change_recent
         state_dir = ctx.state_dir
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StateError(f"cannot create state dir {state_dir}: {exc.strerror}") from None
         config_id = hashlib.sha256(str(loaded.path.resolve()).encode()).hexdigest()[:12]
         state_file = state_dir / f"config-{config_id}.json"
         now = ctx.clock()
-        try:
-            with FileLock(str(state_file) + ".lock", timeout=10):
-                current = snapshot(ctx, _host_key(state_dir))
-                state = _read_state(state_file)
-                history: list[dict[str, Any]] = state.get("history", [])
-                previous = state.get("snapshot")
-                changes = diff(previous, current) if previous is not None else []
-                if changes:
-                    history.append({"at": now.isoformat(), "changes": changes})
-                new_state = {
+        lock = FileStateLock(
+            state_dir / f"config-{config_id}.json.lock",
+            what=f"the config change history {state_file}",
+        )
+        with lock:  # creates the state dir 0700 when missing
+            current = snapshot(ctx, _host_key(state_dir))
+            state = _read_state(state_file)
+            history: list[dict[str, Any]] = state.get("history", [])
+            previous = state.get("snapshot")
+            changes = diff(previous, current) if previous is not None else []
+            if changes:
+                history.append({"at": now.isoformat(), "changes": changes})
+            write_json(
+                state_file,
+                {
                     "version": STATE_VERSION,
                     "config_path": str(loaded.path.resolve()),
                     "taken_at": now.isoformat(),
                     "snapshot": current,
                     "history": history[-MAX_HISTORY:],
-                }
-                write_atomically(state_file, json.dumps(new_state, indent=1), mode=0o600)
-        except Timeout:
-            raise StateError(f"{state_file} is locked by another nfdoctor run") from None
+                },
+            )
         return [self._report(previous is None, history, now, recent, ctx)]
 
     def _report(
@@ -211,16 +211,23 @@ class ConfigChangesCheck(Check):
 
 
 def _read_state(path: Path) -> dict[str, Any]:
+    """The last snapshot and its history; empty (a new baseline) when absent or unreadable.
+
+    A corrupt history must not stop diagnosis: it is set aside as ``<file>.corrupt`` (kept for
+    whoever wants to look) and a new baseline begins. A FIFO or device is not ours to
+    replace: StateError.
+    """
+    data = read_state_bytes(path, limit=MAX_STATE_BYTES, kind="config change history")
+    if data is None:
+        return {}
     try:
-        data = json.loads(read_regular_file(path, limit=MAX_STATE_BYTES).decode("utf-8"))
-    except FileNotFoundError:
+        document = decode_json(
+            data, str(path), recover="A new baseline is taken.", kind="config change history"
+        )
+    except StateError:
+        with contextlib.suppress(OSError):
+            os.replace(path, path.with_name(path.name + ".corrupt"))
         return {}
-    except FileRefusedError as exc:
-        # Not ours to replace (a FIFO, a device): the write after would refuse it too.
-        raise StateError(f"{path} {exc.reason}; move it aside") from None
-    except (OSError, ValueError, RecursionError) as exc:
-        # A corrupt state file must not stop diagnosis; start a new baseline instead.
-        return {"_corrupt": str(exc)}
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+    if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
         return {}
-    return data
+    return document
