@@ -70,12 +70,16 @@ class Run:
 
 
 def start_simulator(
-    workdir: Path, shops: int, latency_ms: int
+    workdir: Path, shops: int, latency_ms: int, *, plan_extra: str = ""
 ) -> tuple[subprocess.Popen[str], Path]:
-    """Start the simulator; return it and its config once both are ready."""
+    """Start the simulator; return it and its config once both are ready.
+
+    ``plan_extra`` is more fault-plan YAML (a ``limits:`` section) appended to the plan.
+    """
     plan = workdir / "faults.yaml"
     plan.write_text(
-        f'rules:\n  - platform: "*"\n    fault: latency\n    ms: {latency_ms}\n', encoding="utf-8"
+        f'rules:\n  - platform: "*"\n    fault: latency\n    ms: {latency_ms}\n' + plan_extra,
+        encoding="utf-8",
     )
     config = workdir / "sim.yaml"
     process = subprocess.Popen(

@@ -69,6 +69,7 @@ def build_simulator(
     plan.resolve_shops(state)
     plan.check_accounts(state)
     plan.apply_token_settings(state)
+    plan.apply_limits(state)
     apps: dict[str, tuple[ASGIApp, ErrorBody]] = {
         host.prefix: (host.build(state), spec.error_body)
         for spec in SIM_PLATFORMS

@@ -27,6 +27,7 @@ import fnmatch
 import json
 import math
 import random
+import typing
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -136,6 +137,8 @@ class FaultPlan:
         self.fired: list[int] = [0] * len(self.rules)
         #: token state to set up at start (``tokens:`` in the plan), see build_simulator
         self.token_settings: list[TokenSetting] = []
+        #: platform -> {numeric setting: value} (``limits:`` in the plan), see apply_limits
+        self.limits: dict[str, dict[str, int]] = {}
 
     def needs_accounts(self, platform: str, path: str) -> bool:
         """Whether a live rule for this platform and path names an account (so the request's
@@ -177,9 +180,9 @@ class FaultPlan:
             return cls([], seed=default_seed)
         if not isinstance(data, dict):
             raise bad("(top)", "expected a mapping with 'rules' (and optional 'seed')")
-        unknown = set(data) - {"seed", "rules", "tokens"}
+        unknown = set(data) - {"seed", "rules", "tokens", "limits"}
         if unknown:
-            raise bad(sorted(unknown)[0], "unknown key (expected seed, rules, tokens)")
+            raise bad(sorted(unknown)[0], "unknown key (expected seed, rules, tokens, limits)")
         seed = data.get("seed", default_seed)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise bad("seed", "must be an integer")
@@ -194,6 +197,7 @@ class FaultPlan:
         plan.token_settings = [
             _parse_token_setting(item, f"tokens[{i}]", bad) for i, item in enumerate(raw_tokens)
         ]
+        plan.limits = _parse_limits(data.get("limits", {}), bad)
         return plan
 
     def resolve_shops(self, state: SimulatorState) -> None:
@@ -205,6 +209,14 @@ class FaultPlan:
             self.rules[index] = dataclasses.replace(
                 rule, account=_nth_account(state, rule.platform, rule.shop, self.source)
             )
+
+    def apply_limits(self, state: SimulatorState) -> None:
+        """Set the platforms' numeric knobs as the plan's ``limits:`` section says (a Meta
+        app's hourly call allowance, a Zalo OA's calls per minute)."""
+        for name, values in self.limits.items():
+            settings = sim_platform(name).settings(state)
+            for field_name, value in values.items():
+                setattr(settings, field_name, value)
 
     def apply_token_settings(self, state: SimulatorState) -> None:
         """Age tokens as the plan's ``tokens:`` section says (an expired Zalo token …)."""
@@ -270,6 +282,44 @@ def _nth_account(state: SimulatorState, platform: str, shop: int, source: str) -
             "simulator (raise --shops)"
         )
     return accounts[shop - 1].account_id
+
+
+#: the largest value a ``limits:`` knob takes (calls per hour or minute)
+MAX_LIMIT_VALUE = 10**9
+
+
+def _parse_limits(data: Any, bad: Callable[[str, str], UsageError]) -> dict[str, dict[str, int]]:
+    """``limits: {platform: {setting: number}}``: only a platform's whole-number settings."""
+    if not isinstance(data, dict):
+        raise bad("limits", "must be a mapping of platform to settings")
+    limits: dict[str, dict[str, int]] = {}
+    for name, values in data.items():
+        if name not in NAMES:
+            raise bad(f"limits.{name}", f"expected one of {', '.join(NAMES)}")
+        if not isinstance(values, dict):
+            raise bad(f"limits.{name}", "must be a mapping of setting to number")
+        numeric = _numeric_settings(sim_platform(name).settings_type)
+        parsed: dict[str, int] = {}
+        for key, value in values.items():
+            if key not in numeric:
+                shown = ", ".join(numeric) or "none"
+                raise bad(f"limits.{name}.{key}", f"not a limit of {name} (limits: {shown})")
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if not ok or not 1 <= value <= MAX_LIMIT_VALUE:
+                raise bad(
+                    f"limits.{name}.{key}", f"must be a whole number from 1 to {MAX_LIMIT_VALUE}"
+                )
+            parsed[key] = value
+        limits[name] = parsed
+    return limits
+
+
+def _numeric_settings(settings_type: type) -> list[str]:
+    """The whole-number fields of a platform's settings (its knobs, not its credentials)."""
+    if not dataclasses.is_dataclass(settings_type):
+        return []
+    hints = typing.get_type_hints(settings_type)
+    return [f.name for f in dataclasses.fields(settings_type) if hints.get(f.name) is int]
 
 
 def _parse_shop(item: Mapping[str, Any], where: str, bad: Callable[[str, str], UsageError]) -> int:

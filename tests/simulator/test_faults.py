@@ -186,3 +186,39 @@ def test_load_from_yaml_file(tmp_path: Path) -> None:
 def test_example_plan_in_the_repository_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "faults-demo.yaml"
     assert load_fault_plan(example).rules
+
+
+# --- limits: a platform's numeric knobs, set from the plan ---------------------------------
+
+
+def test_plan_limits_set_the_platforms_knobs(tmp_path: Path) -> None:
+    from nfdoctor.simulator.app import build_simulator
+
+    plan = tmp_path / "limits.yaml"
+    plan.write_text(
+        "limits:\n  facebook:\n    hourly_allowance: 100000\n  zalo:\n    limit_per_minute: 7\n",
+        encoding="utf-8",
+    )
+    _, state = build_simulator(seed=7, faults=plan, orders_per_shop=0)
+    assert state.facebook_hourly_allowance == 100000
+    assert state.zalo_limit_per_minute == 7
+    _, default = build_simulator(seed=7, orders_per_shop=0)
+    assert default.facebook_hourly_allowance == 200
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ("facebok:\n    hourly_allowance: 1", "limits.facebok: expected one of shopee, lazada"),
+        ("facebook:\n    app_secret: 1", "limits.facebook.app_secret: not a limit of facebook"),
+        ("facebook:\n    hourly_allowance: 0", "must be a whole number from 1 to 1000000000"),
+        ("facebook:\n    hourly_allowance: true", "must be a whole number from 1"),
+        ("[1]", "limits: must be a mapping of platform to settings"),
+    ],
+)
+def test_plan_limits_refuse_what_is_not_a_knob(limits: str, message: str) -> None:
+    import yaml
+
+    data = yaml.safe_load(f"limits:\n  {limits}\n")
+    with pytest.raises(UsageError, match=message):
+        FaultPlan.from_mapping(data, source="plan.yaml")
