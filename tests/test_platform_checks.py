@@ -665,6 +665,33 @@ def test_latency_threshold_comes_from_the_config(tmp_path: Path) -> None:
     assert next(m for m in slow.metrics if m.name == "latency").warn == 0.01
 
 
+def test_waiting_for_a_connection_is_queueing_not_the_platforms_latency(tmp_path: Path) -> None:
+    """Six shops, two connections, every call 300 ms: three waves. The last shops wait
+    600 ms for a connection; the platform still answered each in 300 ms, so the 500 ms
+    target holds, and the wait is reported as nfdoctor's own."""
+    faults = "rules:\n  - platform: shopee\n    fault: latency\n    ms: 300\n"
+    sim = make_sim(tmp_path, faults=faults, accounts=6)
+
+    def cap_and_target(data: dict[str, Any]) -> None:
+        data["platforms"]["shopee"]["max_connections"] = 2
+        data["thresholds"] = {"api_latency": "500ms"}
+
+    sim.edit_config(cap_and_target)
+    harness = make_context(tmp_path, sim.config, transport=sim.transport())
+    results = run_platform_checks(harness, kinds=("api",), platforms=["shopee"])
+    assert [r.status for r in results] == [Status.OK] * 6, [r.summary for r in results]
+    assert all(0.3 <= metric(r, "latency") < 0.5 for r in results)
+    queued = [d for r in results for d in r.details if d.startswith("queued ")]
+    # Two shops went first; the four others waited one or two waves for a connection.
+    assert len(queued) == 4, queued
+    assert all(
+        "of nfdoctor's 2 connections to this platform (not the platform's time)" in d
+        for d in queued
+    )
+    # Two waves of waiting (600 ms) is past the target: the remedy is named.
+    assert any("raise platforms.shopee.max_connections" in d for d in queued)
+
+
 def test_response_shape_drift_is_a_warning(tmp_path: Path) -> None:
     faults = (
         "rules:\n  - platform: shopee\n    fault: schema_drift\n"
