@@ -11,6 +11,8 @@ nfdoctor then diagnoses it exactly as it would the real thing.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,7 +70,11 @@ def main() -> int:
         command = [str(python), "-m", "nfdoctor", "diagnose", "--config", str(config)]
         command += sys.argv[1:]
         print("$ nfdoctor " + " ".join(command[3:]), file=sys.stderr)
-        code = subprocess.run(command).returncode
+        # nfdoctor's own state (the config-change history) for the demo alone: each demo is a
+        # first run, not a change from the last demo's port.
+        shutil.rmtree(demo_dir / "state", ignore_errors=True)
+        env = {**os.environ, "XDG_STATE_HOME": str(demo_dir / "state")}
+        code = subprocess.run(command, env=env).returncode
     finally:
         simulator.terminate()
         try:
