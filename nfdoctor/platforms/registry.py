@@ -42,7 +42,7 @@ def spec(name: str) -> PlatformSpec[Any]:
     return found
 
 
-def configured(platforms: Any) -> list[tuple[PlatformSpec[Any], PlatformSection]]:
+def configured(platforms: object) -> list[tuple[PlatformSpec[Any], PlatformSection]]:
     """Every platform with a section in the config's ``platforms``, enabled or not."""
     found = []
     for platform in SPECS:
@@ -52,13 +52,13 @@ def configured(platforms: Any) -> list[tuple[PlatformSpec[Any], PlatformSection]
     return found
 
 
-def enabled_specs(platforms: Any) -> list[tuple[PlatformSpec[Any], PlatformSection]]:
+def enabled_specs(platforms: object) -> list[tuple[PlatformSpec[Any], PlatformSection]]:
     """Platforms with a section that is not ``enabled: false``, in report order."""
     return [(platform, section) for platform, section in configured(platforms) if section.enabled]
 
 
 def select_accounts(
-    platforms: Any, *, only: Sequence[str] = (), account_id: str | None = None
+    platforms: object, *, only: Sequence[str] = (), account_id: str | None = None
 ) -> dict[str, list[Account]]:
     """The accounts in scope per enabled platform; UsageError for a platform or id not found.
 

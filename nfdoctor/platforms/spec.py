@@ -118,9 +118,12 @@ class PlatformSpec(Generic[S]):
     #: the API base for a config section (default: ``base_url`` or :attr:`api_url`)
     api_base: Callable[[S], str] | None = None
 
-    def section(self, platforms: Any) -> S | None:
-        """This platform's section of the config's ``platforms``, or None."""
-        section: S | None = getattr(platforms, self.name, None)
+    def section(self, platforms: object) -> S | None:
+        """This platform's section of the config's ``platforms`` (the model the config
+        assembles from the registry), or None when the config has none."""
+        section = getattr(platforms, self.name, None)
+        if section is not None and not isinstance(section, self.config_model):
+            raise TypeError(f"platforms.{self.name} is a {type(section).__name__}")
         return section
 
     def accounts(self, section: S) -> list[Account]:
