@@ -36,9 +36,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import yaml
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
+from nfdoctor.durations import parse_span
 from nfdoctor.errors import UsageError
+from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
 from nfdoctor.simulator.base import SCOPE_KEY
 from nfdoctor.simulator.crm import CRM_NAME
 from nfdoctor.simulator.registry import NAMES, sim_platform
@@ -260,8 +264,6 @@ class TokenSetting:
 
 def _signed_span(value: Any) -> timedelta:
     """``2h``, ``-2h`` (already expired 2 h ago) or a number of seconds."""
-    from nfdoctor.durations import parse_span
-
     if isinstance(value, bool):
         raise ValueError("expected a time span such as 2h or -2h")
     if isinstance(value, (int, float)):
@@ -438,11 +440,6 @@ MAX_PLAN_BYTES = 1024 * 1024
 
 def load_fault_plan(path: Path, *, default_seed: int = 7) -> FaultPlan:
     """Read and validate a fault-plan YAML file (never blocking, at most 1 MiB, 64 levels)."""
-    import yaml
-
-    from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
-    from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
-
     try:
         text = read_regular_file(path, limit=MAX_PLAN_BYTES).decode("utf-8")
     except FileRefusedError as exc:

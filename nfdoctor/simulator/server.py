@@ -22,12 +22,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+import yaml
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp
 
 from nfdoctor.errors import UsageError, WriteTargetError
 from nfdoctor.fsutil import check_write_target, write_atomically
 from nfdoctor.secrets.redaction import Redactor
 from nfdoctor.simulator.crm import CRM_PREFIX
+from nfdoctor.simulator.faults import SimulatedConnectionReset
 from nfdoctor.simulator.registry import SIM_PLATFORMS
 from nfdoctor.simulator.spec import ConfigContext
 from nfdoctor.simulator.state import SimulatorState
@@ -50,10 +54,6 @@ class _HideSimulatedResets(logging.Filter):
     """Drop uvicorn's traceback for resets the fault plan asked for: they are not bugs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from starlette.requests import ClientDisconnect
-
-        from nfdoctor.simulator.faults import SimulatedConnectionReset
-
         exc = record.exc_info[1] if record.exc_info else None
         # A client that gave up (its timeout) is what the timeout fault is for; a request
         # held by a fault is cancelled on purpose when the simulator stops.
@@ -147,8 +147,6 @@ class SimulatorServer:
         log_level: str = "warning",
         state: SimulatorState | None = None,
     ) -> None:
-        import uvicorn
-
         check_loopback(host)
         if not 0 <= port <= 65535:
             raise UsageError(f"--port: expected 0-65535, got {port}")
@@ -335,8 +333,6 @@ def _write_secrets(
 ) -> dict[str, str]:
     """Write every secret file and tokens.json into ``staging``; return the file names written
     (in order) and, under ``config.yaml``, the config text that references them."""
-    import yaml
-
     os.chmod(staging, 0o700)
     written: dict[str, str] = {}
 
