@@ -221,6 +221,157 @@ HINTS: dict[str, Hint] = {
         vi="Refresh token {platform} sắp hết hạn hoặc không còn: chỉ người bán mới cấp lại "
         "được; hãy nhờ họ cấp quyền lại cho ứng dụng trước khi hết hạn (runbook 2.1 bước 3).",
     ),
+    "webhook.url_missing": Hint(
+        en="Set platforms.<platform>.webhook_url to the URL configured at {platform} for the "
+        "CRM, so nfdoctor can check the receiver (runbook 3.1 step 1).",
+        vi="Đặt platforms.<platform>.webhook_url bằng URL đã cấu hình trên {platform} cho CRM "
+        "để nfdoctor kiểm tra được bộ nhận webhook (runbook 3.1 bước 1).",
+    ),
+    "webhook.url": Hint(
+        en="{platform} delivers only to an https:// URL (TikTok and Zalo: a domain without a "
+        "port). Fix the URL at {platform} and in the config (runbook 3.1 'confirm callback "
+        "URLs correct').",
+        vi="{platform} chỉ gửi tới URL https:// (TikTok và Zalo: tên miền không kèm cổng). "
+        "Sửa URL trên {platform} và trong cấu hình (runbook 3.1 'xác nhận callback URL').",
+    ),
+    "webhook.tls": Hint(
+        en="Fix the receiver's certificate: renew it, serve the full chain (leaf and "
+        "intermediates), and make it match the host name; {platform} stops delivering to a "
+        "receiver whose certificate it refuses (runbook 3.1 'check SSL certificate valid').",
+        vi="Sửa chứng chỉ của bộ nhận: gia hạn, gửi đủ chuỗi (chứng chỉ lá và trung gian) và "
+        "khớp tên miền; {platform} ngừng gửi tới bộ nhận có chứng chỉ không hợp lệ (runbook "
+        "3.1 'kiểm tra chứng chỉ SSL').",
+    ),
+    "webhook.cert_level": Hint(
+        en="{platform} needs an OV or EV certificate from a public CA for its push URL; a "
+        "DV certificate (Let's Encrypt and the like) does not work. Buy an OV certificate "
+        "for the webhook host.",
+        vi="{platform} yêu cầu chứng chỉ OV hoặc EV của CA công cộng cho URL nhận push; "
+        "chứng chỉ DV (như Let's Encrypt) không dùng được. Hãy mua chứng chỉ OV cho tên miền "
+        "webhook.",
+    ),
+    "webhook.unreachable": Hint(
+        en="The webhook URL does not answer: check DNS, the firewall, the reverse proxy and "
+        "that the CRM's webhook service runs (runbook 3.1 'verify webhook URL accessible').",
+        vi="URL webhook không phản hồi: kiểm tra DNS, tường lửa, reverse proxy và dịch vụ "
+        "webhook của CRM có đang chạy (runbook 3.1 'kiểm tra URL webhook truy cập được').",
+    ),
+    "webhook.refused": Hint(
+        en="The receiver does not acknowledge {platform}'s deliveries: check the route, the "
+        "secret the CRM verifies with, and its error log (runbook 3.1 step 3).",
+        vi="Bộ nhận không xác nhận các lần gửi của {platform}: kiểm tra route, secret CRM dùng "
+        "để xác minh và nhật ký lỗi (runbook 3.1 bước 3).",
+    ),
+    "webhook.slow_ack": Hint(
+        en="Acknowledge first, process later: answer {platform} 200 at once and queue the "
+        "work, so it does not retry and the CRM does not store duplicates (runbook incident "
+        "1 'Shopee webhook timeout', 3.2 'proper webhook acknowledgment').",
+        vi="Xác nhận trước, xử lý sau: trả 200 cho {platform} ngay rồi đưa việc vào hàng đợi, "
+        "để nền tảng không gửi lại và CRM không lưu trùng (runbook sự cố 1 'Shopee webhook "
+        "timeout', 3.2 'xác nhận webhook đúng cách').",
+    ),
+    "webhook.ack_body": Hint(
+        en="Answer {platform}'s deliveries with an empty body (status 200, no content).",
+        vi="Trả lời các lần gửi của {platform} với nội dung rỗng (mã 200, không có body).",
+    ),
+    "webhook.unsigned": Hint(
+        en="Verify {platform}'s signature over the raw body and refuse a wrong one with 401; "
+        "otherwise anyone who knows the URL can inject messages and orders.",
+        vi="Xác minh chữ ký {platform} trên body gốc và từ chối chữ ký sai bằng 401; nếu "
+        "không, ai biết URL cũng có thể giả mạo tin nhắn và đơn hàng.",
+    ),
+    "webhook.handshake": Hint(
+        en="Facebook's GET verification must answer 200 with exactly hub.challenge as the "
+        "body, after checking hub.verify_token (runbook 2.3 'webhook verification failed': "
+        "check verify token, return challenge string correctly).",
+        vi="Yêu cầu xác minh GET của Facebook phải trả 200 với body đúng bằng hub.challenge, "
+        "sau khi kiểm tra hub.verify_token (runbook 2.3: kiểm tra verify token, trả đúng "
+        "chuỗi challenge).",
+    ),
+    "webhook.dedupe": Hint(
+        en="The receiver stores every delivery of a message: deduplicate on the platform's "
+        "message id (a unique key on messages (shop_id, external_id)), then clean up with "
+        "nfdoctor dedupe (runbook 3.2).",
+        vi="Bộ nhận lưu mọi lần gửi của một tin nhắn: chống trùng theo mã tin nhắn của nền "
+        "tảng (khóa duy nhất trên messages (shop_id, external_id)), rồi dọn dẹp bằng "
+        "nfdoctor dedupe (runbook 3.2).",
+    ),
+    "webhook.not_stored": Hint(
+        en="The receiver acknowledged but the message did not reach the inbox in time: check "
+        "the CRM's message processing pipeline, its queue and worker logs (runbook 3.1 "
+        "steps 3-4).",
+        vi="Bộ nhận đã xác nhận nhưng tin nhắn không vào hộp thư kịp thời: kiểm tra luồng xử "
+        "lý tin nhắn, hàng đợi và nhật ký worker của CRM (runbook 3.1 bước 3-4).",
+    ),
+    "webhook.redirect": Hint(
+        en="Platforms do not follow redirects: configure the final https URL at {platform}.",
+        vi="Nền tảng không đi theo chuyển hướng: cấu hình URL https cuối cùng trên {platform}.",
+    ),
+    "webhook.url_mismatch": Hint(
+        en="{platform} delivers to another URL than the CRM's: update the callback URL in the "
+        "platform's console (runbook 3.1 'confirm callback URLs correct').",
+        vi="{platform} đang gửi tới URL khác với URL của CRM: cập nhật callback URL trong "
+        "trang quản trị của nền tảng (runbook 3.1 'xác nhận callback URL').",
+    ),
+    "webhook.not_subscribed": Hint(
+        en="Subscribe to chat messages again (Facebook: POST /{{page-id}}/subscribed_apps "
+        "with subscribed_fields=messages) (runbook 2.3 step 4 're-subscribe to webhook').",
+        vi="Đăng ký lại sự kiện tin nhắn (Facebook: POST /{{page-id}}/subscribed_apps với "
+        "subscribed_fields=messages) (runbook 2.3 bước 4 'đăng ký lại webhook').",
+    ),
+    "webhook.push_health": Hint(
+        en="{platform} reports failing pushes: fix the receiver, then recover what it gave up "
+        "on (nfdoctor webhook lost shopee --replay).",
+        vi="{platform} báo push thất bại: sửa bộ nhận, rồi lấy lại các push đã bị bỏ "
+        "(nfdoctor webhook lost shopee --replay).",
+    ),
+    "signature.body": Hint(
+        en="Verify the raw request body, the exact bytes received, captured before any JSON "
+        "parsing, pretty-printing or editor: the platform signs those bytes, and the CRM's "
+        "receiver must hash them too.",
+        vi="Hãy kiểm tra đúng phần thân thô của yêu cầu, từng byte nhận được, lưu trước khi "
+        "phân tích JSON, định dạng lại hay mở bằng trình soạn thảo: nền tảng ký đúng các byte "
+        "đó, và bộ nhận webhook của CRM cũng phải băm đúng các byte đó.",
+    ),
+    "signature.secret": Hint(
+        en="The delivery is signed with another secret than the one configured for it: fix "
+        "the config setting named above (and the CRM receiver's secret to match).",
+        vi="Bản tin được ký bằng một khóa bí mật khác với khóa đã cấu hình: sửa mục cấu hình "
+        "nêu ở trên (và khóa của bộ nhận webhook trong CRM cho khớp).",
+    ),
+    "signature.url": Hint(
+        en="The platform signs the callback URL character for character: make "
+        "webhook_url (and the CRM receiver's URL) exactly the one set in the platform's "
+        "console.",
+        vi="Nền tảng ký URL callback đúng từng ký tự: đặt webhook_url (và URL của bộ nhận "
+        "trong CRM) giống hệt URL đã khai báo trên trang quản trị của nền tảng.",
+    ),
+    "signature.shape": Hint(
+        en="Compare the whole header value exactly as the platform sends it: its prefix "
+        "once, then lower-case hex.",
+        vi="So sánh toàn bộ giá trị header đúng như nền tảng gửi: tiền tố một lần, sau đó là "
+        "chuỗi hex chữ thường.",
+    ),
+    "signature.first_term": Hint(
+        en="Sources disagree on this detail of the signature (docs/platforms.md): set the "
+        "config option named above, so nfdoctor and the CRM's receiver verify the way the "
+        "platform signs.",
+        vi="Các nguồn tài liệu không thống nhất về chi tiết chữ ký này (docs/platforms.md): "
+        "đặt tùy chọn cấu hình nêu ở trên để nfdoctor và bộ nhận của CRM xác minh đúng cách "
+        "nền tảng ký.",
+    ),
+    "signature.timestamp": Hint(
+        en="The signed timestamp comes from somewhere else than assumed: verify with the "
+        "timestamp named above, and make the CRM's receiver take it from the same place.",
+        vi="Mốc thời gian được ký lấy từ nơi khác với giả định: xác minh với mốc thời gian "
+        "nêu ở trên, và cho bộ nhận của CRM lấy nó từ cùng chỗ đó.",
+    ),
+    "signature.none": Hint(
+        en="Make sure the body file and the signature come from the same delivery, and that "
+        "the configured secret is the one in the platform's console (was it rotated?).",
+        vi="Đảm bảo tệp nội dung và chữ ký đến từ cùng một lần gửi, và khóa bí mật đã cấu "
+        "hình đúng là khóa trên trang quản trị của nền tảng (đã bị đổi chưa?).",
+    ),
 }
 
 

@@ -31,6 +31,7 @@ from nfdoctor.config.loader import load_config
 from nfdoctor.config.model import NfdoctorConfig
 from nfdoctor.secrets.reference import SecretRef
 from tests.conftest import CliResult, run_process
+from tests.served import serve
 
 MARKER = "LEAK"  # in every secret value; in no env var name, file name or key
 FORMATS = ("table", "plain", "json", "junit", "nagios", "prometheus")
@@ -486,20 +487,16 @@ def simulated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Simula
     message, which nfdoctor echoes ("platform says: …").
     """
     from nfdoctor.simulator.app import build_simulator
-    from nfdoctor.simulator.server import SimulatorServer, write_config
 
     plan = None
     if request.param == "faults":
         plan = tmp_path / "faults.yaml"
         plan.write_text(SIM_FAULTS, encoding="utf-8")
     app, state = build_simulator(seed=7, faults=plan, accounts_per_platform=2)
-    server = SimulatorServer(app, port=0)
-    server.start_in_thread()
-    try:
-        conf_dir = tmp_path / "conf"
-        conf_dir.mkdir()
-        config = conf_dir / "sim.yaml"
-        write_config(config, server.url, state)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    config = conf_dir / "sim.yaml"
+    with serve(app, state, config):
         secrets_dir = conf_dir / "sim-secrets"
         extra: list[str] = []
         if request.param == "faults":
@@ -518,8 +515,6 @@ def simulated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Simula
             outputs=[],
         )
         yield Simulated(setup=setup, secrets=tuple(values), scenario=request.param)
-    finally:
-        server.stop()
 
 
 def test_platform_checks_mask_every_secret(

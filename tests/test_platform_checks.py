@@ -42,6 +42,7 @@ from nfdoctor.simulator.server import SimulatorServer, write_config
 from nfdoctor.simulator.state import SimulatorState
 from tests.checking import context_from_file
 from tests.conftest import CliResult
+from tests.served import serve
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)  # 09:00 in Ho Chi Minh City
 BASE = "http://simulator.test"  # never resolved: the ASGI transport answers in-process
@@ -967,14 +968,9 @@ def served(tmp_path: Path) -> Iterator[tuple[SimulatorServer, Sim]]:
     """The simulator on 127.0.0.1 (real clock), with two accounts per platform, and its
     config; the server is stopped after the test."""
     app, state = build_simulator(seed=7, accounts_per_platform=2)
-    server = SimulatorServer(app, port=0)
-    server.start_in_thread()
-    try:
-        config = tmp_path / "sim.yaml"
-        write_config(config, server.url, state)
+    config = tmp_path / "sim.yaml"
+    with serve(app, state, config) as server:
         yield server, Sim(app, state, config, tmp_path / "sim-secrets" / "tokens.json")
-    finally:
-        server.stop()
 
 
 def _real_context(tmp_path: Path, config: Path) -> Harness:

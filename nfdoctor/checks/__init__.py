@@ -13,6 +13,7 @@ from nfdoctor.checks.database import (
 )
 from nfdoctor.checks.platforms import platform_checks
 from nfdoctor.checks.system import DiskCheck, LoadCheck, MemoryCheck
+from nfdoctor.checks.webhooks import webhook_checks
 
 
 def all_checks(platforms: Sequence[str] | None = None) -> list[Check]:
@@ -23,6 +24,7 @@ def all_checks(platforms: Sequence[str] | None = None) -> list[Check]:
     """
     return [
         *platform_checks(platforms),
+        *webhook_checks(platforms),
         DatabaseConnectCheck(),
         DatabaseSchemaCheck(),
         DatabaseIntegrityCheck(),

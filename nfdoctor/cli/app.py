@@ -22,6 +22,7 @@ from nfdoctor.cli.config_cmd import config_app
 from nfdoctor.cli.diagnose import diagnose
 from nfdoctor.cli.simulator_cmd import simulator
 from nfdoctor.cli.streams import QuietStream, escape_note, install_escaping
+from nfdoctor.cli.webhook_cmd import webhook_app
 
 HELP = """Troubleshoot NextFlow CRM's Shopee, Lazada, TikTok Shop, Facebook and Zalo integrations.
 
@@ -64,6 +65,7 @@ app.command("diagnose")(diagnose)
 app.command("check")(check)
 app.add_typer(config_app, name="config")
 app.command("simulator")(simulator)
+app.add_typer(webhook_app, name="webhook")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

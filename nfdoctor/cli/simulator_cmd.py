@@ -58,6 +58,16 @@ def simulator(
             "--db", help="Same as --database, for a SQLite file at this path.", show_default=False
         ),
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Also serve the CRM's webhook receivers over HTTPS on a second loopback "
+            "port, as <platform>.crm.nfdoctor.test with the certificate kind the fault "
+            "plan's tls: section names (with --write-config: the CA bundle and connect_to "
+            "rules).",
+        ),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Serve simulators of Shopee, Lazada, TikTok Shop, Facebook, Zalo and the CRM on loopback.
@@ -67,6 +77,8 @@ def simulator(
     Three shops per platform: nfdoctor simulator --shops 3 --write-config sim.yaml
 
     With their CRM: nfdoctor simulator --database sqlite:///crm.db --write-config sim.yaml
+
+    Webhooks over HTTPS: nfdoctor simulator --tls --write-config sim.yaml
     """
 
     # The command body is the seam: `nfdoctor --version` imports this module, not these.
@@ -85,12 +97,13 @@ def simulator(
                 database=database,
                 db=db,
                 debug=debug,
+                tls=tls,
             ),
         )
         for note in started.notes:
             env.stderr.write(note + "\n")
         env.stderr.flush()
-        started.server.run()
+        started.run()
         return 0
 
     guarded(body, debug=debug)

@@ -76,6 +76,11 @@ class LoadedConfig:
         """Directory that relative paths in the config are resolved against (absolute)."""
         return self.path.absolute().parent
 
+    def error_at(self, path: KeyPath, message: str) -> ConfigError:
+        """A ConfigError about the value at ``path``, located at its line in the file: for
+        what only using a value shows (a CA bundle that is not PEM)."""
+        return ConfigError(_problem(str(self.path), path, message, self.locations))
+
 
 def format_key_path(path: KeyPath) -> str:
     """``('platforms', 'shops', 1, 'shop_id')`` → ``platforms.shops[1].shop_id``."""

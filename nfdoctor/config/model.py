@@ -11,10 +11,19 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from nfdoctor.config_fields import Number, Percent, PositiveSpan, Section, Span, Url
 from nfdoctor.fsutil import expand_user
+from nfdoctor.net.connect import parse_connect_to
 from nfdoctor.platforms import registry
 from nfdoctor.secrets.reference import SecretRef
 from nfdoctor.store.database import parse_database_url
@@ -97,8 +106,8 @@ class Thresholds(Section):
 
     token_expiry_warning: Span = timedelta(days=7)  # runbook: alert 7 days before expiry
     token_expiry_critical: Span = timedelta(days=1)
-    cert_expiry_warning: Span = timedelta(days=14)
-    cert_expiry_critical: Span = timedelta(days=3)
+    cert_expiry_warning: Span = timedelta(days=21)  # as check_ssl_cert
+    cert_expiry_critical: Span = timedelta(days=7)
     ai_latency: Span = timedelta(seconds=2)  # runbook targets
     message_delivery: Span = timedelta(seconds=5)
     dashboard_latency: Span = timedelta(seconds=3)
@@ -135,6 +144,27 @@ class Thresholds(Section):
         return self
 
 
+def _connect_to_rule(value: str) -> str:
+    parse_connect_to(value)  # ValueError says what is wrong with the rule
+    return value
+
+
+ConnectToRule = Annotated[str, AfterValidator(_connect_to_rule)]
+
+
+class WebhooksConfig(Section):
+    """How ``webhook check``, ``send`` and ``trace`` reach the CRM's webhook receivers."""
+
+    #: PEM file of the CAs to trust for the receivers' certificates (relative to the config);
+    #: default: the system store
+    ca_bundle: str | None = None
+    #: curl-style HOST1:PORT1:HOST2:PORT2: reach a receiver at another address, keeping its
+    #: name for TLS and HTTP (a server DNS does not point at yet)
+    connect_to: list[ConnectToRule] = Field(default_factory=list)
+    #: signed probe deliveries per receiver for the acknowledgement latency (p50/p95)
+    probes: Annotated[int, Field(ge=1, le=50)] = 5
+
+
 NotifyLevel = Literal["warning", "critical", "unknown"]
 _DEFAULT_NOTIFY: tuple[NotifyLevel, ...] = ("critical", "unknown")
 
@@ -166,6 +196,7 @@ class NfdoctorConfig(Section):
     tokens: TokensConfig = Field(default_factory=TokensConfig)
     timezone: str = "Asia/Ho_Chi_Minh"
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
 
     @field_validator("timezone")
     @classmethod

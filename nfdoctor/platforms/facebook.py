@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import Any
 
 import httpx
 from pydantic import Field, field_validator
@@ -36,6 +37,20 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.webhook import (
+    DeliveryInputs,
+    EventInputs,
+    EventType,
+    Handshake,
+    SignatureScheme,
+    WebhookKeys,
+    WebhookRegistration,
+    WebhookSpec,
+    alnum_id,
+    ascii_json,
+    hmac_sha256_hex,
+    require_secret,
+)
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
@@ -210,6 +225,19 @@ class FacebookClient(PlatformClient):
         )
         problems = tuple(f"missing {f}" for f in ("id", "name") if f not in body)
         return self._ping_result(response, latency, problems)
+
+    async def subscribed_apps(self) -> list[JsonObject]:
+        """``GET /{page-id}/subscribed_apps`` with the Page token: the apps subscribed to the
+        Page's webhooks and their ``subscribed_fields`` (§5.8)."""
+        body, _, _ = await self._call(
+            "GET", self.base_url + f"/{self.page_id}/subscribed_apps", auth=self.auth
+        )
+        apps = body.get("data")
+        if not isinstance(apps, list):
+            raise UnexpectedResponseError(
+                "subscribed_apps without data", platform=PLATFORM, field="data"
+            )
+        return [app for app in apps if isinstance(app, dict)]
 
     def _app_credentials(self) -> tuple[str, str]:
         if not self.app_id or not self.auth.signing_secret:
@@ -399,6 +427,134 @@ def _build(inputs: ClientInputs[FacebookConfig]) -> FacebookClient:
     )
 
 
+# --- webhooks (§5.8) -----------------------------------------------------------------------
+
+
+def _hub_digest(keys: WebhookKeys, delivery: DeliveryInputs) -> str:
+    # Over the raw body as delivered: Meta signs the text with non-ASCII escaped (§5.8).
+    return hmac_sha256_hex(keys.secret, delivery.body)
+
+
+def _page_event(inputs: EventInputs, item: dict[str, Any]) -> dict[str, Any]:
+    ms = int(inputs.now.timestamp() * 1000)
+    return {
+        "object": "page",
+        "entry": [
+            {
+                "id": inputs.account_id,
+                "time": ms,
+                "messaging": [
+                    {
+                        "sender": {"id": inputs.sender_id},
+                        "recipient": {"id": inputs.account_id},
+                        "timestamp": ms,
+                        **item,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def _message(inputs: EventInputs) -> dict[str, Any]:
+    return _page_event(inputs, {"message": {"mid": inputs.message_id, "text": inputs.text}})
+
+
+def _postback(inputs: EventInputs) -> dict[str, Any]:
+    return _page_event(
+        inputs,
+        {"postback": {"mid": inputs.message_id, "title": inputs.text, "payload": "NFDOCTOR"}},
+    )
+
+
+def _read(inputs: EventInputs) -> dict[str, Any]:
+    # A read receipt: the customer read the Page's messages up to the watermark. Nothing is
+    # stored; a CRM at most marks its own replies read.
+    return _page_event(inputs, {"read": {"watermark": int(inputs.now.timestamp() * 1000)}})
+
+
+def _message_ids(payload: Any) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if not isinstance(payload, dict):
+        return found
+    for entry in payload.get("entry") or []:
+        if not isinstance(entry, dict):
+            continue
+        for item in entry.get("messaging") or []:
+            message = item.get("message") if isinstance(item, dict) else None
+            if not isinstance(message, dict) or message.get("is_echo") or "mid" not in message:
+                continue
+            page = (item.get("recipient") or {}).get("id") or entry.get("id")
+            found.append((str(page), str(message["mid"])))
+    return found
+
+
+def _keys(
+    section: FacebookConfig, account_id: str, secret: Callable[[str], str | None], path: str
+) -> WebhookKeys:
+    return WebhookKeys(
+        secret=require_secret(secret, f"{path}.app_secret"), secret_path=f"{path}.app_secret"
+    )
+
+
+async def _registration(client: FacebookClient) -> WebhookRegistration:
+    apps = await client.subscribed_apps()
+    ours = [app for app in apps if client.app_id is None or str(app.get("id")) == client.app_id]
+    details = [
+        f"app {app.get('id')} ({app.get('name', '?')}): "
+        + (", ".join(str(f) for f in app.get("subscribed_fields") or []) or "no fields")
+        for app in apps
+    ]
+    fields = {str(f) for app in ours for f in app.get("subscribed_fields") or []}
+    return WebhookRegistration(
+        # The callback URL is the app's, set in the App Dashboard; this call does not give it.
+        urls=(),
+        messages_subscribed="messages" in fields,
+        details=tuple(details) or ("no app is subscribed to this Page",),
+    )
+
+
+WEBHOOK = WebhookSpec(
+    signature=SignatureScheme(
+        header="X-Hub-Signature-256",
+        prefix="sha256=",
+        digest=_hub_digest,
+        describe="X-Hub-Signature-256: sha256=HMAC-SHA256(app_secret, raw body as sent, "
+        "non-ASCII escaped as \\uXXXX)",
+    ),
+    encode=ascii_json,
+    deadline_s=5.0,
+    retries="a few immediate retries; after 1 h of failures the app is unsubscribed from the "
+    "Page and must subscribe again (§5.8)",
+    events={
+        "message": EventType(name="message", describe="messages", stored=True, build=_message),
+        "postback": EventType(
+            name="postback", describe="messaging_postbacks", stored=False, build=_postback
+        ),
+        "probe": EventType(
+            name="probe",
+            describe="message_reads (a read receipt the CRM does not store)",
+            stored=False,
+            build=_read,
+        ),
+    },
+    message_ids=_message_ids,
+    new_message_id=lambda seed: "m_" + alnum_id(seed, 30),
+    trace_sender="1000000000000001",
+    keys=_keys,
+    handshake=Handshake(
+        token_key="verify_token",
+        params=lambda token, challenge: {
+            "hub.mode": "subscribe",
+            "hub.verify_token": token,
+            "hub.challenge": challenge,
+        },
+    ),
+    registration_api="GET /{page-id}/subscribed_apps",
+    registration=_registration,
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Facebook",
@@ -419,4 +575,5 @@ SPEC = PlatformSpec(
     ),
     build_client=_build,
     api_base=_api_base,
+    webhook=WEBHOOK,
 )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
@@ -34,6 +36,19 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.webhook import (
+    DeliveryInputs,
+    EventInputs,
+    EventType,
+    SignatureScheme,
+    WebhookKeys,
+    WebhookSpec,
+    alnum_id,
+    digits_id,
+    hmac_sha256_hex,
+    require_secret,
+    utf8_json,
+)
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
@@ -374,6 +389,120 @@ def _build(inputs: ClientInputs[LazadaConfig]) -> LazadaClient:
     return LazadaClient(auth, inputs.session, seller_id=inputs.account_id)
 
 
+# --- webhooks (§3.8) -----------------------------------------------------------------------
+
+
+def _push_digest(keys: WebhookKeys, delivery: DeliveryInputs) -> str:
+    # app_key followed by the raw body; lower-case hex, per the official Java sample.
+    return hmac_sha256_hex(keys.secret, (keys.app_key or "").encode("utf-8") + delivery.body)
+
+
+def _milliseconds(inputs: EventInputs) -> int:
+    return int(inputs.now.timestamp() * 1000)
+
+
+def _im_message(inputs: EventInputs) -> dict[str, Any]:
+    ms = _milliseconds(inputs)
+    return {
+        "seller_id": inputs.account_id,
+        "message_type": 2,
+        "data": {
+            "session_id": alnum_id(inputs.message_id.encode() + b"session", 24),
+            "message_id": inputs.message_id,
+            "from_account_id": inputs.sender_id,
+            "from_account_type": 1,
+            "to_account_id": inputs.account_id,
+            "type": 1,
+            "template_id": 1,
+            # The IM content is itself JSON, as text (§3.9).
+            "content": json.dumps({"txt": inputs.text}, ensure_ascii=False),
+            "send_time": ms,
+        },
+        "timestamp": ms,
+        "site": "lazada_vn",
+    }
+
+
+def _trade_order(inputs: EventInputs) -> dict[str, Any]:
+    seconds = int(inputs.now.timestamp())
+    order_id = digits_id(inputs.message_id.encode(), 15)
+    return {
+        "seller_id": inputs.account_id,
+        "message_type": 0,
+        "data": {
+            "order_status": "unpaid",
+            "status_update_time": seconds,
+            "trade_order_id": order_id,
+            "trade_order_line_id": digits_id(order_id.encode(), 15),
+        },
+        "timestamp": _milliseconds(inputs),
+        "site": "lazada_vn",
+    }
+
+
+def _category_tree(inputs: EventInputs) -> dict[str, Any]:
+    # message_type 12: the category tree changed. Metadata only: nothing a CRM stores.
+    return {
+        "seller_id": inputs.account_id,
+        "message_type": 12,
+        "data": {"update_time": int(inputs.now.timestamp())},
+        "timestamp": _milliseconds(inputs),
+        "site": "lazada_vn",
+    }
+
+
+def _message_ids(payload: Any) -> list[tuple[str, str]]:
+    if not isinstance(payload, dict) or payload.get("message_type") != 2:
+        return []
+    data = payload.get("data")
+    if not isinstance(data, dict) or "message_id" not in data or "seller_id" not in payload:
+        return []
+    return [(str(payload["seller_id"]), str(data["message_id"]))]
+
+
+def _keys(
+    section: LazadaConfig, account_id: str, secret: Callable[[str], str | None], path: str
+) -> WebhookKeys:
+    return WebhookKeys(
+        secret=require_secret(secret, f"{path}.app_secret"),
+        secret_path=f"{path}.app_secret",
+        app_key=section.app_key,
+    )
+
+
+WEBHOOK = WebhookSpec(
+    signature=SignatureScheme(
+        header="Authorization",
+        prefix="",
+        digest=_push_digest,
+        describe="HMAC-SHA256(app_secret, app_key + raw body), hex, Authorization",
+    ),
+    encode=utf8_json,
+    deadline_s=0.5,
+    retries="every 30 min, up to 12 times, then never again (§3.8)",
+    # "DV does not work" (§3.8): the callback needs an OV or EV certificate.
+    certificate_levels=frozenset({"OV", "EV"}),
+    events={
+        "message": EventType(
+            name="message", describe="message_type 2, IM message", stored=True, build=_im_message
+        ),
+        "order": EventType(
+            name="order", describe="message_type 0, trade order", stored=False, build=_trade_order
+        ),
+        "probe": EventType(
+            name="probe",
+            describe="message_type 12, category tree update (metadata the CRM does not store)",
+            stored=False,
+            build=_category_tree,
+        ),
+    },
+    message_ids=_message_ids,
+    new_message_id=lambda seed: alnum_id(seed, 18),
+    trace_sender="100000001",
+    keys=_keys,
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Lazada",
@@ -395,4 +524,5 @@ SPEC = PlatformSpec(
         webhook_signature="HMAC-SHA256(app_secret, app_key + raw body), Authorization header",
     ),
     build_client=_build,
+    webhook=WEBHOOK,
 )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +40,19 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.webhook import (
+    DeliveryInputs,
+    EventInputs,
+    EventType,
+    SignatureScheme,
+    WebhookKeys,
+    WebhookRegistration,
+    WebhookSpec,
+    digits_id,
+    hmac_sha256_hex,
+    require_secret,
+    utf8_json,
+)
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
@@ -56,6 +72,9 @@ SHOPEE_BASE_URL = "https://partner.shopeemobile.com"
 REFRESH_PATH = "/api/v2/auth/access_token/get"
 PING_PATH = "/api/v2/shop/get_shop_info"
 ORDER_LIST_PATH = "/api/v2/order/get_order_list"
+PUSH_CONFIG_PATH = "/api/v2/push/get_app_push_config"
+LOST_PUSH_PATH = "/api/v2/push/get_lost_push_message"
+CONFIRM_LOST_PUSH_PATH = "/api/v2/push/confirm_consumed_lost_push_message"
 #: get_order_list rejects windows over 15 days (§2.5)
 MAX_WINDOW = timedelta(days=15)
 MAX_PAGE_SIZE = 100
@@ -365,6 +384,103 @@ class ShopeeClient(PlatformClient):
                     break
             start = end
 
+    async def push_config(self) -> JsonObject:
+        """``GET /api/v2/push/get_app_push_config`` (public sign): where Shopee pushes, whether
+        live push is healthy, which push codes are on (§2.8)."""
+        body, _, _ = await self._call("GET", self.base_url + PUSH_CONFIG_PATH, auth=self.auth)
+        return _response_object(body, "get_app_push_config")
+
+    async def lost_pushes(self) -> LostPushPage:
+        """``GET /api/v2/push/get_lost_push_message`` (public sign): the earliest 100 pushes of
+        the last 3 days that Shopee could not deliver. The next page comes only after this one
+        is confirmed (:meth:`confirm_lost_pushes`)."""
+        body, _, _ = await self._call("GET", self.base_url + LOST_PUSH_PATH, auth=self.auth)
+        page = _response_object(body, "get_lost_push_message")
+        items = page.get("push_message_list") or []
+        if not isinstance(items, list):
+            raise UnexpectedResponseError(
+                "get_lost_push_message: push_message_list is not a list",
+                platform=PLATFORM,
+                field="push_message_list",
+            )
+        last = page.get("last_message_id")
+        return LostPushPage(
+            pushes=tuple(_lost_push(item) for item in items if isinstance(item, dict)),
+            has_next_page=bool(page.get("has_next_page")),
+            last_message_id=int(last)
+            if isinstance(last, (int, str)) and str(last).isdigit()
+            else None,
+        )
+
+    async def confirm_lost_pushes(self, last_message_id: int) -> None:
+        """``POST /api/v2/push/confirm_consumed_lost_push_message``: Shopee forgets every lost
+        push up to ``last_message_id``; they can no longer be listed."""
+        await self._call(
+            "POST",
+            self.base_url + CONFIRM_LOST_PUSH_PATH,
+            json_body={"last_message_id": last_message_id},
+            auth=self.auth,
+        )
+
+
+def _response_object(body: JsonObject, call: str) -> JsonObject:
+    page = body.get("response")
+    if not isinstance(page, dict):
+        raise UnexpectedResponseError(
+            f"{call} without 'response'", platform=PLATFORM, field="response"
+        )
+    return page
+
+
+@dataclass(frozen=True, kw_only=True)
+class LostPush:
+    """One push Shopee gave up on: the push as it would have been delivered."""
+
+    shop_id: int | None
+    code: int
+    timestamp: int
+    #: the push's ``data`` object (Shopee lists it as a JSON string; decoded here)
+    data: Any
+
+    def payload(self) -> dict[str, Any]:
+        """The body Shopee would have pushed (§2.8): shop_id, code, timestamp, data."""
+        payload: dict[str, Any] = {}
+        if self.shop_id is not None:
+            payload["shop_id"] = self.shop_id
+        payload.update(code=self.code, timestamp=self.timestamp, data=self.data)
+        return payload
+
+
+@dataclass(frozen=True, kw_only=True)
+class LostPushPage:
+    """One page of lost pushes and the id that confirms all of it."""
+
+    pushes: tuple[LostPush, ...]
+    has_next_page: bool
+    last_message_id: int | None
+
+
+def _lost_push(item: JsonObject) -> LostPush:
+    data = item.get("data")
+    if isinstance(data, str):
+        # Listed as a JSON string; one that is not JSON is replayed as the string it is.
+        with contextlib.suppress(ValueError):
+            data = json.loads(data)
+    shop_id = item.get("shop_id")
+    try:
+        return LostPush(
+            shop_id=int(shop_id) if shop_id not in (None, "", 0) else None,
+            code=int(item.get("code", 0)),
+            timestamp=int(item.get("timestamp", 0)),
+            data=data,
+        )
+    except (TypeError, ValueError):
+        raise UnexpectedResponseError(
+            "get_lost_push_message: a push with a non-numeric shop_id, code or timestamp",
+            platform=PLATFORM,
+            field="push_message_list",
+        ) from None
+
 
 # --- the platform's declaration -----------------------------------------------------------
 
@@ -403,6 +519,165 @@ def _build(inputs: ClientInputs[ShopeeConfig]) -> ShopeeClient:
     return ShopeeClient(auth, inputs.session)
 
 
+# --- webhooks (§2.8) -----------------------------------------------------------------------
+
+
+def _push_digest(keys: WebhookKeys, delivery: DeliveryInputs) -> str:
+    # The callback URL exactly as configured at Shopee, "|", the raw body.
+    return hmac_sha256_hex(keys.secret, delivery.url.encode("utf-8") + b"|" + delivery.body)
+
+
+def _webchat(inputs: EventInputs) -> dict[str, Any]:
+    seconds = int(inputs.now.timestamp())
+    shop = int(inputs.account_id)
+    return {
+        "shop_id": shop,
+        "code": 10,
+        "timestamp": seconds,
+        "data": {
+            "type": "message",
+            "content": {
+                "message_id": inputs.message_id,
+                "conversation_id": digits_id(inputs.message_id.encode(), 18),
+                "from_id": int(inputs.sender_id),
+                "to_id": shop,
+                "from_user_name": "nfdoctor",
+                "message_type": "text",
+                "content": {"text": inputs.text},
+                "created_timestamp": seconds,
+            },
+        },
+    }
+
+
+def _order_status(inputs: EventInputs) -> dict[str, Any]:
+    seconds = int(inputs.now.timestamp())
+    return {
+        "data": {
+            "items": [],
+            "ordersn": inputs.now.strftime("%y%m%d") + inputs.message_id[-8:],
+            "status": "PROCESSED",
+            "completed_scenario": "",
+            "update_time": seconds,
+        },
+        "shop_id": int(inputs.account_id),
+        "code": 3,
+        "timestamp": seconds,
+    }
+
+
+def _shopee_updates(inputs: EventInputs) -> dict[str, Any]:
+    # Code 5 ("Shopee updates") is an announcement to the partner: nothing a CRM stores.
+    seconds = int(inputs.now.timestamp())
+    return {
+        "data": {
+            "title": "nfdoctor webhook check",
+            "content": inputs.text,
+            "url": "",
+            "update_time": seconds,
+        },
+        "shop_id": int(inputs.account_id),
+        "code": 5,
+        "timestamp": seconds,
+    }
+
+
+def _message_ids(payload: Any) -> list[tuple[str, str]]:
+    if not isinstance(payload, dict) or payload.get("code") != 10:
+        return []
+    content = (payload.get("data") or {}).get("content") or {}
+    message_id = content.get("message_id") if isinstance(content, dict) else None
+    if message_id is None or payload.get("shop_id") is None:
+        return []
+    return [(str(payload["shop_id"]), str(message_id))]
+
+
+def _new_message_id(seed: bytes) -> str:
+    # 19 digits, above 2**53 like Shopee's own (§2.9): it must never pass through a float.
+    return digits_id(seed, 19)
+
+
+def _keys(
+    section: ShopeeConfig, account_id: str, secret: Callable[[str], str | None], path: str
+) -> WebhookKeys:
+    return WebhookKeys(
+        secret=require_secret(secret, f"{path}.partner_key"), secret_path=f"{path}.partner_key"
+    )
+
+
+async def _registration(client: ShopeeClient) -> WebhookRegistration:
+    config = await client.push_config()
+    url = config.get("callback_url")
+    status = str(config.get("live_push_status") or "")
+    on = config.get("push_config_on_list")
+    details = [f"live_push_status: {status or '(not given)'}"]
+    problems = []
+    warnings = []
+    if status.lower() == "suspended":
+        since = config.get("suspended_time")
+        problems.append(
+            "Shopee suspended live push"
+            + (f" at {since}" if since else "")
+            + ": fewer than 30% of pushes succeeded; missed pushes are not re-sent"
+        )
+    elif status.lower() == "warning":
+        warnings.append(
+            "Shopee warns that fewer than 70% of pushes succeed (live_push_status Warning)"
+        )
+    subscribed: bool | None = None
+    if isinstance(on, list):
+        details.append("push codes on: " + (", ".join(str(c) for c in on) or "none"))
+        subscribed = 10 in on or "10" in on
+    blocked = config.get("blocked_shop_id_list")
+    if isinstance(blocked, list) and blocked:
+        details.append("blocked shops: " + ", ".join(str(b) for b in blocked))
+        if any(str(b) == client.shop_id for b in blocked):
+            problems.append(f"shop {client.shop_id} is in the push config's blocked_shop_id_list")
+    return WebhookRegistration(
+        urls=(str(url),) if url else (),
+        messages_subscribed=subscribed,
+        details=tuple(details),
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+    )
+
+
+WEBHOOK = WebhookSpec(
+    signature=SignatureScheme(
+        header="Authorization",
+        prefix="",
+        digest=_push_digest,
+        describe="HMAC-SHA256(partner_key, callback URL + '|' + raw body), hex, Authorization",
+        signs_url=True,
+    ),
+    encode=utf8_json,
+    # "3 s" is stated for the URL-verification push only; assumed for all (§2.8, Medium).
+    deadline_s=3.0,
+    retries="not published (§2.8); pushes Shopee gave up on can be fetched for 3 days: "
+    "nfdoctor webhook lost shopee",
+    events={
+        "message": EventType(
+            name="message", describe="code 10, webchat message", stored=True, build=_webchat
+        ),
+        "order_status": EventType(
+            name="order_status", describe="code 3, order status", stored=False, build=_order_status
+        ),
+        "probe": EventType(
+            name="probe",
+            describe="code 5, Shopee updates (an announcement the CRM does not store)",
+            stored=False,
+            build=_shopee_updates,
+        ),
+    },
+    message_ids=_message_ids,
+    new_message_id=_new_message_id,
+    trace_sender="1000000001",
+    keys=_keys,
+    registration_api="GET /api/v2/push/get_app_push_config",
+    registration=_registration,
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Shopee",
@@ -422,4 +697,5 @@ SPEC = PlatformSpec(
         webhook_signature="HMAC-SHA256(partner_key, callback URL | raw body), Authorization header",
     ),
     build_client=_build,
+    webhook=WEBHOOK,
 )

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from nfdoctor.config_fields import Section, Url
 from nfdoctor.platforms.base import ApiSession, Clock, PlatformClient, TokenSet
+from nfdoctor.platforms.webhook import WebhookSpec
 
 __all__ = [
     "Account",
@@ -117,6 +118,8 @@ class PlatformSpec(Generic[S]):
     build_client: Callable[[ClientInputs[S]], PlatformClient]
     #: the API base for a config section (default: ``base_url`` or :attr:`api_url`)
     api_base: Callable[[S], str] | None = None
+    #: how the platform delivers webhooks (platforms.md §x.8)
+    webhook: WebhookSpec | None = None
 
     def section(self, platforms: object) -> S | None:
         """This platform's section of the config's ``platforms`` (the model the config

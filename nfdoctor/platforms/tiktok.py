@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 import httpx
 from pydantic import Field, field_validator
@@ -34,6 +36,19 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.webhook import (
+    DeliveryInputs,
+    EventInputs,
+    EventType,
+    SignatureScheme,
+    WebhookKeys,
+    WebhookRegistration,
+    WebhookSpec,
+    digits_id,
+    hmac_sha256_hex,
+    require_secret,
+    utf8_json,
+)
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
@@ -54,6 +69,9 @@ TIKTOK_AUTH_URL = "https://auth.tiktok-shops.com"
 REFRESH_PATH = "/api/v2/token/refresh"
 SHOPS_PATH = "/authorization/202309/shops"
 ORDER_SEARCH_PATH = "/order/202309/orders/search"
+WEBHOOKS_PATH = "/event/202309/webhooks"
+#: the webhook event type of chat messages (type 14 in the payload)
+MESSAGE_EVENT = "NEW_MESSAGE"
 TOKEN_HEADER = "x-tts-access-token"
 MAX_PAGE_SIZE = 100
 _UNSIGNED = frozenset({"sign", "access_token"})
@@ -305,10 +323,8 @@ class TiktokClient(PlatformClient):
             if isinstance(cipher, str):
                 self.shop_cipher = cipher
 
-    async def list_orders(
-        self, since: datetime, until: datetime, *, page_size: int = MAX_PAGE_SIZE
-    ) -> AsyncIterator[JsonObject]:
-        """Full order objects created in [since, until), following ``next_page_token``."""
+    async def _cipher(self) -> str:
+        """The shop's ``shop_cipher``, from the config or the authorized-shops call."""
         if self.shop_cipher is None:
             body, _, _ = await self._shops()
             data = body.get("data")
@@ -320,6 +336,27 @@ class TiktokClient(PlatformClient):
                     "no shop_cipher for this shop in /authorization/202309/shops",
                     platform=PLATFORM,
                 )
+        return self.shop_cipher
+
+    async def webhooks(self) -> list[JsonObject]:
+        """``GET /event/202309/webhooks``: the shop's webhooks (event type and address)."""
+        params = {"shop_cipher": await self._cipher()}
+        body, _, _ = await self._call(
+            "GET", self.base_url + WEBHOOKS_PATH, params=params, auth=self.auth
+        )
+        data = body.get("data")
+        webhooks = data.get("webhooks") if isinstance(data, dict) else None
+        if not isinstance(webhooks, list):
+            raise UnexpectedResponseError(
+                "event/202309/webhooks without data.webhooks", platform=PLATFORM, field="data"
+            )
+        return [w for w in webhooks if isinstance(w, dict)]
+
+    async def list_orders(
+        self, since: datetime, until: datetime, *, page_size: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[JsonObject]:
+        """Full order objects created in [since, until), following ``next_page_token``."""
+        shop_cipher = await self._cipher()
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         filters = {
             "create_time_ge": int(since.timestamp()),
@@ -328,7 +365,7 @@ class TiktokClient(PlatformClient):
         page_token = ""
         while True:
             params = {
-                "shop_cipher": self.shop_cipher,
+                "shop_cipher": shop_cipher,
                 "page_size": str(page_size),
                 "sort_field": "create_time",
                 "sort_order": "ASC",
@@ -402,6 +439,123 @@ def _build(inputs: ClientInputs[TiktokConfig]) -> TiktokClient:
     return TiktokClient(auth, inputs.session, shop_id=inputs.account_id, shop_cipher=cipher)
 
 
+# --- webhooks (§4.8) -----------------------------------------------------------------------
+
+
+def _push_digest(keys: WebhookKeys, delivery: DeliveryInputs) -> str:
+    # Lazada's scheme (§4.8, Medium: two independent implementations agree).
+    return hmac_sha256_hex(keys.secret, (keys.app_key or "").encode("utf-8") + delivery.body)
+
+
+def _new_message(inputs: EventInputs, shop_id: str) -> dict[str, Any]:
+    seconds = int(inputs.now.timestamp())
+    return {
+        "type": 14,
+        "tts_notification_id": digits_id(inputs.message_id.encode() + b"notification", 19),
+        "shop_id": shop_id,
+        "timestamp": seconds,
+        "data": {
+            "conversation_id": digits_id(inputs.sender_id.encode() + b"conversation", 19),
+            "message_id": inputs.message_id,
+            "type": "TEXT",
+            # The message content is itself JSON, as text (§4.9).
+            "content": json.dumps({"content": inputs.text}, ensure_ascii=False),
+            "create_time": seconds,
+            "sender": {"im_user_id": inputs.sender_id, "role": "BUYER"},
+        },
+    }
+
+
+def _order_status(inputs: EventInputs) -> dict[str, Any]:
+    seconds = int(inputs.now.timestamp())
+    return {
+        "type": 1,
+        "tts_notification_id": digits_id(inputs.message_id.encode() + b"notification", 19),
+        "shop_id": inputs.account_id,
+        "timestamp": seconds,
+        "data": {
+            "order_id": digits_id(inputs.message_id.encode() + b"order", 18),
+            "order_status": "AWAITING_SHIPMENT",
+            "is_on_hold_order": False,
+            "update_time": seconds,
+        },
+    }
+
+
+#: the shop of probe messages: no CRM has a TikTok shop "0", so it acknowledges and drops them
+PROBE_SHOP_ID = "0"
+
+
+def _message_ids(payload: Any) -> list[tuple[str, str]]:
+    if not isinstance(payload, dict) or payload.get("type") != 14:
+        return []
+    data = payload.get("data")
+    if not isinstance(data, dict) or "message_id" not in data or "shop_id" not in payload:
+        return []
+    return [(str(payload["shop_id"]), str(data["message_id"]))]
+
+
+def _keys(
+    section: TiktokConfig, account_id: str, secret: Callable[[str], str | None], path: str
+) -> WebhookKeys:
+    return WebhookKeys(
+        secret=require_secret(secret, f"{path}.app_secret"),
+        secret_path=f"{path}.app_secret",
+        app_key=section.app_key,
+    )
+
+
+async def _registration(client: TiktokClient) -> WebhookRegistration:
+    webhooks = await client.webhooks()
+    urls = tuple(dict.fromkeys(str(w["address"]) for w in webhooks if w.get("address")))
+    types = sorted({str(w.get("event_type")) for w in webhooks if w.get("event_type")})
+    details = [f"{w.get('event_type')!s}: {w.get('address')}" for w in webhooks]
+    return WebhookRegistration(
+        urls=urls,
+        messages_subscribed=(MESSAGE_EVENT in types) if webhooks else False,
+        details=tuple(details) or ("no webhook registered for this shop",),
+    )
+
+
+WEBHOOK = WebhookSpec(
+    signature=SignatureScheme(
+        header="Authorization",
+        prefix="",
+        digest=_push_digest,
+        describe="HMAC-SHA256(app_secret, app_key + raw body), hex, Authorization (no Bearer)",
+    ),
+    encode=utf8_json,
+    deadline_s=3.0,
+    retries="2 min after the first failure, then 30 min, 3 h and 12 h; nothing after the "
+    "4th retry fails (§4.8)",
+    port_allowed=False,
+    unauthorized_is_answer=True,
+    events={
+        "message": EventType(
+            name="message",
+            describe="type 14, new message",
+            stored=True,
+            build=lambda inputs: _new_message(inputs, inputs.account_id),
+        ),
+        "order_status": EventType(
+            name="order_status", describe="type 1, order status", stored=False, build=_order_status
+        ),
+        "probe": EventType(
+            name="probe",
+            describe=f'type 14, new message for shop "{PROBE_SHOP_ID}" (a shop no CRM has)',
+            stored=False,
+            build=lambda inputs: _new_message(inputs, PROBE_SHOP_ID),
+        ),
+    },
+    message_ids=_message_ids,
+    new_message_id=lambda seed: digits_id(seed, 19),
+    trace_sender="7000000000000000001",
+    keys=_keys,
+    registration_api="GET /event/202309/webhooks",
+    registration=_registration,
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="TikTok Shop",
@@ -423,4 +577,5 @@ SPEC = PlatformSpec(
         webhook_signature="HMAC-SHA256(app_secret, app_key + raw body), Authorization header",
     ),
     build_client=_build,
+    webhook=WEBHOOK,
 )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field, field_validator
@@ -35,6 +37,17 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.webhook import (
+    DeliveryInputs,
+    EventInputs,
+    EventType,
+    SignatureScheme,
+    WebhookKeys,
+    WebhookSpec,
+    digits_id,
+    require_secret,
+    utf8_json,
+)
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
@@ -309,6 +322,11 @@ class ZaloConfig(PlatformSection):
     appsecret_proof: bool = True
     # The "3 months" refresh-token lifetime is not in the response (platforms.md §6.3).
     refresh_token_lifetime: PositiveSpan = timedelta(seconds=REFRESH_TTL_S)
+    # Low confidence (platforms.md §6.8): which secret signs webhook deliveries (most sources:
+    # the OA Secret Key of the app's Webhook page; one: the App Secret) and whether the mac
+    # starts with the app_id (the SDK) or the OA id (some production code).
+    webhook_secret: Literal["oa_secret", "secret_key"] = "oa_secret"
+    webhook_mac_id: Literal["app_id", "oa_id"] = "app_id"
     oas: list[ZaloOA] = Field(default_factory=list)
 
     @field_validator("oas")
@@ -333,6 +351,133 @@ def _build(inputs: ClientInputs[ZaloConfig]) -> ZaloClient:
     return ZaloClient(auth, inputs.session, oa_id=inputs.account_id)
 
 
+# --- webhooks (§6.8) -----------------------------------------------------------------------
+
+
+def _mac(keys: WebhookKeys, delivery: DeliveryInputs) -> str:
+    # Plain SHA-256 over the concatenation, not an HMAC (§6.8, High for the order).
+    message = (
+        (keys.app_key or "").encode("utf-8")
+        + delivery.body
+        + (delivery.timestamp or "").encode("utf-8")
+        + keys.secret.encode("utf-8")
+    )
+    return hashlib.sha256(message).hexdigest()
+
+
+def _body_timestamp(body: bytes) -> str | None:
+    """The body's ``timestamp`` field, the signed timestamp (§6.8, Medium-High)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    value = payload.get("timestamp") if isinstance(payload, dict) else None
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def _milliseconds(inputs: EventInputs) -> str:
+    # Ids and the timestamp travel as strings (§6.8): ids exceed 2**53.
+    return str(int(inputs.now.timestamp() * 1000))
+
+
+def _user_send_text(inputs: EventInputs) -> dict[str, Any]:
+    return {
+        "app_id": inputs.app_id or "",
+        "sender": {"id": inputs.sender_id},
+        "recipient": {"id": inputs.account_id},
+        "user_id_by_app": digits_id(inputs.sender_id.encode() + b"by-app", 18),
+        "event_name": "user_send_text",
+        "message": {"text": inputs.text, "msg_id": inputs.message_id},
+        "timestamp": _milliseconds(inputs),
+    }
+
+
+def _follow(inputs: EventInputs) -> dict[str, Any]:
+    return {
+        "app_id": inputs.app_id or "",
+        "oa_id": inputs.account_id,
+        "follower": {"id": inputs.sender_id},
+        "user_id_by_app": digits_id(inputs.sender_id.encode() + b"by-app", 18),
+        "event_name": "follow",
+        "source": "oa_profile",
+        "timestamp": _milliseconds(inputs),
+    }
+
+
+def _user_received_message(inputs: EventInputs) -> dict[str, Any]:
+    # A ZNS delivery receipt: the user's phone received a notification. Nothing is stored.
+    return {
+        "app_id": inputs.app_id or "",
+        "sender": {"id": inputs.account_id},
+        "recipient": {"id": inputs.sender_id},
+        "event_name": "user_received_message",
+        "message": {"delivery_time": _milliseconds(inputs), "msg_id": inputs.message_id},
+        "timestamp": _milliseconds(inputs),
+    }
+
+
+def _message_ids(payload: Any) -> list[tuple[str, str]]:
+    if not isinstance(payload, dict) or not str(payload.get("event_name", "")).startswith(
+        "user_send_"
+    ):
+        return []
+    message = payload.get("message")
+    recipient = payload.get("recipient")
+    if not isinstance(message, dict) or not isinstance(recipient, dict):
+        return []
+    if "msg_id" not in message or "id" not in recipient:
+        return []
+    return [(str(recipient["id"]), str(message["msg_id"]))]
+
+
+def _keys(
+    section: ZaloConfig, account_id: str, secret: Callable[[str], str | None], path: str
+) -> WebhookKeys:
+    first = section.app_id if section.webhook_mac_id == "app_id" else account_id
+    if section.webhook_secret == "secret_key":
+        return WebhookKeys(
+            secret=require_secret(secret, f"{path}.secret_key"),
+            secret_path=f"{path}.secret_key",
+            app_key=first,
+        )
+    index = next(i for i, oa in enumerate(section.oas) if str(oa.oa_id) == account_id)
+    key_path = f"{path}.oas[{index}].oa_secret"
+    return WebhookKeys(secret=require_secret(secret, key_path), secret_path=key_path, app_key=first)
+
+
+WEBHOOK = WebhookSpec(
+    signature=SignatureScheme(
+        header="X-ZEvent-Signature",
+        prefix="mac=",
+        digest=_mac,
+        describe="X-ZEvent-Signature: mac=SHA256(app_id + raw body + timestamp + OA Secret Key)",
+        timestamp=_body_timestamp,
+    ),
+    encode=utf8_json,
+    deadline_s=2.0,
+    retries="30 s, 5 min, 15 min, 30 min, 1 h with a num_retry header, or re-sends for 12 h "
+    "and then disables the webhook: sources conflict (§6.8, Low-Medium)",
+    port_allowed=False,
+    events={
+        "message": EventType(
+            name="message", describe="user_send_text", stored=True, build=_user_send_text
+        ),
+        "follow": EventType(name="follow", describe="follow", stored=False, build=_follow),
+        "probe": EventType(
+            name="probe",
+            describe="user_received_message (a ZNS delivery receipt the CRM does not store)",
+            stored=False,
+            build=_user_received_message,
+            headers={"X-ZEvent-Server": "ZNS"},
+        ),
+    },
+    message_ids=_message_ids,
+    new_message_id=lambda seed: hashlib.sha256(seed).hexdigest()[:19],
+    trace_sender="1000000000000000001",
+    keys=_keys,
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Zalo OA",
@@ -355,4 +500,5 @@ SPEC = PlatformSpec(
         "secret)",
     ),
     build_client=_build,
+    webhook=WEBHOOK,
 )

@@ -10,9 +10,8 @@ import httpx
 
 from nfdoctor.checks.platforms import platform_checks
 from nfdoctor.context import Environment
-from nfdoctor.errors import UsageError
 from nfdoctor.results import Report
-from nfdoctor.services.checkrun import Scope, prepare, run_in_session, scope_accounts
+from nfdoctor.services.checkrun import run_platform_checks
 from nfdoctor.services.observer import RunObserver, SilentObserver
 
 __all__ = ["CheckRequest", "check_platforms"]
@@ -36,27 +35,14 @@ def check_platforms(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Report:
     """Run the platform checks of the platform(s) asked for; the report."""
-    observer = observer or SilentObserver()
-    name = request.platform.strip().lower()
-    if not name:
-        raise UsageError("PLATFORM: empty; expected a platform name or all")
-    prepared = prepare(env, request.config_path, observer)
-    scope = Scope(platforms=() if name == "all" else (name,), shop=request.shop)
-    accounts = scope_accounts(prepared, scope)
-    checks = platform_checks(list(accounts))
-    if not checks:
-        raise UsageError(
-            f"no platform is configured in {prepared.loaded.path}; add a platforms: section "
-            "(see nfdoctor config init)"
-        )
-    check_timeout = request.timeout or prepared.loaded.config.thresholds.check_timeout
-    return run_in_session(
+    return run_platform_checks(
         env,
-        prepared,
-        checks,
-        accounts=accounts,
-        command=f"check {name}",
-        check_timeout=check_timeout,
-        observer=observer,
+        platform=request.platform,
+        config_path=request.config_path,
+        make_checks=platform_checks,
+        command="check",
+        shop=request.shop,
+        timeout=request.timeout,
+        observer=observer or SilentObserver(),
         transport=transport,
     )

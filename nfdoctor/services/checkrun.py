@@ -4,7 +4,7 @@ checks run inside one platform session."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "call_timeout_s",
     "prepare",
     "run_in_session",
+    "run_platform_checks",
     "scope_accounts",
 ]
 
@@ -74,6 +75,47 @@ def scope_accounts(prepared: PreparedConfig, scope: Scope) -> dict[str, list[Acc
         prepared.loaded.config.platforms,
         only=scope.platforms,
         account_id=scope.shop.strip() if scope.shop else None,
+    )
+
+
+def run_platform_checks(
+    env: Environment,
+    *,
+    platform: str,
+    config_path: Path | None,
+    make_checks: Callable[[list[str]], Sequence[Check]],
+    command: str,
+    shop: str | None = None,
+    timeout: timedelta | None = None,
+    observer: RunObserver,
+    transport: httpx.AsyncBaseTransport | None = None,
+    before: Callable[[PreparedConfig], None] | None = None,
+) -> Report:
+    """``COMMAND PLATFORM|all``: the checks ``make_checks`` gives for the platforms in scope,
+    run in one session. ``before`` sees the prepared config first (to refuse it early)."""
+    name = platform.strip().lower()
+    if not name:
+        raise UsageError("PLATFORM: empty; expected a platform name or all")
+    prepared = prepare(env, config_path, observer)
+    if before is not None:
+        before(prepared)
+    scope = Scope(platforms=() if name == "all" else (name,), shop=shop)
+    accounts = scope_accounts(prepared, scope)
+    checks = make_checks(list(accounts))
+    if not checks:
+        raise UsageError(
+            f"no platform is configured in {prepared.loaded.path}; add a platforms: section "
+            "(see nfdoctor config init)"
+        )
+    return run_in_session(
+        env,
+        prepared,
+        checks,
+        accounts=accounts,
+        command=f"{command} {name}",
+        check_timeout=timeout or prepared.loaded.config.thresholds.check_timeout,
+        observer=observer,
+        transport=transport,
     )
 
 

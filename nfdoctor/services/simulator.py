@@ -6,6 +6,7 @@ result holds the server ready to run and what the operator should be told.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,19 @@ from nfdoctor.context import Environment
 from nfdoctor.errors import UsageError, WriteTargetError
 from nfdoctor.fsutil import check_write_target
 from nfdoctor.simulator.app import build_simulator
+from nfdoctor.simulator.certs import SimulatorPki
+from nfdoctor.simulator.crm import CrmSettings
 from nfdoctor.simulator.crm_data import write_demo_crm
-from nfdoctor.simulator.server import SimulatorServer, write_config
+from nfdoctor.simulator.emitter import WebhookEmitter
+from nfdoctor.simulator.faults import FaultPlan, load_fault_plan
+from nfdoctor.simulator.server import (
+    CRM_TLS_DOMAIN,
+    CrmTlsSites,
+    SimulatorServer,
+    platform_emitter,
+    webhook_urls,
+    write_config,
+)
 from nfdoctor.simulator.state import MAX_ACCOUNTS_PER_PLATFORM, SimulatorState
 from nfdoctor.store.database import DatabaseUrl
 from nfdoctor.store.seeding import check_seed_target, database_target
@@ -35,6 +47,10 @@ class SimulatorRequest:
     database: str | None = None
     db: Path | None = None
     debug: bool = False
+    #: also serve the CRM's webhook receivers over HTTPS (``--tls``)
+    tls: bool = False
+    #: platform -> certificate kind, over the fault plan's ``tls:`` section (needs ``tls``)
+    tls_kinds: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,8 +59,32 @@ class SimulatorStarted:
 
     server: SimulatorServer
     state: SimulatorState
+    #: the platforms' webhook emitter (the fault plan's ``emitter:``); None when off
+    emitter: WebhookEmitter | None = None
     #: one line per thing done (demo CRM written, config written), for the operator
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def run(self) -> None:
+        """Serve until Ctrl-C or SIGTERM, the platforms' emitter beside the server."""
+        if self.emitter is not None:
+            self.emitter.start()
+        try:
+            self.server.run()
+        finally:
+            if self.emitter is not None:
+                self.emitter.stop()
+
+    def start_in_thread(self) -> None:
+        """Serve from background threads (tests, scripts); :meth:`stop` ends it."""
+        self.server.start_in_thread()
+        if self.emitter is not None:
+            self.emitter.start()
+
+    def stop(self) -> None:
+        """Stop the emitter, then the server."""
+        if self.emitter is not None:
+            self.emitter.stop()
+        self.server.stop()
 
 
 def _database_target(request: SimulatorRequest) -> tuple[DatabaseUrl, str] | None:
@@ -70,33 +110,96 @@ def start_simulator(env: Environment, request: SimulatorRequest) -> SimulatorSta
             check_write_target(request.write_config)
         except WriteTargetError as exc:
             raise UsageError(f"--write-config: {exc.reason}") from None
+    if request.tls_kinds is not None and not request.tls:
+        raise ValueError("tls_kinds needs tls")
     target = _database_target(request)
     if target is not None:
         check_seed_target(target[0], option=target[1])
+    plan = None
+    if request.faults is not None:
+        plan = load_fault_plan(request.faults, default_seed=request.seed)
     # One message id shared by two pages when there are two: the demo CRM's case of the same
     # id on another shop, which a dedupe must not merge.
     app, state = build_simulator(
         request.seed,
-        request.faults,
+        plan,
         env.clock,
         accounts_per_platform=request.shops,
         shared_message_ids=1 if target is not None else 0,
-    )
-    server = SimulatorServer(
-        app, port=request.port, log_level="info" if request.debug else "warning", state=state
+        # The CRM stores the message events it accepts in the demo CRM, as the real one does.
+        crm_settings=CrmSettings(database=target[0] if target is not None else None),
     )
     notes: list[str] = []
+    kinds = _planned_cert_kinds(plan)
+    tls: CrmTlsSites | None = None
+    pki: SimulatorPki | None = None
+    if request.tls:
+        pki = SimulatorPki(state.clock())
+        tls = CrmTlsSites(pki, {**kinds, **(request.tls_kinds or {})})
+    elif kinds:
+        notes.append("nfdoctor: the fault plan's tls: section has no effect without --tls")
+    server = SimulatorServer(
+        app,
+        port=request.port,
+        log_level="info" if request.debug else "warning",
+        state=state,
+        tls=tls,
+    )
+    # What the platforms deliver to: the URLs the written config names.
+    state.webhook_urls = webhook_urls(server.url, https=tls is not None)
     if target is not None:
         summary = write_demo_crm(target[0], state, option=target[1])
         notes.append(
             f"nfdoctor: demo CRM written to {summary.location} ({summary.shops} shops, "
             f"{summary.messages} messages, {summary.duplicate_groups} duplicated)"
         )
+    ca_path: Path | None = None
     if request.write_config is not None:
-        write_config(
-            request.write_config, server.url, state, database=target[0] if target else None
+        written = write_config(
+            request.write_config,
+            server.url,
+            state,
+            database=target[0] if target else None,
+            tls_port=server.tls_port,
+            ca_pem=pki.root_pem() if pki is not None else None,
         )
+        ca_path = written[-1] if pki is not None else None
         notes.append(f"nfdoctor: config written to {request.write_config}")
+    if tls is not None:
+        notes.append(_https_note(server, tls, ca_path))
     per = f"{request.shops} shops per platform" if request.shops > 1 else "1 shop per platform"
     notes.append(f"nfdoctor simulator listening on {server.url}, {per} (Ctrl-C to stop)")
-    return SimulatorStarted(server=server, state=state, notes=tuple(notes))
+    emitter = platform_emitter(state, server, pki.root_pem() if pki is not None else None)
+    if emitter is not None:
+        every = emitter.plan.every.total_seconds()
+        notes.append(
+            f"nfdoctor simulator: {', '.join(emitter.plan.platforms)} deliver a chat message "
+            f"event every {every:g} s; retries on each platform's schedule ÷ "
+            f"{emitter.plan.compress:g}"
+        )
+    return SimulatorStarted(server=server, state=state, emitter=emitter, notes=tuple(notes))
+
+
+def _planned_cert_kinds(plan: FaultPlan | None) -> dict[str, str]:
+    """The fault plan's ``tls:`` section (platform -> certificate kind), if it has one."""
+    # Read defensively: the section came with the webhooks work and a plan built by hand
+    # (tests, scripts) may predate it.
+    kinds = getattr(plan, "tls", None)
+    if not isinstance(kinds, Mapping):
+        return {}
+    return {str(platform): str(kind) for platform, kind in kinds.items()}
+
+
+def _https_note(server: SimulatorServer, tls: CrmTlsSites, ca_path: Path | None) -> str:
+    """One line: where HTTPS is served, which kinds are not valid, and the CA bundle."""
+    odd = ", ".join(f"{p} {k}" for p, k in tls.kinds.items() if k != "valid")
+    kinds = f"; certificates: {odd}" if odd else ""
+    bundle = (
+        f"CA bundle {ca_path}"
+        if ca_path is not None
+        else "no CA bundle written (use --write-config)"
+    )
+    return (
+        f"nfdoctor simulator: CRM webhook receivers over HTTPS on {server.tls_url} as "
+        f"<platform>.{CRM_TLS_DOMAIN} (by SNI){kinds}; {bundle}"
+    )

@@ -22,6 +22,7 @@ from nfdoctor.simulator.crm import (
     build_crm_app,
     crm_error_body,
 )
+from nfdoctor.simulator.emitter import seed_lost_pushes
 from nfdoctor.simulator.faults import FaultInjector, FaultPlan, Sleep, load_fault_plan
 from nfdoctor.simulator.registry import SIM_PLATFORMS
 from nfdoctor.simulator.spec import ErrorBody
@@ -53,6 +54,11 @@ def build_simulator(
     ``accounts_per_platform`` shops/sellers/pages/OAs per platform (1-50; see
     :class:`SimulatorState`, also for ``shared_message_ids``). A fault rule naming an
     ``account`` that does not exist is a :class:`~nfdoctor.errors.UsageError`.
+
+    The plan's webhook sections land in the state: ``state.fault_plan`` (its ``tls`` and
+    ``emitter``, for the server start; see :func:`~nfdoctor.simulator.emitter.emitter_for`),
+    ``state.registrations``, and the lost pushes it asks for. ``sleep`` is what faults wait
+    with (``latency``, ``timeout``, ``slow_ack``).
     """
     if isinstance(faults, Path):
         plan = load_fault_plan(faults, default_seed=seed)
@@ -70,12 +76,16 @@ def build_simulator(
     plan.check_accounts(state)
     plan.apply_token_settings(state)
     plan.apply_limits(state)
+    state.fault_plan = plan
+    state.registrations = {name: dict(values) for name, values in plan.registrations.items()}
+    for name, count in plan.lost_pushes.items():
+        seed_lost_pushes(state, name, count)
     apps: dict[str, tuple[ASGIApp, ErrorBody]] = {
         host.prefix: (host.build(state), spec.error_body)
         for spec in SIM_PLATFORMS
         for host in spec.hosts
     }
-    apps[CRM_PREFIX] = (build_crm_app(state, crm_settings), crm_error_body)
+    apps[CRM_PREFIX] = (build_crm_app(state, crm_settings, sleep=sleep), crm_error_body)
     # Longer prefixes first, so /lazada-auth is not swallowed by /lazada.
     routes = [
         Mount(

@@ -20,16 +20,33 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, request_now, token_fault
+from nfdoctor.simulator.events import (
+    MALFORMED,
+    escaped_json,
+    facebook_message,
+    facebook_read,
+    from_milliseconds,
+    json_object,
+)
 from nfdoctor.simulator.model import Account, Token, TokenKind, alnum, digits, hex_string
 from nfdoctor.simulator.spec import (
+    ChatEventSource,
     ChatSpec,
     ConfigContext,
+    EmittedEvent,
     Host,
+    InboundMessage,
     RequestView,
     SimPlatform,
     WebhookDelivery,
+    WebhookSpec,
 )
-from nfdoctor.simulator.verify import appsecret_proof, facebook_webhook_sha256, verify_exact
+from nfdoctor.simulator.verify import (
+    appsecret_proof,
+    facebook_webhook_sha1,
+    facebook_webhook_sha256,
+    verify_exact,
+)
 
 if TYPE_CHECKING:
     from nfdoctor.simulator.state import SimulatorState
@@ -40,6 +57,17 @@ NAME = "facebook"
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
+#: the name the CRM's Meta app goes by (debug_token's ``application``, subscribed_apps)
+APP_NAME = "NextFlow CRM"
+#: the Page subscription field chat messages need (§5.8)
+MESSAGES_FIELD = "messages"
+#: what a CRM subscribes its app to on each Page
+DEFAULT_SUBSCRIBED_FIELDS = (
+    MESSAGES_FIELD,
+    "messaging_postbacks",
+    "message_echoes",
+    "message_reads",
+)
 
 
 @dataclass(kw_only=True)
@@ -249,7 +277,7 @@ class FacebookApp:
         base: dict[str, Any] = {
             "app_id": self.settings.app_id,
             "type": "PAGE",
-            "application": "NextFlow CRM",
+            "application": APP_NAME,
         }
         if status != "ok" or token is None or fault is not None:
             subcode = 460 if (status == "revoked" or fault == "revoked") else 467
@@ -308,11 +336,25 @@ class FacebookApp:
         return chunk, paging
 
     async def edge(self, request: Request) -> Response:
-        """GET /{v}/{page-id}/conversations and /{v}/{conversation-id}/messages."""
+        """GET /{v}/{page-id}/conversations, /{v}/{page-id}/subscribed_apps and
+        /{v}/{conversation-id}/messages."""
         try:
             _, account, now = self.page_token(request)
             node, edge = request.path_params["node"], request.path_params["edge"]
             items: list[dict[str, Any]]
+            if edge == "subscribed_apps" and node in (account.account_id, "me"):
+                # The apps subscribed to the Page's webhooks: ours, unless the fault plan's
+                # registrations say it is not (subscribed_fields: null) or not to messages.
+                fields = subscribed_fields(self.state)
+                apps = []
+                if fields is not None:
+                    name = self.state.registrations.get(NAME, {}).get("name", APP_NAME)
+                    apps.append(
+                        {"id": self.settings.app_id, "name": name, "subscribed_fields": fields}
+                    )
+                return json_response(
+                    {"data": apps}, headers=self.usage_headers(account, now, app=False)
+                )
             if edge == "conversations" and node in (account.account_id, "me"):
                 items = [
                     {"id": c.conversation_id, "updated_time": _iso(c.updated_time)}
@@ -353,6 +395,15 @@ class FacebookApp:
         if paging:
             body["paging"] = paging
         return json_response(body, headers=self.usage_headers(account, now, app=False))
+
+
+def subscribed_fields(state: SimulatorState) -> list[str] | None:
+    """The fields the CRM's app is subscribed to on the Pages; None: not subscribed."""
+    registration = state.registrations.get(NAME, {})
+    if "subscribed_fields" in registration:
+        fields = registration["subscribed_fields"]
+        return None if fields is None else list(fields)
+    return list(DEFAULT_SUBSCRIBED_FIELDS)
 
 
 def build_facebook_app(state: SimulatorState) -> Starlette:
@@ -418,12 +469,95 @@ def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
     return verify_exact(expected, delivery.headers.get("x-hub-signature-256"))
 
 
-def _webhook_handshake(state: SimulatorState, query: Mapping[str, str]) -> tuple[int, str]:
-    # §5.8: echo hub.challenge when hub.verify_token is the one configured
+def _webhook_handshake(
+    state: SimulatorState, query: Mapping[str, str], wrong: str | None = None
+) -> tuple[int, str]:
+    # §5.8: echo hub.challenge when hub.verify_token is the one configured. `wrong` is the
+    # fault plan's wrong_challenge: the mistakes CRMs make here.
     token = FACEBOOK.settings(state).verify_token
-    if query.get("hub.mode") == "subscribe" and verify_exact(token, query.get("hub.verify_token")):
-        return 200, query.get("hub.challenge", "")
-    return 403, "Forbidden"
+    challenge = query.get("hub.challenge", "")
+    if wrong == "ignore_token":
+        return 200, challenge
+    if query.get("hub.mode") != "subscribe" or not verify_exact(
+        token, query.get("hub.verify_token")
+    ):
+        return 403, "Forbidden"
+    if wrong == "ok":
+        return 200, "OK"
+    if wrong == "quoted":
+        return 200, f'"{challenge}"'
+    if wrong == "json":
+        return 200, json.dumps({"hub.challenge": challenge})
+    return 200, challenge
+
+
+def _message_event(
+    state: SimulatorState, source: ChatEventSource, rng: random.Random
+) -> EmittedEvent:
+    chat = FACEBOOK.chat
+    assert chat is not None
+    mid = chat.new_message_id(rng)
+    payload = facebook_message(
+        page_id=source.account.account_id,
+        psid=source.user_id,
+        mid=mid,
+        text=source.text,
+        at=source.sent_at,
+    )
+    # Meta sends (and signs) the body with non-ASCII escaped as \uXXXX (§5.8).
+    return EmittedEvent(mid, escaped_json(payload))
+
+
+def _probe_event(state: SimulatorState, account: Account, at: datetime) -> bytes:
+    # A read receipt (message_reads) from the Page's first customer, or a made-up PSID.
+    psid = account.conversations[0].user_id if account.conversations else "0" * 16
+    return escaped_json(facebook_read(page_id=account.account_id, psid=psid, watermark=at, at=at))
+
+
+def _sign(state: SimulatorState, account: Account, url: str, body: bytes) -> dict[str, str]:
+    # §9: POSTs carry both X-Hub-Signature-256 and the legacy SHA-1 X-Hub-Signature.
+    secret = FACEBOOK.settings(state).app_secret
+    return {
+        "X-Hub-Signature-256": facebook_webhook_sha256(secret, body),
+        "X-Hub-Signature": facebook_webhook_sha1(secret, body),
+    }
+
+
+def _delivery_url(state: SimulatorState, account: Account) -> str | None:
+    # Message events only reach a callback when the app is subscribed to "messages".
+    fields = subscribed_fields(state)
+    if fields is None or MESSAGES_FIELD not in fields:
+        return None
+    return state.webhook_urls.get(NAME)
+
+
+def _read_message_event(body: bytes) -> list[InboundMessage]:
+    # Every messaging item with a message that is not an echo of the Page's own.
+    payload = json_object(body)
+    if payload is None or payload.get("object") != "page":
+        return []
+    found = []
+    try:
+        for entry in payload.get("entry") or []:
+            for item in entry.get("messaging") or []:
+                message = item.get("message")
+                if not isinstance(message, dict) or message.get("is_echo"):
+                    continue
+                recipient = (item.get("recipient") or {}).get("id", entry.get("id"))
+                text = message.get("text")
+                found.append(
+                    InboundMessage(
+                        channel=NAME,
+                        shop_external_id=str(recipient),
+                        external_id=str(message["mid"]),
+                        sender_external_id=str(item["sender"]["id"]),
+                        body=text if isinstance(text, str) else None,
+                        sent_at=from_milliseconds(item.get("timestamp", entry.get("time"))),
+                    )
+                )
+    except MALFORMED:
+        return []
+    return found
 
 
 def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
@@ -475,4 +609,16 @@ FACEBOOK: SimPlatform[FacebookSettings] = SimPlatform(
     verify_webhook=_verify_webhook,
     webhook_handshake=_webhook_handshake,
     request_accounts=_request_accounts,
+    read_message_event=_read_message_event,
+    webhooks=WebhookSpec(
+        # §5.8: 200 within 5 s. "A few immediate retries" (Low): simulated 5 s, 30 s, 2 min,
+        # and the fault plan may replace it.
+        ack_deadline=timedelta(seconds=5),
+        retry_schedule=(timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2)),
+        message_event=_message_event,
+        probe_event=_probe_event,
+        sign=_sign,
+        delivery_url=_delivery_url,
+        registration_fields={"subscribed_fields": "strings", "name": "text"},
+    ),
 )

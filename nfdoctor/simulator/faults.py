@@ -16,6 +16,14 @@ Example (see ``examples/faults-demo.yaml`` and the simulator README)::
         fault: http_429
         retry_after: 2
         probability: 0.3
+
+Beside the rules, a plan may say how the platforms' side of webhooks behaves: ``tls:`` (the
+certificate kind of each platform's CRM receiver under ``--tls``), ``emitter:`` (the
+platforms deliver chat message events, with their retry schedules), ``registrations:``
+(what each platform's side holds about the webhook) and ``lost_pushes:`` (Shopee pushes
+given up on before the simulator started). Rules on ``platform: crm`` may use the CRM
+receiver faults (:data:`~nfdoctor.simulator.crm.RECEIVER_FAULTS`), which the CRM app
+applies itself.
 """
 
 from __future__ import annotations
@@ -40,11 +48,18 @@ import yaml
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
-from nfdoctor.durations import parse_span
+from nfdoctor.durations import bounded_span, parse_span
 from nfdoctor.errors import UsageError
 from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
 from nfdoctor.simulator.base import SCOPE_KEY
-from nfdoctor.simulator.crm import CRM_NAME
+from nfdoctor.simulator.certs import CERT_KINDS
+from nfdoctor.simulator.crm import (
+    CRM_NAME,
+    RECEIVER_FAULTS,
+    RECEIVER_FAULTS_KEY,
+    WRONG_CHALLENGE_ANSWERS,
+)
+from nfdoctor.simulator.emitter import DEFAULT_COMPRESS, DEFAULT_EVERY, EmitterPlan
 from nfdoctor.simulator.registry import NAMES, sim_platform
 from nfdoctor.simulator.spec import ErrorBody, RequestView
 from nfdoctor.simulator.state import SimulatorState
@@ -73,7 +88,15 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "revoked_token": {},
     "clock_skew": {"seconds": (int, True)},
     "schema_drift": {"field": (str, True), "rename_to": (str, True)},
+    # The CRM's webhook receivers (platform: crm only); the CRM app applies them.
+    "slow_ack": {"ms": (int, True)},
+    "wrong_challenge": {"answer": (str, True)},
+    "http_status": {"status": (int, True)},
+    "ack_body": {"text": (str, True)},
+    "redirect_http": {},
+    "unsigned_ok": {},
 }
+assert set(RECEIVER_FAULTS) <= set(FAULT_KINDS)
 _PLATFORMS = (*NAMES, CRM_NAME, "*")
 #: a fault holds a request for at most this long, so the simulator always shuts down soon
 MAX_HOLD_S = 3600.0
@@ -86,7 +109,15 @@ _BOUNDS: dict[str, dict[str, tuple[float, float, str]]] = {
     "http_429": {"retry_after": (0, 86400, "0 to 86400 (a day)")},
     "http_5xx": {"status": (500, 599, "between 500 and 599")},
     "clock_skew": {"seconds": (-MAX_SKEW_S, MAX_SKEW_S, "within ±315360000 (ten years)")},
+    "slow_ack": {"ms": (0, MAX_HOLD_S * 1000, "0 to 3600000 (an hour)")},
+    "http_status": {"status": (300, 599, "between 300 and 599")},
 }
+#: kind -> {parameter: the values it takes}
+_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "wrong_challenge": {"answer": WRONG_CHALLENGE_ANSWERS},
+}
+#: an ``ack_body`` text is a short answer, not a document
+MAX_ACK_BODY = 64 * 1024
 _COMMON_KEYS = {"platform", "endpoint", "fault", "probability", "times", "account", "shop"}
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -143,6 +174,14 @@ class FaultPlan:
         self.token_settings: list[TokenSetting] = []
         #: platform -> {numeric setting: value} (``limits:`` in the plan), see apply_limits
         self.limits: dict[str, dict[str, int]] = {}
+        #: platform -> certificate kind of its CRM receiver under ``--tls`` (``tls:``)
+        self.tls: dict[str, str] = {}
+        #: the platforms' webhook deliveries (``emitter:``); None: off
+        self.emitter: EmitterPlan | None = None
+        #: platform -> what its side holds about the webhook, instead of the configured URL
+        self.registrations: dict[str, dict[str, Any]] = {}
+        #: platform -> how many lost pushes it holds at start (``lost_pushes:``)
+        self.lost_pushes: dict[str, int] = {}
 
     def needs_accounts(self, platform: str, path: str) -> bool:
         """Whether a live rule for this platform and path names an account (so the request's
@@ -184,9 +223,9 @@ class FaultPlan:
             return cls([], seed=default_seed)
         if not isinstance(data, dict):
             raise bad("(top)", "expected a mapping with 'rules' (and optional 'seed')")
-        unknown = set(data) - {"seed", "rules", "tokens", "limits"}
+        unknown = set(data) - set(_SECTIONS)
         if unknown:
-            raise bad(sorted(unknown)[0], "unknown key (expected seed, rules, tokens, limits)")
+            raise bad(sorted(unknown)[0], f"unknown key (expected {', '.join(_SECTIONS)})")
         seed = data.get("seed", default_seed)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise bad("seed", "must be an integer")
@@ -202,6 +241,10 @@ class FaultPlan:
             _parse_token_setting(item, f"tokens[{i}]", bad) for i, item in enumerate(raw_tokens)
         ]
         plan.limits = _parse_limits(data.get("limits", {}), bad)
+        plan.tls = _parse_tls(data.get("tls", {}), bad)
+        plan.emitter = _parse_emitter(data.get("emitter"), bad)
+        plan.registrations = _parse_registrations(data.get("registrations", {}), bad)
+        plan.lost_pushes = _parse_lost_pushes(data.get("lost_pushes", {}), bad)
         return plan
 
     def resolve_shops(self, state: SimulatorState) -> None:
@@ -250,6 +293,10 @@ class FaultPlan:
                 f"{self.source}: rules[{index}].account: no account {rule.account} on {where} "
                 f"in this simulator (e.g. {known}; ids depend on --seed and --shops)"
             )
+
+
+#: the top-level keys of a plan
+_SECTIONS = ("seed", "rules", "tokens", "limits", "tls", "emitter", "registrations", "lost_pushes")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -387,6 +434,11 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise bad(f"{where}.times", "must be a positive integer")
     account = item.get("account")
+    if kind in RECEIVER_FAULTS and platform != CRM_NAME:
+        raise bad(
+            f"{where}.platform",
+            f"{kind} is a fault of the CRM's webhook receivers: use platform: {CRM_NAME}",
+        )
     if kind in ("expired_token", "revoked_token") and platform == CRM_NAME:
         raise bad(f"{where}.fault", f"{kind} is about platform tokens; the CRM takes none")
     shop = _parse_shop(item, where, bad) if "shop" in item else None
@@ -422,6 +474,11 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
         # make the fault silently inert (or crash the request that applies it).
         if not math.isfinite(value) or not low <= value <= high:
             raise bad(f"{where}.{key}", f"must be {words}, got {value!r}")
+    for key, choices in _CHOICES.get(kind, {}).items():
+        if params.get(key) not in choices:
+            raise bad(f"{where}.{key}", f"expected one of {', '.join(choices)}")
+    if kind == "ack_body" and len(params["text"]) > MAX_ACK_BODY:
+        raise bad(f"{where}.text", f"must be at most {MAX_ACK_BODY} characters")
     return FaultRule(
         platform=platform,
         kind=kind,
@@ -432,6 +489,217 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
         account=account,
         shop=shop,
     )
+
+
+# --- the webhook sections: tls, emitter, registrations, lost_pushes ---------------------------
+
+#: an emitter ticks at least every day and at most every 10 ms
+_EVERY_BOUNDS = (0.01, 86400.0)
+#: retry gaps are divided by at most this (a 12-hour gap then takes about 4 ms)
+MAX_COMPRESS = 10_000_000
+#: a retry schedule has at most this many steps, each at most this long
+MAX_RETRIES = 100
+MAX_RETRY_GAP = timedelta(days=7)
+#: at most this many lost pushes per platform at start
+MAX_LOST_PUSHES = 10_000
+#: Shopee's blocked_shop_id_list holds at most 500 shops (§2.8): no list is longer
+MAX_REGISTRATION_ITEMS = 500
+
+
+def _span(value: Any) -> timedelta:
+    """``2s``, ``30m`` or a number of seconds (zero or more)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a time span such as 2s or 30m")
+    if isinstance(value, (int, float)):
+        return bounded_span(float(value), value)
+    if not isinstance(value, str):
+        raise ValueError("expected a time span such as 2s or 30m")
+    return parse_span(value)
+
+
+def _platform_key(
+    name: Any, where: str, bad: Callable[[str, str], UsageError], allowed: Collection[str] = NAMES
+) -> str:
+    if name not in allowed:
+        raise bad(f"{where}.{name}", f"expected one of {', '.join(allowed)}")
+    return str(name)
+
+
+def _parse_tls(data: Any, bad: Callable[[str, str], UsageError]) -> dict[str, str]:
+    """``tls: {platform: kind}``: the certificate each platform's CRM receiver presents."""
+    if not isinstance(data, dict):
+        raise bad("tls", "must be a mapping of platform to certificate kind")
+    kinds: dict[str, str] = {}
+    for name, kind in data.items():
+        platform = _platform_key(name, "tls", bad)
+        if kind not in CERT_KINDS:
+            raise bad(f"tls.{platform}", f"expected one of {', '.join(CERT_KINDS)}, got {kind!r}")
+        kinds[platform] = str(kind)
+    return kinds
+
+
+def _parse_emitter(data: Any, bad: Callable[[str, str], UsageError]) -> EmitterPlan | None:
+    """``emitter:``: the platforms deliver chat message events (absent or null: off)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise bad("emitter", "must be a mapping (every, platforms, compress, retry_schedule)")
+    known = ("every", "platforms", "compress", "retry_schedule")
+    for key in data:
+        if key not in known:
+            raise bad(f"emitter.{key}", f"unknown key (expected {', '.join(known)})")
+    every = DEFAULT_EVERY
+    if "every" in data:
+        low, high = _EVERY_BOUNDS
+        try:
+            every = _span(data["every"])
+        except ValueError as exc:
+            raise bad("emitter.every", str(exc)) from None
+        if not low <= every.total_seconds() <= high:
+            raise bad("emitter.every", "must be from 10ms to 1d, e.g. 2s")
+    platforms = NAMES
+    if "platforms" in data:
+        raw = data["platforms"]
+        if not isinstance(raw, list) or not raw:
+            raise bad("emitter.platforms", f"must be a list of some of {', '.join(NAMES)}")
+        for index, name in enumerate(raw):
+            if name not in NAMES:
+                raise bad(f"emitter.platforms[{index}]", f"expected one of {', '.join(NAMES)}")
+            if raw.index(name) != index:
+                raise bad(f"emitter.platforms[{index}]", f"{name} is listed twice")
+        platforms = tuple(str(name) for name in raw)
+    compress = DEFAULT_COMPRESS
+    if "compress" in data:
+        value = data["compress"]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not 1 <= value <= MAX_COMPRESS:
+            raise bad(
+                "emitter.compress",
+                f"must be a number from 1 (real time) to {MAX_COMPRESS}, got {value!r}",
+            )
+        compress = float(value)
+    schedules = _parse_retry_schedule(data.get("retry_schedule", {}), bad)
+    return EmitterPlan(
+        every=every, platforms=platforms, compress=compress, retry_schedule=schedules
+    )
+
+
+def _parse_retry_schedule(
+    data: Any, bad: Callable[[str, str], UsageError]
+) -> dict[str, tuple[timedelta, ...]]:
+    where = "emitter.retry_schedule"
+    if not isinstance(data, dict):
+        raise bad(where, "must be a mapping of platform to a list of gaps, e.g. shopee: [1m, 5m]")
+    schedules: dict[str, tuple[timedelta, ...]] = {}
+    for name, gaps in data.items():
+        platform = _platform_key(name, where, bad)
+        if not isinstance(gaps, list) or len(gaps) > MAX_RETRIES:
+            raise bad(
+                f"{where}.{platform}",
+                f"must be a list of at most {MAX_RETRIES} gaps between attempts, e.g. [1m, 5m]",
+            )
+        parsed = []
+        for index, gap in enumerate(gaps):
+            try:
+                span = _span(gap)
+            except ValueError as exc:
+                raise bad(f"{where}.{platform}[{index}]", str(exc)) from None
+            if span > MAX_RETRY_GAP:
+                raise bad(f"{where}.{platform}[{index}]", "must be at most 7d")
+            parsed.append(span)
+        schedules[platform] = tuple(parsed)
+    return schedules
+
+
+def _parse_registrations(
+    data: Any, bad: Callable[[str, str], UsageError]
+) -> dict[str, dict[str, Any]]:
+    """``registrations: {platform: {field: value}}``: the platform side's view of the webhook,
+    for the platforms whose API reports it."""
+    if not isinstance(data, dict):
+        raise bad("registrations", "must be a mapping of platform to fields")
+    with_api = [
+        spec.name
+        for spec in map(sim_platform, NAMES)
+        if spec.webhooks and spec.webhooks.registration_fields
+    ]
+    registrations: dict[str, dict[str, Any]] = {}
+    for name, values in data.items():
+        if name in NAMES and name not in with_api:
+            raise bad(
+                f"registrations.{name}",
+                f"{sim_platform(name).label} has no webhook registration API in the simulator "
+                f"(these do: {', '.join(with_api)})",
+            )
+        platform = _platform_key(name, "registrations", bad, with_api)
+        fields = sim_platform(platform).webhooks.registration_fields  # type: ignore[union-attr]
+        if not isinstance(values, dict):
+            raise bad(
+                f"registrations.{platform}", f"must be a mapping with some of {', '.join(fields)}"
+            )
+        parsed: dict[str, Any] = {}
+        for key, value in values.items():
+            where = f"registrations.{platform}.{key}"
+            if key not in fields:
+                raise bad(where, f"unknown field (expected {', '.join(fields)})")
+            parsed[str(key)] = _registration_value(value, fields[key], where, bad)
+        registrations[platform] = parsed
+    return registrations
+
+
+def _registration_value(
+    value: Any, kind: str, where: str, bad: Callable[[str, str], UsageError]
+) -> Any:
+    if kind == "url":
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise bad(where, "must be an http:// or https:// URL, or null (none registered)")
+        return value
+    if kind == "text":
+        if not isinstance(value, str) or not value or len(value) > 1000:
+            raise bad(where, "must be a line of text")
+        return value
+    if kind == "strings":
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or len(value) > MAX_REGISTRATION_ITEMS
+            or not all(isinstance(v, str) and v for v in value)
+        ):
+            raise bad(where, "must be a list of names, e.g. [messages], or null")
+        return list(value)
+    ok = isinstance(value, list) and len(value) <= MAX_REGISTRATION_ITEMS
+    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise bad(where, f"must be a list of at most {MAX_REGISTRATION_ITEMS} whole numbers")
+    return list(value)
+
+
+def _parse_lost_pushes(data: Any, bad: Callable[[str, str], UsageError]) -> dict[str, int]:
+    """``lost_pushes: {platform: N}``, for the platforms that keep lost pushes (Shopee)."""
+    if not isinstance(data, dict):
+        raise bad("lost_pushes", "must be a mapping of platform to a number of pushes")
+    keeping = [
+        name
+        for name in NAMES
+        if (hooks := sim_platform(name).webhooks) is not None and hooks.keeps_lost_pushes
+    ]
+    counts: dict[str, int] = {}
+    for name, count in data.items():
+        if name in NAMES and name not in keeping:
+            raise bad(
+                f"lost_pushes.{name}",
+                f"{sim_platform(name).label} has no lost-push API (these do: {', '.join(keeping)})",
+            )
+        platform = _platform_key(name, "lost_pushes", bad, keeping)
+        ok = isinstance(count, int) and not isinstance(count, bool)
+        if not ok or not 0 <= count <= MAX_LOST_PUSHES:
+            raise bad(
+                f"lost_pushes.{platform}", f"must be a whole number from 0 to {MAX_LOST_PUSHES}"
+            )
+        counts[platform] = count
+    return counts
 
 
 #: a fault plan is a few dozen lines
@@ -577,6 +845,10 @@ class FaultInjector:
         skew = sum(int(r.params["seconds"]) for r in rules if r.kind == "clock_skew")
         now = self.state.clock() + timedelta(seconds=skew)
         info: dict[str, Any] = {"now": now}
+        # The CRM app applies its receivers' faults itself (store first, then answer slowly …).
+        info[RECEIVER_FAULTS_KEY] = {
+            rule.kind: rule.params for rule in rules if rule.kind in RECEIVER_FAULTS
+        }
         if "revoked_token" in kinds:
             info["token_fault"] = "revoked"
         elif "expired_token" in kinds:

@@ -7,6 +7,7 @@ and the token host at ``/lazada-auth`` (``/lazada-auth/rest/auth/token/refresh``
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,8 +20,27 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
+from nfdoctor.simulator.events import (
+    MALFORMED,
+    from_milliseconds,
+    json_object,
+    lazada_category_tree,
+    lazada_im_message,
+    stable_digits,
+    utf8_json,
+)
 from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits
-from nfdoctor.simulator.spec import ConfigContext, Host, OrderSpec, SimPlatform, WebhookDelivery
+from nfdoctor.simulator.spec import (
+    ChatEventSource,
+    ConfigContext,
+    EmittedEvent,
+    Host,
+    InboundMessage,
+    OrderSpec,
+    SimPlatform,
+    WebhookDelivery,
+    WebhookSpec,
+)
 from nfdoctor.simulator.verify import (
     lazada_push_signature,
     lazada_sign,
@@ -371,6 +391,69 @@ def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
     return verify_exact(expected, delivery.headers.get("authorization"))
 
 
+#: the push type of IM messages (§3.8)
+IM_MESSAGE = 2
+
+
+def _message_event(
+    state: SimulatorState, source: ChatEventSource, rng: random.Random
+) -> EmittedEvent:
+    # An opaque string id, as the IM API's (§3.9), e.g. "1zYOS7N0cuIqw96026"
+    message_id = alnum(rng, 18)
+    seller = source.account.account_id
+    session = source.conversation_id or stable_digits(f"{NAME}/{seller}/{source.user_id}", 16)
+    payload = lazada_im_message(
+        seller_id=seller,
+        session_id=session,
+        message_id=message_id,
+        buyer_id=source.user_id,
+        text=source.text,
+        at=source.sent_at,
+    )
+    return EmittedEvent(message_id, utf8_json(payload))
+
+
+def _probe_event(state: SimulatorState, account: Account, at: datetime) -> bytes:
+    return utf8_json(lazada_category_tree(seller_id=account.account_id, at=at))
+
+
+def _sign(state: SimulatorState, account: Account, url: str, body: bytes) -> dict[str, str]:
+    settings = LAZADA.settings(state)
+    return {"Authorization": lazada_push_signature(settings.app_key, settings.app_secret, body)}
+
+
+def _read_message_event(body: bytes) -> list[InboundMessage]:
+    # message_type 2, IM; from_account_type 1 is the buyer (2: the seller's own message)
+    payload = json_object(body)
+    if payload is None or payload.get("message_type") != IM_MESSAGE:
+        return []
+    try:
+        data = payload["data"]
+        if data.get("from_account_type", 1) != 1:
+            return []
+        content = data.get("content")
+        text: str | None = None
+        if isinstance(content, str):
+            try:
+                inner = json.loads(content)
+                text = inner.get("txt") if isinstance(inner, dict) else None
+            except ValueError:
+                text = content  # not the usual JSON: the CRM keeps what came
+        return [
+            InboundMessage(
+                channel=NAME,
+                shop_external_id=str(payload["seller_id"]),
+                external_id=str(data["message_id"]),
+                sender_external_id=str(data["from_account_id"]),
+                body=text if isinstance(text, str) else None,
+                sent_at=from_milliseconds(data.get("send_time", payload.get("timestamp"))),
+                thread_id=str(data["session_id"]) if "session_id" in data else None,
+            )
+        ]
+    except MALFORMED:
+        return []
+
+
 _API = Host(prefix="/lazada", real_host="api.lazada.vn", build=build_lazada_app)
 _AUTH = Host(prefix="/lazada-auth", real_host="auth.lazada.com", build=build_lazada_auth_app)
 
@@ -418,4 +501,13 @@ LAZADA: SimPlatform[LazadaSettings] = SimPlatform(
     secrets=_secrets,
     config_section=_config_section,
     verify_webhook=_verify_webhook,
+    read_message_event=_read_message_event,
+    webhooks=WebhookSpec(
+        # §3.8 (High): 200 within 500 ms; retried every 30 min, up to 12 times
+        ack_deadline=timedelta(milliseconds=500),
+        retry_schedule=(timedelta(minutes=30),) * 12,
+        message_event=_message_event,
+        probe_event=_probe_event,
+        sign=_sign,
+    ),
 )

@@ -14,14 +14,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
+from nfdoctor.simulator.events import (
+    MALFORMED,
+    from_seconds,
+    json_object,
+    shopee_order_status,
+    shopee_updates,
+    shopee_webchat,
+    stable_digits,
+    utf8_json,
+)
 from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits, hex_string
 from nfdoctor.simulator.spec import (
+    ChatEventSource,
     ConfigContext,
+    EmittedEvent,
     Host,
+    InboundMessage,
     OrderSpec,
     RequestView,
     SimPlatform,
     WebhookDelivery,
+    WebhookSpec,
+    configured_webhook_url,
 )
 from nfdoctor.simulator.verify import shopee_push_signature, shopee_sign, verify_exact
 
@@ -33,6 +48,11 @@ __all__ = ["SHOPEE", "ShopeeSettings", "build_shopee_app", "shopee_error_body"]
 NAME = "shopee"
 TIMESTAMP_TOLERANCE = 300  # §2.2: within 5 minutes of server time, either side
 MAX_WINDOW = 15 * 86400  # §2.5: get_order_list window ≤ 15 days
+#: §2.8: get_lost_push_message lists the earliest 100 of the last 3 days
+LOST_PUSH_WINDOW = timedelta(days=3)
+LOST_PUSH_PAGE = 100
+#: the push code of webchat messages (§2.8)
+WEBCHAT = 10
 
 
 @dataclass(kw_only=True)
@@ -290,6 +310,67 @@ class ShopeeApp:
         except ShopeeError as exc:
             return self.error(rid, exc)
 
+    # ---- push (§2.8): the partner's push configuration and the pushes it gave up on --------
+
+    async def get_app_push_config(self, request: Request) -> Response:
+        """GET /api/v2/push/get_app_push_config (public sign): where Shopee pushes, and which
+        codes, shops and health status (the fault plan's ``registrations:`` overrides)."""
+        rid = self.state.new_request_id()
+        try:
+            self.check_sign(request, shop=False)
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        config = push_config(self.state, origin)
+        return json_response({"request_id": rid, "error": "", "message": "", "response": config})
+
+    async def get_lost_push_message(self, request: Request) -> Response:
+        """GET /api/v2/push/get_lost_push_message (public sign): the earliest 100 pushes of
+        the last 3 days that were not confirmed; ``data`` is the push's data as a JSON string."""
+        rid = self.state.new_request_id()
+        try:
+            now, _ = self.check_sign(request, shop=False)
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        pushes = self.state.lost_pushes(NAME, since=now - LOST_PUSH_WINDOW)
+        page = pushes[:LOST_PUSH_PAGE]
+        items = []
+        for push in page:
+            item: dict[str, Any] = {}
+            if push.event.get("shop_id") is not None:  # partner-level codes have none
+                item["shop_id"] = push.event["shop_id"]
+            item["code"] = push.event.get("code")
+            item["timestamp"] = push.event.get("timestamp")
+            item["data"] = utf8_json(push.event.get("data")).decode("utf-8")
+            items.append(item)
+        return json_response(
+            {
+                "request_id": rid,
+                "error": "",
+                "message": "",
+                "response": {
+                    "push_message_list": items,
+                    "has_next_page": len(pushes) > len(page),
+                    "last_message_id": page[-1].push_id if page else 0,
+                },
+            }
+        )
+
+    async def confirm_consumed_lost_push_message(self, request: Request) -> Response:
+        """POST /api/v2/push/confirm_consumed_lost_push_message (public sign), JSON
+        ``{"last_message_id": N}``: every lost push up to N is consumed."""
+        rid = self.state.new_request_id()
+        try:
+            self.check_sign(request, shop=False)
+            payload = json_object(await request.body())
+            last = payload.get("last_message_id") if payload is not None else None
+            if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+                raise ShopeeError("error_param", "Wrong parameters, detail: last_message_id.")
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        self.state.confirm_lost_pushes(NAME, last)
+        return json_response({"request_id": rid, "error": "", "message": "", "response": {}})
+
 
 def build_shopee_app(state: SimulatorState) -> Starlette:
     """The Shopee API host (token endpoints live on the same host)."""
@@ -300,8 +381,35 @@ def build_shopee_app(state: SimulatorState) -> Starlette:
             Route("/api/v2/shop/get_shop_info", app.get_shop_info, methods=["GET"]),
             Route("/api/v2/public/get_shops_by_partner", app.get_shops_by_partner, methods=["GET"]),
             Route("/api/v2/order/get_order_list", app.get_order_list, methods=["GET"]),
+            Route("/api/v2/push/get_app_push_config", app.get_app_push_config, methods=["GET"]),
+            Route("/api/v2/push/get_lost_push_message", app.get_lost_push_message, methods=["GET"]),
+            Route(
+                "/api/v2/push/confirm_consumed_lost_push_message",
+                app.confirm_consumed_lost_push_message,
+                methods=["POST"],
+            ),
         ]
     )
+
+
+def push_config(state: SimulatorState, origin: str | None = None) -> dict[str, Any]:
+    """The partner's push configuration: the configured callback URL (see
+    :func:`~nfdoctor.simulator.spec.configured_webhook_url`) and the codes a CRM subscribes
+    to, unless the fault plan's ``registrations:`` says otherwise."""
+    config: dict[str, Any] = {
+        "callback_url": configured_webhook_url(state, NAME, origin) or "",
+        "live_push_status": "Normal",
+        # authorization (1, 2, 12), order status (3) and webchat (10): what a CRM uses
+        "push_config_on_list": [1, 2, 3, WEBCHAT, 12],
+        "push_config_off_list": [4, 5, 6, 7, 8, 9, 11, 13, 15],
+        "blocked_shop_id_list": [],
+    }
+    config.update(state.registrations.get(NAME, {}))
+    if config["callback_url"] is None:
+        config["callback_url"] = ""
+    if str(config["live_push_status"]).lower() == "suspended":
+        config["suspended_time"] = int((state.started_at - timedelta(days=1)).timestamp())
+    return config
 
 
 # ---- the declaration ---------------------------------------------------------------------
@@ -371,6 +479,86 @@ def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
     return {str(shop_id) for shop_id in found if shop_id is not None}
 
 
+def _message_event(
+    state: SimulatorState, source: ChatEventSource, rng: random.Random
+) -> EmittedEvent:
+    # message_id: ~19 digits as a string, above 2**53 (§2.9)
+    message_id = rng.choice("123456789") + digits(rng, 18)
+    shop = source.account.account_id
+    conversation = source.conversation_id or stable_digits(f"{NAME}/{shop}/{source.user_id}", 18)
+    payload = shopee_webchat(
+        shop_id=int(shop),
+        message_id=message_id,
+        conversation_id=conversation,
+        from_id=int(source.user_id),
+        from_user_name=source.user_name,
+        text=source.text,
+        at=source.sent_at,
+    )
+    return EmittedEvent(message_id, utf8_json(payload))
+
+
+def _order_event(state: SimulatorState, account: Account, order: Order, at: datetime) -> bytes:
+    payload = shopee_order_status(
+        shop_id=int(account.account_id), order_sn=order.order_id, status=order.status, at=at
+    )
+    return utf8_json(payload)
+
+
+def _probe_event(state: SimulatorState, account: Account, at: datetime) -> bytes:
+    return utf8_json(shopee_updates(shop_id=int(account.account_id), at=at))
+
+
+def _sign(state: SimulatorState, account: Account, url: str, body: bytes) -> dict[str, str]:
+    # §2.8: Authorization = HMAC(partner_key, callback URL exactly as configured | raw body)
+    key = SHOPEE.settings(state).partner_key
+    return {"Authorization": shopee_push_signature(key, url, body)}
+
+
+def _delivery_url(state: SimulatorState, account: Account) -> str | None:
+    config = push_config(state)
+    on, off = config["push_config_on_list"], config["push_config_off_list"]
+    if (
+        not config["callback_url"]
+        or str(config["live_push_status"]).lower() == "suspended"
+        or int(account.account_id) in config["blocked_shop_id_list"]
+        or WEBCHAT not in on
+        or WEBCHAT in off
+    ):
+        return None
+    return str(config["callback_url"])
+
+
+def _read_message_event(body: bytes) -> list[InboundMessage]:
+    # Code 10, webchat; the seller's own messages (from the shop) are not inbound.
+    payload = json_object(body)
+    if payload is None or payload.get("code") != WEBCHAT:
+        return []
+    try:
+        data = payload["data"]
+        content = data["content"]
+        if data.get("type", "message") != "message" or str(content["from_id"]) == str(
+            payload["shop_id"]
+        ):
+            return []
+        inner = content.get("content")
+        text = inner.get("text") if isinstance(inner, dict) else None
+        return [
+            InboundMessage(
+                channel=NAME,
+                shop_external_id=str(payload["shop_id"]),
+                external_id=str(content["message_id"]),
+                sender_external_id=str(content["from_id"]),
+                sender_name=content.get("from_user_name"),
+                body=text if isinstance(text, str) else None,
+                sent_at=from_seconds(content.get("created_timestamp", payload.get("timestamp"))),
+                thread_id=str(content["conversation_id"]) if "conversation_id" in content else None,
+            )
+        ]
+    except MALFORMED:
+        return []
+
+
 _HOST = Host(prefix="/shopee", real_host="partner.shopeemobile.com", build=build_shopee_app)
 
 SHOPEE: SimPlatform[ShopeeSettings] = SimPlatform(
@@ -417,4 +605,24 @@ SHOPEE: SimPlatform[ShopeeSettings] = SimPlatform(
     config_section=_config_section,
     verify_webhook=_verify_webhook,
     request_accounts=_request_accounts,
+    read_message_event=_read_message_event,
+    webhooks=WebhookSpec(
+        # §2.8: 3 s is stated for the verification push; assumed for all (Medium)
+        ack_deadline=timedelta(seconds=3),
+        # §2.8: not published (Low): simulated, and the fault plan may replace it
+        retry_schedule=(timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30)),
+        message_event=_message_event,
+        probe_event=_probe_event,
+        order_event=_order_event,
+        sign=_sign,
+        delivery_url=_delivery_url,
+        registration_fields={
+            "callback_url": "url",
+            "live_push_status": "text",
+            "push_config_on_list": "ints",
+            "push_config_off_list": "ints",
+            "blocked_shop_id_list": "ints",
+        },
+        keeps_lost_pushes=True,
+    ),
 )

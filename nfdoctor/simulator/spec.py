@@ -13,25 +13,37 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from starlette.types import ASGIApp
 
 from nfdoctor.simulator.model import Account, Order, TokenKind
+from nfdoctor.store.inbox import InboundMessage
 
 if TYPE_CHECKING:
     from nfdoctor.simulator.state import SimulatorState
 
 __all__ = [
+    "CRM_PREFIX",
+    "ChatEventSource",
     "ChatSpec",
     "ConfigContext",
+    "EmittedEvent",
     "ErrorBody",
     "Host",
+    "InboundMessage",
     "OrderSpec",
+    "RegistrationKind",
     "RequestView",
     "SimPlatform",
     "WebhookDelivery",
+    "WebhookSpec",
+    "answered_by_2xx",
+    "configured_webhook_url",
 ]
+
+#: where the CRM is mounted (its receivers are ``/crm/webhooks/{platform}``)
+CRM_PREFIX = "/crm"
 
 #: ``(kind, status) -> (status, JSON body)`` in the platform's own error envelope;
 #: kind is ``"rate_limit"`` or ``"server"``
@@ -100,6 +112,83 @@ class WebhookDelivery:
     body: bytes
 
 
+@dataclass(frozen=True, kw_only=True)
+class ChatEventSource:
+    """What one chat message event is about: who wrote what to which account, and when."""
+
+    account: Account
+    user_id: str
+    user_name: str
+    text: str
+    sent_at: datetime
+    #: the user's conversation with the account where the simulator serves one
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EmittedEvent:
+    """One event as the platform delivers it: its message id and its body, byte for byte."""
+
+    message_id: str
+    body: bytes
+
+
+#: what a ``registrations:`` value of the fault plan may be: a URL (or null), a list of
+#: strings (or null), a list of whole numbers, a line of text
+RegistrationKind = Literal["url", "strings", "ints", "text"]
+
+
+def configured_webhook_url(
+    state: SimulatorState, platform: str, origin: str | None = None
+) -> str | None:
+    """The URL the platform's side is configured to deliver to: ``state.webhook_urls``
+    (filled when the server starts); else, when a request to the simulator gives its own
+    origin (``http://127.0.0.1:PORT``), that origin's receiver, which is what the config the
+    simulator writes says without ``--tls``."""
+    url = state.webhook_urls.get(platform)
+    if url is None and origin is not None:
+        url = f"{origin}{CRM_PREFIX}/webhooks/{platform}"
+    return url
+
+
+def answered_by_2xx(status: int, body: bytes) -> bool:
+    """Most platforms count any 2xx as answered (platforms.md §2.8, §3.8, §5.8, §6.8)."""
+    return 200 <= status < 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookSpec:
+    """How a platform delivers its events to the CRM: deadline, retries, payloads, signing.
+
+    What the emitter (``emitter.py``) needs to deliver as the platform would, and what the
+    platform's own webhook APIs report (``registration_fields``, lost pushes).
+    """
+
+    #: a delivery not answered within this is a failure (real time, never compressed)
+    ack_deadline: timedelta
+    #: the gaps between attempts after each failure; its length is the number of retries
+    retry_schedule: tuple[timedelta, ...]
+    #: whether ``(status, body)`` counts as answered
+    answered: Callable[[int, bytes], bool] = answered_by_2xx
+    #: one chat message event, its ids drawn from the random stream given
+    message_event: Callable[[SimulatorState, ChatEventSource, random.Random], EmittedEvent]
+    #: an event the CRM acknowledges and drops (a read receipt, a metadata change …)
+    probe_event: Callable[[SimulatorState, Account, datetime], bytes]
+    #: an order status event (marketplaces that keep lost pushes seed some)
+    order_event: Callable[[SimulatorState, Account, Order, datetime], bytes] | None = None
+    #: the headers that sign ``body`` sent to ``url`` for ``account``
+    sign: Callable[[SimulatorState, Account, str, bytes], dict[str, str]]
+    #: extra headers of the n-th retry (Zalo's ``num_retry``)
+    retry_headers: Callable[[int], dict[str, str]] | None = None
+    #: where the platform delivers ``account``'s message events, as its side is configured
+    #: (None: not delivered); default: ``state.webhook_urls[name]``
+    delivery_url: Callable[[SimulatorState, Account], str | None] | None = None
+    #: the keys ``registrations:`` may set for this platform, and what each holds
+    registration_fields: Mapping[str, RegistrationKind] = dataclasses.field(default_factory=dict)
+    #: deliveries given up on are kept for the platform's lost-push API (Shopee)
+    keeps_lost_pushes: bool = False
+
+
 @dataclass(frozen=True)
 class ConfigContext:
     """What a platform's config section needs from the config writer."""
@@ -153,10 +242,18 @@ class SimPlatform(Generic[S]):
     config_section: Callable[[SimulatorState, ConfigContext], dict[str, Any]]
     #: whether a webhook delivery carries the signature this platform would have made
     verify_webhook: Callable[[SimulatorState, WebhookDelivery], bool]
-    #: the CRM's answer to the platform's GET subscription handshake: (status, text)
-    webhook_handshake: Callable[[SimulatorState, Mapping[str, str]], tuple[int, str]] | None = None
+    #: the CRM's answer to the platform's GET subscription handshake: (status, text); the
+    #: third argument is a ``wrong_challenge`` answer to give instead (None: answer right)
+    webhook_handshake: (
+        Callable[[SimulatorState, Mapping[str, str], str | None], tuple[int, str]] | None
+    ) = None
     #: account ids a request names beyond the tokens it presents (see faults.request_accounts)
     request_accounts: Callable[[SimulatorState, RequestView], set[str]] | None = None
+    #: the chat messages a delivery's raw body holds, as the CRM reads them into
+    #: ``messages`` rows (empty: not a message event, acknowledged and dropped)
+    read_message_event: Callable[[bytes], list[InboundMessage]] | None = None
+    #: how the platform delivers events (emitter, retries, registration, lost pushes)
+    webhooks: WebhookSpec | None = None
 
     def settings(self, state: SimulatorState) -> S:
         """This platform's settings in ``state``."""

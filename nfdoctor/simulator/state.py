@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +33,22 @@ from nfdoctor.simulator.people import CHAT_NAMES, CHAT_TEXTS, SHOP_BRANDS, buyer
 from nfdoctor.simulator.registry import NAMES, SIM_PLATFORMS, sim_platform
 from nfdoctor.simulator.spec import SimPlatform
 
+if TYPE_CHECKING:
+    # Annotations only: these modules import this one.
+    from nfdoctor.simulator.crm import Delivery
+    from nfdoctor.simulator.emitter import DeliveryAttempt
+    from nfdoctor.simulator.faults import FaultPlan
+
 __all__ = [
     "BUYERS_PER_PLATFORM",
     "LIFETIMES",
     "MAX_ACCOUNTS_PER_PLATFORM",
+    "MAX_RECORDS",
     "PLATFORMS",
     "Account",
     "Clock",
     "Conversation",
+    "LostPush",
     "Message",
     "Order",
     "SimulatorState",
@@ -61,6 +72,22 @@ BUYERS_PER_PLATFORM = 200
 # The share of orders placed by the first few buyers of the pool: regular customers.
 _REGULARS = 20
 _REGULAR_SHARE = 0.3
+
+#: the CRM's and the emitter's records keep this many entries (the oldest are forgotten)
+MAX_RECORDS = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class LostPush:
+    """An event a platform gave up delivering, kept for its lost-push API (Shopee, §2.8)."""
+
+    #: increasing per platform; confirming an id consumes every push up to it
+    push_id: int
+    platform: str
+    #: the event's own time (the lost-push API lists those of the last 3 days)
+    at: datetime
+    #: the event as it would have been delivered
+    event: dict[str, Any]
 
 
 class SimulatorState:
@@ -116,6 +143,21 @@ class SimulatorState:
             p.name: False for p in SIM_PLATFORMS if p.appsecret_proof
         }
         self._calls: dict[str, list[datetime]] = {}
+        #: platform -> the URL its side delivers webhooks to (what the config says, filled
+        #: when the server starts; empty in unit tests unless a test sets it)
+        self.webhook_urls: dict[str, str] = {}
+        #: platform -> what the fault plan's ``registrations:`` says its side holds instead
+        self.registrations: dict[str, dict[str, Any]] = {}
+        #: the fault plan the simulator was built with (``tls:``, ``emitter:`` …)
+        self.fault_plan: FaultPlan | None = None
+        #: every delivery the CRM's receivers got (newest last)
+        self.crm_deliveries: deque[Delivery] = deque(maxlen=MAX_RECORDS)
+        #: every delivery attempt the platforms' emitter made (newest last)
+        self.webhook_attempts: deque[DeliveryAttempt] = deque(maxlen=MAX_RECORDS)
+        self._lost: dict[str, list[LostPush]] = {}
+        self._lost_ids: dict[str, int] = {}
+        # The emitter thread adds lost pushes while the server lists and confirms them.
+        self._lost_lock = threading.Lock()
         self._counter = 0
         self._buyer_pools: dict[str, list[tuple[str, str]]] = {}
         now = self.clock()
@@ -469,6 +511,32 @@ class SimulatorState:
         values.append(self.crm_api_key)
         values += list(self.tokens)  # the server thread may insert: list() takes a snapshot
         return values
+
+    # ---- lost pushes -----------------------------------------------------------------------
+
+    def add_lost_push(self, platform: str, event: dict[str, Any], at: datetime) -> LostPush:
+        """Keep an event the platform gave up delivering (it is listed until confirmed)."""
+        with self._lost_lock:
+            push_id = self._lost_ids.get(platform, 0) + 1
+            self._lost_ids[platform] = push_id
+            push = LostPush(push_id=push_id, platform=platform, at=at, event=event)
+            self._lost.setdefault(platform, []).append(push)
+            return push
+
+    def lost_pushes(self, platform: str, since: datetime | None = None) -> list[LostPush]:
+        """The platform's lost pushes not confirmed yet, at or after ``since``, in the order
+        they were lost (ids increase in that order)."""
+        with self._lost_lock:
+            pushes = list(self._lost.get(platform, []))
+        return [p for p in pushes if since is None or p.at >= since]
+
+    def confirm_lost_pushes(self, platform: str, last_push_id: int) -> int:
+        """Consume every lost push with an id up to ``last_push_id``; how many were."""
+        with self._lost_lock:
+            pushes = self._lost.get(platform, [])
+            kept = [p for p in pushes if p.push_id > last_push_id]
+            self._lost[platform] = kept
+            return len(pushes) - len(kept)
 
     # ---- usage -----------------------------------------------------------------------------
 

@@ -19,14 +19,28 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
+from nfdoctor.simulator.events import (
+    MALFORMED,
+    from_seconds,
+    json_object,
+    seconds,
+    stable_digits,
+    tiktok_new_message,
+    utf8_json,
+)
 from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits, hex_string
 from nfdoctor.simulator.spec import (
+    ChatEventSource,
     ConfigContext,
+    EmittedEvent,
     Host,
+    InboundMessage,
     OrderSpec,
     RequestView,
     SimPlatform,
     WebhookDelivery,
+    WebhookSpec,
+    configured_webhook_url,
 )
 from nfdoctor.simulator.verify import tiktok_push_signature, tiktok_sign, verify_exact
 
@@ -48,6 +62,14 @@ FUTURE_TOLERANCE = 30
 # Code for a bad business parameter: TikTok's reference gives none for page_size, so this
 # is a simulator choice (HTTP 400).
 INVALID_PARAMETER = 40006
+#: the webhook type of a new chat message (§4.8)
+NEW_MESSAGE = 14
+#: the event type name of type 14 in the webhook API (as registered per shop)
+NEW_MESSAGE_EVENT = "NEW_MESSAGE"
+#: what a CRM registers for each shop: order status, new conversation, new message
+DEFAULT_EVENT_TYPES = ("ORDER_STATUS_CHANGE", "NEW_CONVERSATION", NEW_MESSAGE_EVENT)
+#: the shop of probe events: no CRM has a TikTok shop "0", so it acknowledges and drops them
+PROBE_SHOP_ID = "0"
 
 
 @dataclass(kw_only=True)
@@ -289,6 +311,17 @@ class TiktokApp:
         except TiktokError as exc:
             return self.error(rid, exc)
 
+    async def webhooks(self, request: Request) -> Response:
+        """GET /event/202309/webhooks?shop_cipher=…: the shop's webhooks, one per event type
+        (the fault plan's ``registrations:`` overrides the address and the types)."""
+        rid = self.state.new_request_id()
+        try:
+            await self.check(request, shop_scoped=True)
+        except TiktokError as exc:
+            return self.error(rid, exc)
+        listed = registered_webhooks(self.state, f"{request.url.scheme}://{request.url.netloc}")
+        return self.respond(rid, {"webhooks": listed, "total_count": len(listed)})
+
     async def refresh(self, request: Request) -> Response:
         """GET /api/v2/token/refresh: unsigned, secret in the query, ABS expiries."""
         rid = self.state.new_request_id()
@@ -337,8 +370,29 @@ def build_tiktok_app(state: SimulatorState) -> Starlette:
         routes=[
             Route("/authorization/202309/shops", app.shops, methods=["GET"]),
             Route("/order/202309/orders/search", app.orders_search, methods=["POST"]),
+            Route("/event/202309/webhooks", app.webhooks, methods=["GET"]),
         ]
     )
+
+
+def registered_webhooks(state: SimulatorState, origin: str | None = None) -> list[dict[str, Any]]:
+    """The webhooks registered for a shop: the configured URL (see
+    :func:`~nfdoctor.simulator.spec.configured_webhook_url`) for the CRM's event types,
+    unless ``registrations:`` says otherwise (``address: null``: none registered)."""
+    registration = state.registrations.get(NAME, {})
+    if "address" in registration:
+        address = registration["address"]
+    else:
+        address = configured_webhook_url(state, NAME, origin)
+    if not address:
+        return []
+    types = registration.get("event_types", list(DEFAULT_EVENT_TYPES)) or []
+    # Registered when the CRM connected the shop: before the simulator's data begins.
+    created = seconds(state.started_at - timedelta(days=30))
+    return [
+        {"event_type": kind, "address": address, "create_time": created, "update_time": created}
+        for kind in types
+    ]
 
 
 def build_tiktok_auth_app(state: SimulatorState) -> Starlette:
@@ -413,6 +467,89 @@ def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
     return {a.account_id for a in state.accounts[NAME] if a.extra.get("cipher") == cipher}
 
 
+def _message_event(
+    state: SimulatorState, source: ChatEventSource, rng: random.Random
+) -> EmittedEvent:
+    message_id = rng.choice("123456789") + digits(rng, 18)  # 19 digits (§4.9)
+    shop = source.account.account_id
+    payload = tiktok_new_message(
+        shop_id=shop,
+        notification_id=rng.choice("123456789") + digits(rng, 18),
+        conversation_id=source.conversation_id
+        or stable_digits(f"{NAME}/{shop}/{source.user_id}", 19),
+        message_id=message_id,
+        sender_id=source.user_id,
+        text=source.text,
+        at=source.sent_at,
+    )
+    return EmittedEvent(message_id, utf8_json(payload))
+
+
+def _probe_event(state: SimulatorState, account: Account, at: datetime) -> bytes:
+    # A new message for shop "0": well formed and signed, for a shop no CRM has.
+    payload = tiktok_new_message(
+        shop_id=PROBE_SHOP_ID,
+        notification_id=stable_digits(f"{NAME}/probe/{seconds(at)}", 19),
+        conversation_id=stable_digits(f"{NAME}/probe", 19),
+        message_id=stable_digits(f"{NAME}/probe/{seconds(at)}/message", 19),
+        sender_id=stable_digits(f"{NAME}/probe/sender", 19),
+        text="nfdoctor probe",
+        at=at,
+    )
+    return utf8_json(payload)
+
+
+def _sign(state: SimulatorState, account: Account, url: str, body: bytes) -> dict[str, str]:
+    settings = TIKTOK.settings(state)
+    # §4.8: no "Bearer" prefix
+    return {"Authorization": tiktok_push_signature(settings.app_key, settings.app_secret, body)}
+
+
+def _answered(status: int, body: bytes) -> bool:
+    # §4.8: 200, or 401 with an empty body (the receiver's auth failed) counts as answered
+    return status == 200 or (status == 401 and not body)
+
+
+def _delivery_url(state: SimulatorState, account: Account) -> str | None:
+    for webhook in registered_webhooks(state):
+        if webhook["event_type"] == NEW_MESSAGE_EVENT:
+            return str(webhook["address"])
+    return None
+
+
+def _read_message_event(body: bytes) -> list[InboundMessage]:
+    # Type 14, new message, from the buyer (the seller's own messages are not inbound)
+    payload = json_object(body)
+    if payload is None or payload.get("type") != NEW_MESSAGE:
+        return []
+    try:
+        data = payload["data"]
+        sender = data["sender"]
+        if sender.get("role", "BUYER") != "BUYER":
+            return []
+        content = data.get("content")
+        text: Any = None
+        if isinstance(content, str):
+            try:
+                inner = json.loads(content)
+                text = inner.get("content") if isinstance(inner, dict) else None
+            except ValueError:
+                text = content
+        return [
+            InboundMessage(
+                channel=NAME,
+                shop_external_id=str(payload["shop_id"]),
+                external_id=str(data["message_id"]),
+                sender_external_id=str(sender["im_user_id"]),
+                body=text if isinstance(text, str) else None,
+                sent_at=from_seconds(data.get("create_time", payload.get("timestamp"))),
+                thread_id=str(data["conversation_id"]) if "conversation_id" in data else None,
+            )
+        ]
+    except MALFORMED:
+        return []
+
+
 _API = Host(prefix="/tiktok", real_host="open-api.tiktokglobalshop.com", build=build_tiktok_app)
 _AUTH = Host(prefix="/tiktok-auth", real_host="auth.tiktok-shops.com", build=build_tiktok_auth_app)
 
@@ -462,4 +599,21 @@ TIKTOK: SimPlatform[TiktokSettings] = SimPlatform(
     config_section=_config_section,
     verify_webhook=_verify_webhook,
     request_accounts=_request_accounts,
+    read_message_event=_read_message_event,
+    webhooks=WebhookSpec(
+        # §4.8 (High): 200 (or 401 + empty body) within 3 s; +2 min, +30 min, +3 h, +12 h
+        ack_deadline=timedelta(seconds=3),
+        retry_schedule=(
+            timedelta(minutes=2),
+            timedelta(minutes=30),
+            timedelta(hours=3),
+            timedelta(hours=12),
+        ),
+        answered=_answered,
+        message_event=_message_event,
+        probe_event=_probe_event,
+        sign=_sign,
+        delivery_url=_delivery_url,
+        registration_fields={"address": "url", "event_types": "strings"},
+    ),
 )

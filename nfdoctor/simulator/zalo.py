@@ -21,8 +21,27 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nfdoctor.simulator.base import json_response, request_now, token_fault
+from nfdoctor.simulator.events import (
+    MALFORMED,
+    from_milliseconds,
+    json_object,
+    stable_digits,
+    utf8_json,
+    zalo_received_message,
+    zalo_user_send_text,
+)
 from nfdoctor.simulator.model import Account, Message, TokenKind, alnum, digits, hex_string
-from nfdoctor.simulator.spec import ChatSpec, ConfigContext, Host, SimPlatform, WebhookDelivery
+from nfdoctor.simulator.spec import (
+    ChatEventSource,
+    ChatSpec,
+    ConfigContext,
+    EmittedEvent,
+    Host,
+    InboundMessage,
+    SimPlatform,
+    WebhookDelivery,
+    WebhookSpec,
+)
 from nfdoctor.simulator.verify import appsecret_proof, verify_exact, zalo_webhook_mac
 
 if TYPE_CHECKING:
@@ -355,6 +374,77 @@ def _verify_webhook(state: SimulatorState, delivery: WebhookDelivery) -> bool:
     )
 
 
+#: every event whose name starts so is a user's message to the OA (§6.8)
+USER_MESSAGE_PREFIX = "user_send_"
+
+
+def _message_event(
+    state: SimulatorState, source: ChatEventSource, rng: random.Random
+) -> EmittedEvent:
+    chat = ZALO.chat
+    assert chat is not None
+    msg_id = chat.new_message_id(rng)
+    payload = zalo_user_send_text(
+        app_id=ZALO.settings(state).app_id,
+        oa_id=source.account.account_id,
+        user_id=source.user_id,
+        # The user's id for this app: another id than the OA-scoped one, stable per user.
+        user_id_by_app=stable_digits(f"{NAME}/app-user/{source.user_id}", 18),
+        msg_id=msg_id,
+        text=source.text,
+        at=source.sent_at,
+    )
+    return EmittedEvent(msg_id, utf8_json(payload))
+
+
+def _probe_event(state: SimulatorState, account: Account, at: datetime) -> bytes:
+    # A ZNS delivery receipt: the OA's message reached a user; nothing a CRM stores.
+    user = account.conversations[0].user_id if account.conversations else "5" + "0" * 17
+    payload = zalo_received_message(
+        app_id=ZALO.settings(state).app_id,
+        oa_id=account.account_id,
+        user_id=user,
+        msg_id=stable_digits(f"{NAME}/probe/{int(at.timestamp())}", 19),
+        at=at,
+    )
+    return utf8_json(payload)
+
+
+def _sign(state: SimulatorState, account: Account, url: str, body: bytes) -> dict[str, str]:
+    # §6.8: mac = SHA256(app_id ‖ raw body ‖ the body's timestamp ‖ the OA's secret key)
+    timestamp = str(json.loads(body)["timestamp"])
+    mac = zalo_webhook_mac(ZALO.settings(state).app_id, body, timestamp, account.extra["oa_secret"])
+    return {"X-ZEvent-Signature": f"mac={mac}"}
+
+
+def _retry_headers(retry: int) -> dict[str, str]:
+    # §6.8 (Low-M): each retry carries how many retries it is
+    return {"num_retry": str(retry)}
+
+
+def _read_message_event(body: bytes) -> list[InboundMessage]:
+    # Every user_send_* event is a user's message (text, image, sticker …).
+    payload = json_object(body)
+    name = payload.get("event_name") if payload is not None else None
+    if payload is None or not isinstance(name, str) or not name.startswith(USER_MESSAGE_PREFIX):
+        return []
+    try:
+        message = payload["message"]
+        text = message.get("text")
+        return [
+            InboundMessage(
+                channel=NAME,
+                shop_external_id=str(payload["recipient"]["id"]),
+                external_id=str(message["msg_id"]),
+                sender_external_id=str(payload["sender"]["id"]),
+                body=text if isinstance(text, str) else None,
+                sent_at=from_milliseconds(payload["timestamp"]),
+            )
+        ]
+    except MALFORMED:
+        return []
+
+
 _API = Host(prefix="/zalo", real_host="openapi.zalo.me", build=build_zalo_app)
 _OAUTH = Host(prefix="/zalo-oauth", real_host="oauth.zaloapp.com", build=build_zalo_oauth_app)
 
@@ -386,4 +476,21 @@ ZALO: SimPlatform[ZaloSettings] = SimPlatform(
     secrets=_secrets,
     config_section=_config_section,
     verify_webhook=_verify_webhook,
+    read_message_event=_read_message_event,
+    webhooks=WebhookSpec(
+        # §6.8: 200 within 2 s. Retries conflict (Low-M): the five steps with num_retry are
+        # simulated, and the fault plan may replace them (e.g. "for 12 hours").
+        ack_deadline=timedelta(seconds=2),
+        retry_schedule=(
+            timedelta(seconds=30),
+            timedelta(minutes=5),
+            timedelta(minutes=15),
+            timedelta(minutes=30),
+            timedelta(hours=1),
+        ),
+        message_event=_message_event,
+        probe_event=_probe_event,
+        sign=_sign,
+        retry_headers=_retry_headers,
+    ),
 )

@@ -1,0 +1,1 @@
+"""Webhook deliveries as the platforms make them: receivers, signing, sending, checking."""
