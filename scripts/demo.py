@@ -35,6 +35,7 @@ def start_simulator(python: Path, demo_dir: Path) -> tuple[subprocess.Popen[byte
         "-m",
         "nfdoctor",
         "simulator",
+        "--tls",
         "--shops",
         "2",
         "--faults",

@@ -157,6 +157,8 @@ class WebhookDeliveryCheck(_WebhookCheck):
         timeout = _timeout_s(ctx, target.webhook.deadline_s)
         probes = ctx.config.webhooks.probes
         loaded = ctx.loaded
+        # The probes must fit in the check's time, with room to judge them.
+        budget = ctx.config.thresholds.check_timeout.total_seconds() * 0.8
 
         async def measure() -> ReceiverProbe:
             async with _sender(loaded, timeout) as sender:
@@ -167,6 +169,7 @@ class WebhookDeliveryCheck(_WebhookCheck):
                     now=ctx.clock,
                     timeout_s=timeout,
                     verify_token=token,
+                    budget_s=budget,
                 )
 
         probe = await in_daemon_thread(lambda: asyncio.run(measure()), name="nfdoctor-webhook")
@@ -180,8 +183,11 @@ def judge_delivery(check: _WebhookCheck, probe: ReceiverProbe) -> CheckResult:
     title = target.platform.title
     deadline = webhook.deadline_s
     findings: list[Finding] = []
+    sent = f"{len(probe.answers)} sent"
+    if probe.skipped:
+        sent += f", {probe.skipped} not sent (no time left in the check)"
     details = [
-        f"probe: {probe.probe_event}, {len(probe.answers)} sent, signed as {title} signs "
+        f"probe: {probe.probe_event}, {sent}, signed as {title} signs "
         f"({webhook.signature.describe})",
         f"{title} waits {format_span(deadline)} for the acknowledgement; retries: "
         f"{webhook.retries}",

@@ -572,3 +572,22 @@ def test_a_missing_webhook_url_and_a_ca_bundle_that_is_not_pem(
     line = _one_line(run(cli, sim, "webhook", "check", "shopee"))
     assert "webhooks.ca_bundle:" in line
     assert list(sim.state.crm_deliveries) == []
+
+
+def test_debug_logs_of_every_webhook_command_mask_every_secret(
+    webhook_sim: Callable[..., Sim], cli: Callable[..., CliResult]
+) -> None:
+    """Facebook's GET handshake carries the verify token in its query string, and httpx logs
+    every URL at --debug: the token must be masked there too."""
+    sim = webhook_sim({"lost_pushes": {"shopee": 3}})
+    runs = [
+        ("webhook", "check", "all", "--debug"),
+        ("webhook", "send", "zalo", "--debug"),
+        ("webhook", "trace", "facebook", "--debug", "--cleanup"),
+        ("webhook", "lost", "shopee", "--replay", "--confirm", "--debug"),
+    ]
+    for args in runs:
+        result = run(cli, sim, *args, "-o", "json")  # run() greps stdout and stderr
+        assert result.code in (0, 1), (args, result.stderr[-2000:])
+    handshake = run(cli, sim, "webhook", "check", "facebook", "--debug")
+    assert "hub.verify_token=" in handshake.stderr  # the request is logged, its token masked
