@@ -213,13 +213,34 @@ def test_import_of_cli_stays_light() -> None:
     code = (
         "import sys, nfdoctor.cli.app;"
         "heavy = {'httpx', 'keyring', 'yaml', 'pydantic', 'rich', 'tabulate', 'sqlite3',"
-        " 'psycopg'};"
-        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+        " 'psycopg', 'cryptography', 'nfdoctor.cli.webhook_cmd'};"
+        "print(sorted(heavy & ({m.split('.')[0] for m in sys.modules} | set(sys.modules))))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_version_builds_no_lazy_group(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typer builds every command before it parses; the webhook group is built only when
+    used (start-up: benchmarks/startup.py)."""
+    import nfdoctor.cli.app as app
+
+    built: list[str] = []
+    original = app.LazyGroup._group
+
+    def spy(self: app.LazyGroup) -> object:
+        built.append(self.name or "")
+        return original(self)
+
+    monkeypatch.setattr(app.LazyGroup, "_group", spy)
+    assert cli("--version").code == 0
+    assert built == []
+    assert cli("webhook", "--help").code == 0
+    assert "webhook" in built
 
 
 @pytest.mark.postgres

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Annotated, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 
 # Typer (>= 0.29) vendors Click; these are the classes its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
 
 from nfdoctor import __version__
 from nfdoctor.cli.check_cmd import check
@@ -22,7 +24,6 @@ from nfdoctor.cli.config_cmd import config_app
 from nfdoctor.cli.diagnose import diagnose
 from nfdoctor.cli.simulator_cmd import simulator
 from nfdoctor.cli.streams import QuietStream, escape_note, install_escaping
-from nfdoctor.cli.webhook_cmd import webhook_app
 
 HELP = """Troubleshoot NextFlow CRM's Shopee, Lazada, TikTok Shop, Facebook and Zalo integrations.
 
@@ -65,7 +66,58 @@ app.command("diagnose")(diagnose)
 app.command("check")(check)
 app.add_typer(config_app, name="config")
 app.command("simulator")(simulator)
-app.add_typer(webhook_app, name="webhook")
+
+
+class LazyGroup(TyperGroup):
+    """A command group whose module is imported, and whose commands are built, only when it
+    is used: Typer builds every command of the tree (reading each signature) before it parses
+    the arguments, even for ``nfdoctor --version``."""
+
+    def __init__(self, *, name: str, help: str, load: Callable[[], typer.Typer]) -> None:
+        super().__init__(name=name, help=help, no_args_is_help=True)
+        self._load = load
+        self._built: TyperGroup | None = None
+
+    def _group(self) -> Any:
+        if self._built is None:
+            built = typer.main.get_command(self._load())
+            assert isinstance(built, TyperGroup)
+            self._built = built
+        return self._built
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self._group().list_commands(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return self._group().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # The built group's, so a typo gets its "did you mean".
+        return self._group().resolve_command(ctx, args)
+
+
+def _webhook_app() -> typer.Typer:
+    from nfdoctor.cli.webhook_cmd import webhook_app
+
+    return webhook_app
+
+
+LAZY_GROUPS = (
+    (
+        "webhook",
+        "Check, exercise and repair webhook delivery from the platforms to the CRM.",
+        _webhook_app,
+    ),
+)
+
+
+def command_tree() -> Any:
+    """The whole command tree (what ``main`` runs)."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    for name, help_text, load in LAZY_GROUPS:
+        root.add_command(LazyGroup(name=name, help=help_text, load=load))
+    return root
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -79,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     stderr = QuietStream(sys.stderr)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = app(args=args, prog_name="nfdoctor", standalone_mode=False)
+        code = command_tree()(args=args, prog_name="nfdoctor", standalone_mode=False)
     except NoArgsIsHelpError:
         code = 0  # Typer has printed the help already
     except ClickException as exc:

@@ -45,10 +45,11 @@ def check(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Check each webhook receiver as its platform sees it: URL and TLS certificate (like
-    check_ssl_cert), signed probe deliveries against the platform's acknowledgement
-    deadline, the answer, a wrongly signed probe, Facebook's GET verification, and what the
-    platform says it delivers to.
+    """Check each webhook receiver as its platform sees it.
+
+    URL and TLS certificate (like check_ssl_cert), signed probe deliveries against the
+    platform's acknowledgement deadline, the answer, a wrongly signed probe, Facebook's GET
+    verification, and what the platform says it delivers to.
 
     The probes are events the CRM acknowledges and drops: nothing lands in an inbox.
 
@@ -142,8 +143,9 @@ def send(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Deliver an event to the CRM's webhook, signed exactly as the platform signs it, and
-    report the answer against the platform's acknowledgement deadline.
+    """Deliver an event to the CRM's webhook, signed exactly as the platform signs it.
+
+    Reports the answer against the platform's acknowledgement deadline.
 
     The default event is a chat message in Vietnamese, encoded as the platform encodes it
     (Facebook's \\uXXXX escaping, Zalo's string ids and millisecond timestamp): it lands
@@ -203,9 +205,10 @@ def trace(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Send a test chat message to the CRM's webhook and watch the CRM database until it is
-    in the inbox: the delivery-to-inbox time against the 5 s target, and whether it arrived
-    exactly once (runbook 3.1 step 4).
+    """Send a test message and watch the CRM database until it is in the inbox.
+
+    The delivery-to-inbox time against the 5 s target, and whether it arrived exactly once
+    (runbook 3.1 step 4).
 
     nfdoctor writes nothing to the CRM itself; the rows the message caused are named, and
     --cleanup deletes exactly those.
@@ -264,8 +267,10 @@ def lost(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """List the pushes Shopee could not deliver in the last 3 days; re-deliver them to the
-    CRM (--replay) and confirm what the CRM acknowledged (--confirm).
+    """List the pushes Shopee could not deliver; re-deliver and confirm them.
+
+    The last 3 days' lost pushes; --replay re-delivers them to the CRM, --confirm confirms to
+    Shopee what the CRM acknowledged.
 
     Without --replay nothing is sent anywhere. A push acknowledged once is never re-delivered
     by a later run (a journal in the state dir keeps them).

@@ -65,8 +65,9 @@ def verify(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Verify a captured webhook delivery's signature with the configured keys, offline
-    (nothing is sent). When it does not verify, name the likely cause by trying each: a
+    """Verify a captured delivery's signature with the configured keys, offline.
+
+    Nothing is sent. When it does not verify, name the likely cause by trying each: a
     re-serialised body, another configured secret, another URL (Shopee), a prefix or hex case,
     the low-confidence variants (Zalo's secret and first term, the timestamp).
 
