@@ -117,6 +117,14 @@ class StateError(NfdoctorError):
     """nfdoctor's own state (under the XDG state dir) cannot be read or written."""
 
 
+class LeaseBusyError(StateError):
+    """Another refresher holds an account's refresh lease beyond the time given to wait."""
+
+
+class VersionConflictError(StateError):
+    """A compare-and-set write found the stored tokens changed since they were read."""
+
+
 class WriteTargetError(StateError):
     """A file nfdoctor was asked to write cannot be written safely (checked before any work).
 

@@ -215,6 +215,41 @@ HINTS: dict[str, Hint] = {
         "có thể thao tác thay cửa hàng. Chạy lệnh chmod đã nêu và để tệp thuộc người dùng "
         "chạy nfdoctor (docs/tokens.md).",
     ),
+    "token.interrupted": Hint(
+        en="A refresh of this {platform} account received a new pair and stopped before "
+        "saving it (the journal keeps it): run the refresh command below, which saves it "
+        "before the old access token runs out.",
+        vi="Một lần làm mới token {platform} đã nhận cặp token mới nhưng dừng trước khi lưu "
+        "(nhật ký vẫn giữ): chạy lệnh làm mới bên dưới để lưu trước khi access token cũ hết hạn.",
+    ),
+    "token.page_reauthorize": Hint(
+        en="The {platform} Page token is no longer valid (an admin changed their password, a "
+        "security checkpoint, the Page role was removed, or the app was inactive for 90 "
+        "days). There is no refresh token: a Page admin must authorise the app again "
+        "(runbook 2.3: generate new page access token, update it in the CRM).",
+        vi="Page token {platform} không còn hiệu lực (quản trị viên đổi mật khẩu, kiểm tra bảo "
+        "mật, mất vai trò trên Page, hoặc ứng dụng không hoạt động 90 ngày). Không có refresh "
+        "token: quản trị viên Page phải cấp quyền lại cho ứng dụng (runbook 2.3: tạo page "
+        "access token mới, cập nhật vào CRM).",
+    ),
+    "token.outcome_unknown": Hint(
+        en="A refresh of this {platform} account was sent and no answer came: the platform "
+        "may have spent the refresh token and issued a pair nobody received. Try the stored "
+        "refresh token once (the command below); if {platform} refuses it as used, only "
+        "authorising the shop again brings it back.",
+        vi="Một lần làm mới token {platform} đã gửi đi mà không nhận được phản hồi: nền tảng "
+        "có thể đã dùng refresh token và cấp cặp token mới mà không ai nhận được. Thử refresh "
+        "token đang lưu một lần (lệnh bên dưới); nếu {platform} từ chối vì đã dùng, chỉ có "
+        "cách cấp quyền lại cho cửa hàng.",
+    ),
+    "token.not_saved": Hint(
+        en="{platform} issued a new pair but the token store could not keep it: it is in the "
+        "recovery file named above (0600). Fix the store (database, disk, keyring), then "
+        "import the file with the command below before the access token expires.",
+        vi="{platform} đã cấp cặp token mới nhưng kho token không lưu được: cặp token nằm "
+        "trong tệp khôi phục nêu trên (0600). Sửa kho token (CSDL, ổ đĩa, keyring), rồi nhập "
+        "tệp bằng lệnh bên dưới trước khi access token hết hạn.",
+    ),
     "token.reauthorize": Hint(
         en="The {platform} refresh token is expiring or gone: only the seller can grant a new "
         "one; ask them to re-authorize the app before it lapses (runbook 2.1 step 3).",

@@ -54,6 +54,7 @@ from nfdoctor.store.database import (
 )
 from nfdoctor.store.repository import sqlite_time
 from nfdoctor.store.schema import (
+    ALL_TABLES,
     EXPECTED_TABLES,
     ORDER_STATUSES,
     channels,
@@ -127,8 +128,9 @@ def assert_crm_schema(conn: sqlite3.Connection) -> None:
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid"
         )
     ]
-    assert tables == list(EXPECTED_TABLES)
-    for table, columns in EXPECTED_TABLES.items():
+    # v1's tables, then v1.1's optional channel_credentials.
+    assert tables == list(ALL_TABLES)
+    for table, columns in ALL_TABLES.items():
         assert tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})")) == columns
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {

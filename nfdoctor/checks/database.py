@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nfdoctor.checks.base import Check, CheckContext, format_ms
+from nfdoctor.config.loader import database_url
 from nfdoctor.errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -13,19 +14,12 @@ from nfdoctor.errors import (
 )
 from nfdoctor.hints import HINTS
 from nfdoctor.results import CheckResult, Metric, Status
-from nfdoctor.store.database import DatabaseProbe, DatabaseUrl, parse_database_url, probe_database
+from nfdoctor.store.database import DatabaseProbe, DatabaseUrl, probe_database
 
 
 def configured_database(ctx: CheckContext) -> DatabaseUrl | None:
     """The configured database URL (password resolved and attached), or None."""
-    loaded = ctx.loaded
-    section = loaded.config.database
-    if section is None:
-        return None
-    url = parse_database_url(section.url, base_dir=loaded.base_dir)
-    if section.password is not None:
-        url = url.with_password(ctx.secrets.get("database.password"))
-    return url
+    return database_url(ctx.loaded, ctx.secrets)
 
 
 def _probe(

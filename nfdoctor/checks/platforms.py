@@ -32,6 +32,7 @@ from nfdoctor.checks.base import (
     lower_is_worse,
 )
 from nfdoctor.durations import format_span
+from nfdoctor.errors import StateError
 from nfdoctor.hints import platform_hint
 from nfdoctor.net.probe import ConnectionTiming, probe_many
 from nfdoctor.platforms.base import PingResult, TokenInfo
@@ -42,6 +43,8 @@ from nfdoctor.platforms.spec import Account, PlatformSpec
 from nfdoctor.results import CheckResult, Hint, Metric, Status, worst_of
 from nfdoctor.session import PlatformSession
 from nfdoctor.threads import in_daemon_thread
+from nfdoctor.tokens.journal import RefreshJournal
+from nfdoctor.tokens.owners import gone
 from nfdoctor.tokens.store import StoredToken, TokenStore, token_format_problem
 
 __all__ = [
@@ -66,6 +69,11 @@ _CATEGORY_HINT = {
     "unexpected_response": "platform.unexpected",
     "unreachable": "platform.unreachable",
 }
+
+
+#: findings whose remedy is `nfdoctor token refresh`, and `nfdoctor token authorize`
+_REFRESH_HINTS = frozenset({"token.refresh_overdue", "token.expiring", "token.interrupted"})
+_AUTHORIZE_HINTS = frozenset({"token.reauthorize", "token.missing", "token.page_reauthorize"})
 
 
 @dataclass(frozen=True)
@@ -117,12 +125,29 @@ class _PlatformCheck(Check):
         phase = getattr(exc, "phase", None)
         if phase:
             details.append(f"failed at: {phase}")
+        hint_key = _CATEGORY_HINT[exc.category.value]
+        next_command = self.recheck(account)
+        shop = f"{self.platform} --shop {account.account_id}"
+        token_trouble = exc.category in (
+            Category.TOKEN_EXPIRED,
+            Category.TOKEN_INVALID,
+            Category.REFRESH_TOKEN_INVALID,
+        )
+        if token_trouble and not self.spec.capabilities.refresh_tokens:
+            # Facebook: no refresh token; 190/460 (password changed), 190/463 (expired) and
+            # their kin come back only by authorising the Page again.
+            hint_key = "token.page_reauthorize"
+            next_command = f"nfdoctor token authorize {shop}"
+        elif exc.category is Category.TOKEN_EXPIRED:
+            next_command = f"nfdoctor token refresh {shop}"
+        elif token_trouble:
+            next_command = f"nfdoctor token authorize {shop}"
         return self.result(
             status,
             summary,
             details=details,
-            hint=self.hint(_CATEGORY_HINT[exc.category.value]),
-            next_command=self.recheck(account),
+            hint=self.hint(hint_key),
+            next_command=next_command,
             subject=account.label,
         )
 
@@ -141,12 +166,20 @@ class _PlatformCheck(Check):
         worst = [f for f in findings if f.status is status]
         hint_key = next((f.hint for f in worst if f.hint), None)
         failing = status is not Status.OK
+        next_command = self.recheck(account)
+        shop = f"{self.platform} --shop {account.account_id}"
+        if hint_key in _REFRESH_HINTS:
+            next_command = f"nfdoctor token refresh {shop}"
+        elif hint_key in _AUTHORIZE_HINTS:
+            next_command = f"nfdoctor token authorize {shop}"
+        elif hint_key == "token.outcome_unknown":
+            next_command = f"nfdoctor token refresh {shop} --retry-unknown"
         return self.result(
             status,
             "; ".join([*lead, *(f.text for f in worst)]),
             details=[*(f.text for f in findings if f.status is not status), *details],
             hint=self.hint(hint_key) if failing and hint_key else None,
-            next_command=self.recheck(account) if failing else None,
+            next_command=next_command if failing else None,
             metrics=metrics,
             subject=account.label,
         )
@@ -414,6 +447,12 @@ class PlatformTokenCheck(_PlatformCheck):
         metrics: list[Metric] = []
         findings: list[Finding] = []
         details = [f"store: {store.describe()}"]
+        if token.updated_at is not None:
+            ago = format_span(max((ctx.clock() - token.updated_at).total_seconds(), 0))
+            by = f" by {token.updated_by}" if token.updated_by else ""
+            version = f", version {token.version}" if token.version else ""
+            details.append(f"last written {ago} ago{by}{version}")
+        findings += _interrupted_refresh(ctx, account)
         exposed = _store_permissions_problem(store)
         if exposed is not None:
             findings.append(Finding(Status.WARNING, exposed, "token.file_permissions"))
@@ -437,7 +476,7 @@ class PlatformTokenCheck(_PlatformCheck):
                         )
                     )
                 else:
-                    details.append(f"access token expires in {format_span(access_left)}")
+                    findings += self._access_margin(ctx, token, access_left, details)
         else:
             status, text, left = self._expiry(ctx, token.access_expires_at, "access token")
             if left is not None:
@@ -457,6 +496,36 @@ class PlatformTokenCheck(_PlatformCheck):
             if info is not None:
                 findings += self._introspection(ctx, info, details)
         return self.combined(account, findings, details=details, metrics=metrics)
+
+    def _access_margin(
+        self, ctx: CheckContext, token: StoredToken, left: float, details: list[str]
+    ) -> list[Finding]:
+        """The access token against its own lifetime: inside the refresh margin is normal
+        (``token refresh --due`` renews it); past half of it, the scheduled refresh has not
+        run when it should have."""
+        thresholds = ctx.config.thresholds
+        lifetime = None
+        if token.updated_at is not None and token.access_expires_at is not None:
+            lifetime = (token.access_expires_at - token.updated_at).total_seconds()
+        text = f"access token expires in {format_span(left)}"
+        if lifetime is not None and lifetime > 0:
+            text += f" (of its {format_span(lifetime)} lifetime)"
+        margin = thresholds.token_refresh_due_at_least.total_seconds()
+        if lifetime is not None and lifetime > 0:
+            margin = max(margin, lifetime * thresholds.token_refresh_due_percent / 100)
+        if left <= margin / 2:
+            return [
+                Finding(
+                    Status.WARNING,
+                    f"{text}: due for refresh since it had {format_span(margin)} left; is the "
+                    "scheduled `nfdoctor token refresh all --due` running?",
+                    "token.refresh_overdue",
+                )
+            ]
+        if left <= margin:
+            text += f"; due for refresh (less than {format_span(margin)} left)"
+        details.append(text)
+        return []
 
     def _introspection(
         self, ctx: CheckContext, info: TokenInfo, details: list[str]
@@ -491,6 +560,38 @@ class PlatformTokenCheck(_PlatformCheck):
             else:
                 findings.append(Finding(status, text, "token.expiring"))
         return findings
+
+
+def _interrupted_refresh(ctx: CheckContext, account: Account) -> list[Finding]:
+    """What a refresh that stopped half-way left in the journal (nfdoctor.tokens.journal)."""
+    journal = RefreshJournal(ctx.state_dir / "token-journal", account.platform, account.account_id)
+    try:
+        entry = journal.read()
+    except StateError as exc:
+        return [Finding(Status.CRITICAL, f"refresh journal unreadable: {exc.message}")]
+    if entry is None:
+        return []
+    if not gone(entry.owner):
+        return [
+            Finding(Status.OK, f"a refresh by {entry.owner} is running (since {entry.started_at})")
+        ]
+    if entry.state == "answered":
+        return [
+            Finding(
+                Status.WARNING,
+                f"a refresh by {entry.owner} at {entry.started_at} received a new pair and "
+                "stopped before saving it: the next `nfdoctor token refresh` saves it",
+                "token.interrupted",
+            )
+        ]
+    return [
+        Finding(
+            Status.CRITICAL,
+            f"refresh outcome unknown: a refresh by {entry.owner} at {entry.started_at} got no "
+            "answer; the platform may have spent the stored refresh token",
+            "token.outcome_unknown",
+        )
+    ]
 
 
 def _malformed_token_result(

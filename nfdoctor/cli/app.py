@@ -102,11 +102,22 @@ def _webhook_app() -> typer.Typer:
     return webhook_app
 
 
+def _token_app() -> typer.Typer:
+    from nfdoctor.cli.token_cmd import token_app
+
+    return token_app
+
+
 LAZY_GROUPS = (
     (
         "webhook",
         "Check, exercise and repair webhook delivery from the platforms to the CRM.",
         _webhook_app,
+    ),
+    (
+        "token",
+        "Tokens: their state, refreshing them safely, authorising a shop again.",
+        _token_app,
     ),
 )
 

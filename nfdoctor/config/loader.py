@@ -34,6 +34,7 @@ from nfdoctor.platforms.registry import names
 from nfdoctor.secrets.redaction import Redactor
 from nfdoctor.secrets.reference import REFERENCE_FORMS, SecretRef
 from nfdoctor.secrets.resolver import ResolvedSecrets, SecretResolver
+from nfdoctor.store.database import DatabaseUrl, parse_database_url
 
 KeyPath = tuple[str | int, ...]
 # Config files are small; a huge one is a mistake (a log or a dump given by accident).
@@ -559,3 +560,14 @@ def resolve_secrets(
         for secret in loaded.secrets
     }
     return ResolvedSecrets(values, source=str(loaded.path))
+
+
+def database_url(loaded: LoadedConfig, secrets: ResolvedSecrets) -> DatabaseUrl | None:
+    """The configured CRM database (``database.url``, its password attached), or None."""
+    section = loaded.config.database
+    if section is None:
+        return None
+    url = parse_database_url(section.url, base_dir=loaded.base_dir)
+    if section.password is not None:
+        url = url.with_password(secrets.get("database.password"))
+    return url

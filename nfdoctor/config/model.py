@@ -106,6 +106,11 @@ class Thresholds(Section):
 
     token_expiry_warning: Span = timedelta(days=7)  # runbook: alert 7 days before expiry
     token_expiry_critical: Span = timedelta(days=1)
+    # `token refresh --due` renews an access token with less than this share of its own
+    # lifetime left (a 4-hour Shopee token at 1 h, a 30-day Lazada one at 7.5 d), and at
+    # least this long before it expires.
+    token_refresh_due_percent: Percent = 25.0
+    token_refresh_due_at_least: Span = timedelta(hours=1)
     cert_expiry_warning: Span = timedelta(days=21)  # as check_ssl_cert
     cert_expiry_critical: Span = timedelta(days=7)
     ai_latency: Span = timedelta(seconds=2)  # runbook targets
@@ -172,8 +177,10 @@ _DEFAULT_NOTIFY: tuple[NotifyLevel, ...] = ("critical", "unknown")
 class TokensConfig(Section):
     """Where access/refresh tokens live: they are state, not config."""
 
-    # keyring: the OS keyring (default); file: a 0600 JSON file, locked, for headless servers
-    store: Literal["keyring", "file"] = "keyring"
+    # auto (default): the CRM's channel_credentials when database.url is set and has the
+    # table, else the OS keyring; crm: always the CRM's table; keyring: the OS keyring;
+    # file: a 0600 JSON file, locked, for headless servers
+    store: Literal["auto", "crm", "keyring", "file"] = "auto"
     path: str | None = None  # file store; relative to the config file; default: state dir
 
 

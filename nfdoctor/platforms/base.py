@@ -627,6 +627,9 @@ class PlatformClient(abc.ABC):
         self.last_clock_skew_s: float | None = None
         #: seconds the last call waited for one of nfdoctor's own connection slots
         self.last_queue_s: float = 0.0
+        #: called with a refresh's response the moment it arrives, before it is parsed (the
+        #: token refresher journals it there: a crash while parsing must not lose a new pair)
+        self.on_refresh_response: Callable[[httpx.Response], None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -746,7 +749,11 @@ class PlatformClient(abc.ABC):
             )
         # Built outside the client, so the request carries no timeout of its own.
         request.extensions["timeout"] = httpx.Timeout(self.timeout_s).as_dict()
+        # Sent once: a refresh spends a single-use token, so a failure here is never retried
+        # blindly (the refresher reports an unknown outcome instead).
         response, _ = await self._send(request)
+        if self.on_refresh_response is not None:
+            self.on_refresh_response(response)
         tokens = self.auth.parse_refresh(response)
         self.auth.access_token = tokens.access_token
         self.auth.refresh_token = tokens.refresh_token

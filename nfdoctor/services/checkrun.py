@@ -13,7 +13,7 @@ import httpx
 
 from nfdoctor.checks.base import Check, CheckContext
 from nfdoctor.checks.runner import run_checks
-from nfdoctor.config.loader import LoadedConfig, load, resolve_secrets
+from nfdoctor.config.loader import LoadedConfig, database_url, load, resolve_secrets
 from nfdoctor.context import Environment
 from nfdoctor.errors import UsageError
 from nfdoctor.platforms.registry import select_accounts
@@ -22,12 +22,13 @@ from nfdoctor.results import Report
 from nfdoctor.secrets.resolver import ResolvedSecrets
 from nfdoctor.services.observer import RunObserver
 from nfdoctor.session import PlatformSession
-from nfdoctor.tokens.store import open_token_store
+from nfdoctor.tokens.store import TokenStore, open_token_store
 
 __all__ = [
     "PreparedConfig",
     "Scope",
     "call_timeout_s",
+    "open_tokens",
     "prepare",
     "run_in_session",
     "run_platform_checks",
@@ -119,6 +120,19 @@ def run_platform_checks(
     )
 
 
+def open_tokens(env: Environment, prepared: PreparedConfig) -> TokenStore:
+    """The token store the config names (``auto``: the CRM's ``channel_credentials`` when the
+    configured database has it)."""
+    loaded = prepared.loaded
+    return open_token_store(
+        loaded.config.tokens,
+        base_dir=loaded.base_dir,
+        state_dir=env.state_dir,
+        database=database_url(loaded, prepared.secrets),
+        clock=env.clock,
+    )
+
+
 def call_timeout_s(check_timeout: timedelta) -> float:
     """Each HTTP call gets most of its check's time, so a hung shop is that shop's failure
     and not the whole check's; never more than :data:`MAX_CALL_TIMEOUT_S`."""
@@ -138,9 +152,7 @@ def run_in_session(
 ) -> Report:
     """Run ``checks`` concurrently inside one platform session; the report."""
     loaded = prepared.loaded
-    token_store = open_token_store(
-        loaded.config.tokens, base_dir=loaded.base_dir, state_dir=env.state_dir
-    )
+    token_store = open_tokens(env, prepared)
     session = PlatformSession(
         config=loaded.config,
         secrets=prepared.secrets,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from nfdoctor import __version__
 from nfdoctor.checks.base import format_ms
+from nfdoctor.config.loader import database_url
 from nfdoctor.context import Environment
 from nfdoctor.durations import format_span
 from nfdoctor.errors import UsageError
@@ -37,7 +38,7 @@ from nfdoctor.results import CheckResult, Metric, Report, Status
 from nfdoctor.services.checkrun import PreparedConfig, prepare
 from nfdoctor.services.observer import RunObserver, SilentObserver
 from nfdoctor.services.webhook_target import Receiver, receiver
-from nfdoctor.store.database import DatabaseUrl, parse_database_url
+from nfdoctor.store.database import DatabaseUrl
 from nfdoctor.store.message_lookup import MessageLookup, StoredMessage, open_message_lookup
 from nfdoctor.webhooks.delivery import (
     Answer,
@@ -130,14 +131,7 @@ def _sender(prepared: PreparedConfig, timeout_s: float) -> WebhookSender:
 
 
 def _database(prepared: PreparedConfig) -> DatabaseUrl | None:
-    loaded = prepared.loaded
-    section = loaded.config.database
-    if section is None:
-        return None
-    url = parse_database_url(section.url, base_dir=loaded.base_dir)
-    if section.password is not None:
-        url = url.with_password(prepared.secrets.get("database.password"))
-    return url
+    return database_url(prepared.loaded, prepared.secrets)
 
 
 def _answer_text(answer: Answer, deadline_s: float) -> str:

@@ -33,13 +33,12 @@ from nfdoctor.hints import platform_hint
 from nfdoctor.platforms.errors import TaxonomyError
 from nfdoctor.platforms.shopee import LostPush, ShopeeClient
 from nfdoctor.results import CheckResult, Metric, Report, Status
-from nfdoctor.services.checkrun import PreparedConfig, prepare
+from nfdoctor.services.checkrun import PreparedConfig, open_tokens, prepare
 from nfdoctor.services.observer import RunObserver, SilentObserver
 from nfdoctor.services.webhook_target import Receiver, receiver
 from nfdoctor.session import PlatformSession
 from nfdoctor.state.documents import JsonDocument
 from nfdoctor.state.locks import FileStateLock
-from nfdoctor.tokens.store import open_token_store
 from nfdoctor.webhooks.delivery import Answer, WebhookSender, load_ca_bundle, make_delivery
 
 __all__ = ["LostRequest", "recover_lost_pushes"]
@@ -164,9 +163,7 @@ async def _recover(
     env: Environment, prepared: PreparedConfig, target: Receiver, request: LostRequest
 ) -> list[CheckResult]:
     loaded = prepared.loaded
-    token_store = open_token_store(
-        loaded.config.tokens, base_dir=loaded.base_dir, state_dir=env.state_dir
-    )
+    token_store = open_tokens(env, prepared)
     session = PlatformSession(
         config=loaded.config,
         secrets=prepared.secrets,

@@ -13,7 +13,9 @@ from nfdoctor.store.database import (
     redact_url,
 )
 from nfdoctor.store.schema import (
+    ALL_TABLES,
     EXPECTED_TABLES,
+    OPTIONAL_TABLES,
     SCHEMA_VERSION,
     channels,
     create_schema_postgres,
@@ -21,7 +23,9 @@ from nfdoctor.store.schema import (
 )
 
 __all__ = [
+    "ALL_TABLES",
     "EXPECTED_TABLES",
+    "OPTIONAL_TABLES",
     "SCHEMA_VERSION",
     "DatabaseProbe",
     "DatabaseUrl",

@@ -19,7 +19,16 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from nfdoctor.store.schema import EXPECTED_TABLES, create_schema_postgres, create_schema_sqlite
+from nfdoctor.store.schema import (
+    ALL_TABLES,
+    EXPECTED_TABLES,
+    OPTIONAL_TABLES,
+    create_schema_postgres,
+    create_schema_sqlite,
+    optional_table_statements,
+    postgres_ddl,
+    sqlite_ddl,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -29,6 +38,7 @@ __all__ = [
     "SQLITE_SQL",
     "AttachmentRow",
     "ConversationRow",
+    "CredentialRow",
     "CrmRepository",
     "CrmRows",
     "CrmSql",
@@ -142,6 +152,27 @@ class OrderRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CredentialRow:
+    """A ``channel_credentials`` row (v1.1): the tokens the CRM uses for one shop, their
+    version for compare-and-set, and the refresh lease."""
+
+    shop_id: int
+    access_token: str
+    access_expires_at: datetime | None
+    refresh_token: str | None
+    refresh_expires_at: datetime | None
+    updated_at: datetime
+    updated_by: str
+    version: int = 1
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    def __repr__(self) -> str:
+        # Tokens never in a repr (a traceback, a log line).
+        return f"CredentialRow(shop_id={self.shop_id}, version={self.version})"
+
+
+@dataclass(frozen=True, kw_only=True)
 class CrmRows:
     """Rows for every CRM table, each sequence in id order (references point backwards)."""
 
@@ -152,6 +183,7 @@ class CrmRows:
     messages: Sequence[MessageRow] = ()
     attachments: Sequence[AttachmentRow] = ()
     orders: Sequence[OrderRow] = ()
+    credentials: Sequence[CredentialRow] = ()
 
     def counts(self) -> dict[str, int]:
         """Rows per CRM table name."""
@@ -167,6 +199,7 @@ class CrmRows:
             ("messages", self.messages),
             ("message_attachments", self.attachments),
             ("orders", self.orders),
+            ("channel_credentials", self.credentials),
         ]
 
 
@@ -193,7 +226,7 @@ def _inserts(placeholder: str) -> dict[str, str]:
     return {
         table: f"INSERT INTO {table} ({', '.join(columns)})"
         f" VALUES ({', '.join([placeholder] * len(columns))})"
-        for table, columns in EXPECTED_TABLES.items()
+        for table, columns in ALL_TABLES.items()
     }
 
 
@@ -252,13 +285,30 @@ class CrmRepository(ABC):
             if self._execute(self.sql.has_rows.format(table=table))[0][0]
         )
 
+    def add_optional_tables(self) -> tuple[str, ...]:
+        """Create the optional tables (v1.1's ``channel_credentials``) a v1 database lacks;
+        the names created."""
+        names = {str(row[0]) for row in self._execute(self.sql.tables)}
+        created = []
+        for table in OPTIONAL_TABLES:
+            if table in names:
+                continue
+            for statement in optional_table_statements(self._ddl(), table):
+                self._execute(statement)
+            created.append(table)
+        return tuple(created)
+
+    @abstractmethod
+    def _ddl(self) -> str:
+        """This dialect's DDL script."""
+
     def insert(self, rows: CrmRows) -> None:
         """Insert every row, ids as given, tables in reference order."""
         for table, items in rows.by_table():
             if not items:
                 continue
             self._execute_many(self.sql.insert[table], [self._params(row) for row in items])
-            if self.sql.advance_ids is not None:
+            if self.sql.advance_ids is not None and "id" in ALL_TABLES[table]:
                 # Explicit ids leave the id sequence behind: the CRM's next insert would
                 # collide with a demo row.
                 self._execute(self.sql.advance_ids.format(table=table), (table,))
@@ -302,6 +352,9 @@ class SqliteCrmRepository(CrmRepository):
         """Create the CRM tables and indexes (in the caller's transaction)."""
         create_schema_sqlite(self.conn)
 
+    def _ddl(self) -> str:
+        return sqlite_ddl()
+
 
 class PostgresCrmRepository(CrmRepository):
     """The CRM tables in the current schema of a PostgreSQL connection."""
@@ -336,3 +389,6 @@ class PostgresCrmRepository(CrmRepository):
     def create_schema(self) -> None:
         """Create the CRM tables and indexes in the current schema (caller commits)."""
         create_schema_postgres(self.conn)
+
+    def _ddl(self) -> str:
+        return postgres_ddl()

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-#: version of the CRM schema contract this module describes (crm-schema.md, "schema v1")
+#: version of the CRM schema contract this module describes (crm-schema.md, "schema v1";
+#: v1.1 adds the optional ``channel_credentials``)
 SCHEMA_VERSION = 1
 
 #: every CRM table nfdoctor touches → its columns, in DDL order (crm-schema.md)
@@ -66,6 +67,25 @@ EXPECTED_TABLES: dict[str, tuple[str, ...]] = {
         "raw",
     ),
 }
+
+#: tables of a later contract version a CRM database may lack (crm-schema.md v1.1)
+OPTIONAL_TABLES: dict[str, tuple[str, ...]] = {
+    "channel_credentials": (
+        "shop_id",
+        "access_token",
+        "access_expires_at",
+        "refresh_token",
+        "refresh_expires_at",
+        "updated_at",
+        "updated_by",
+        "version",
+        "lease_owner",
+        "lease_until",
+    ),
+}
+
+#: every table the DDL creates, v1 and optional ones
+ALL_TABLES: dict[str, tuple[str, ...]] = {**EXPECTED_TABLES, **OPTIONAL_TABLES}
 
 #: the six normalised values of ``orders.status``
 ORDER_STATUSES: tuple[str, ...] = (
@@ -137,6 +157,15 @@ def create_schema_postgres(conn: psycopg.Connection[Any]) -> None:
     """Create the CRM tables and indexes in the connection's current schema (caller commits)."""
     for statement in ddl_statements(postgres_ddl()):
         conn.execute(statement)
+
+
+def optional_table_statements(ddl: str, table: str) -> list[str]:
+    """The DDL statements that create the optional ``table`` (and its indexes)."""
+    return [
+        statement
+        for statement in ddl_statements(ddl)
+        if re.match(rf"CREATE (TABLE|INDEX \w+ ON) {re.escape(table)}\b", statement)
+    ]
 
 
 def _read_sql(name: str) -> str:

@@ -71,3 +71,16 @@ CREATE TABLE orders (
   UNIQUE (shop_id, external_id)
 );
 CREATE INDEX orders_shop_created ON orders (shop_id, created_at);
+-- v1.1: the tokens the CRM's integrations use. Optional: a v1 database has no such table.
+CREATE TABLE channel_credentials (
+  shop_id            BIGINT PRIMARY KEY REFERENCES shops(id),
+  access_token       TEXT NOT NULL,
+  access_expires_at  TIMESTAMPTZ,
+  refresh_token      TEXT,
+  refresh_expires_at TIMESTAMPTZ,
+  updated_at         TIMESTAMPTZ NOT NULL,
+  updated_by         TEXT NOT NULL,
+  version            INTEGER NOT NULL DEFAULT 1,
+  lease_owner        TEXT,
+  lease_until        TIMESTAMPTZ
+);

@@ -90,6 +90,9 @@ def seed_database(
         repository = PostgresCrmRepository(conn)
         if _tables_to_create(repository, url, option):
             repository.create_schema()
+        else:
+            # An empty v1 CRM: add v1.1's channel_credentials for the demo's pairs.
+            repository.add_optional_tables()
         repository.insert(rows)
         conn.commit()
     except psycopg.Error as exc:

@@ -27,18 +27,26 @@ The locks, the bounded read, the JSON decoding and the atomic write are
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from nfdoctor.errors import KeyringUnavailableError, StateError, TokenKeyringUnavailableError
+from nfdoctor.errors import (
+    KeyringUnavailableError,
+    LeaseBusyError,
+    StateError,
+    TokenKeyringUnavailableError,
+    VersionConflictError,
+)
 from nfdoctor.fsutil import expand_user
 
 # The bounded keyring helpers; keyring_access has no public bounded write or delete yet, and
@@ -49,19 +57,25 @@ from nfdoctor.secrets.keyring_access import (
     keyring_backend_name,
 )
 from nfdoctor.state.documents import decode_json, json_type, read_state_bytes, write_json
-from nfdoctor.state.locks import FileStateLock
+from nfdoctor.state.locks import FileStateLock, ensure_private_dir
 
 if TYPE_CHECKING:
     from nfdoctor.config.model import TokensConfig
     from nfdoctor.platforms.base import TokenSet
+    from nfdoctor.store.database import DatabaseUrl
 
 __all__ = [
     "FORMAT",
+    "MAX_TOKEN_FILE_BYTES",
     "FileTokenStore",
     "KeyringTokenStore",
+    "LeaseBusyError",
     "StoredToken",
     "TokenStore",
+    "VersionConflictError",
+    "check_account",
     "open_token_store",
+    "record_from_json",
     "token_format_problem",
 ]
 
@@ -122,7 +136,7 @@ def token_format_problem(value: str) -> str | None:
     return None
 
 
-def _check_account(platform: str, account_id: str) -> None:
+def check_account(platform: str, account_id: str) -> None:
     # The keyring entry name is "platform/account_id": a "/" in the platform would make two
     # accounts share one name.
     if not platform or "/" in platform or not account_id:
@@ -143,9 +157,13 @@ class StoredToken:
     refresh_token: str | None = field(repr=False)  # None: the platform has none (Facebook)
     refresh_expires_at: datetime | None
     updated_at: datetime | None  # None: written by something that did not say (older files)
+    #: who wrote this pair ("crm", "nfdoctor@host:pid"…); None where the store does not say
+    updated_by: str | None = None
+    #: incremented by every save; compare-and-set against it (0: never saved with a version)
+    version: int = 0
 
     def __post_init__(self) -> None:
-        _check_account(self.platform, self.account_id)
+        check_account(self.platform, self.account_id)
         for name in _TIME_KEYS:
             # Stored and compared in UTC; a naive time would be read in the machine's zone.
             object.__setattr__(self, name, _require_utc(getattr(self, name), name))
@@ -157,7 +175,8 @@ class StoredToken:
             f" access_expires_at={self.access_expires_at!r},"
             f" refresh_token={_mask(self.refresh_token)},"
             f" refresh_expires_at={self.refresh_expires_at!r},"
-            f" updated_at={self.updated_at!r})"
+            f" updated_at={self.updated_at!r}, updated_by={self.updated_by!r},"
+            f" version={self.version})"
         )
 
     @classmethod
@@ -208,10 +227,25 @@ class TokenStore(Protocol):
         """Read, apply ``fn`` and write back under one lock; returns what ``fn`` returned.
 
         ``fn`` receives the current record (None when there is none). If it raises, nothing
-        is written; if it returns the record unchanged, nothing is written either. Use it for
-        a refresh: present the stored refresh token, store the new one. ``fn`` must not call
-        ``put`` or ``update`` on the store (the lock is not reentrant across calls).
+        is written; if it returns the record unchanged, nothing is written either. ``fn``
+        must not call ``put`` or ``update`` on the store (the lock is not reentrant).
         """
+        ...
+
+    def hold(
+        self, platform: str, account_id: str, *, owner: str, lease_s: float, wait_s: float
+    ) -> AbstractContextManager[None]:
+        """The account's refresh lease, for the body of a ``with``: whoever holds it may spend
+        the refresh token. Another holder is waited for up to ``wait_s``, then
+        :class:`LeaseBusyError`. A holder that died is taken over once its lease (``lease_s``
+        for this one) has run out (the CRM store) or at once (a lock file: the dead process's
+        lock is gone)."""
+        ...
+
+    def save(self, token: StoredToken, *, expected_version: int, owner: str) -> StoredToken:
+        """Write ``token`` if the stored pair is still at ``expected_version`` (compare and
+        set; 0: there was none); :class:`VersionConflictError` otherwise, nothing written.
+        Returns what was stored (its version is the new one). Call it inside :meth:`hold`."""
         ...
 
 
@@ -250,16 +284,21 @@ def _parse_time(value: object, where: str) -> datetime | None:
 
 
 def _record_to_json(token: StoredToken) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "access_token": token.access_token,
         "access_expires_at": _format_time(token.access_expires_at),
         "refresh_token": token.refresh_token,
         "refresh_expires_at": _format_time(token.refresh_expires_at),
         "updated_at": _format_time(token.updated_at),
     }
+    if token.updated_by is not None:
+        record["updated_by"] = token.updated_by
+    if token.version:
+        record["version"] = token.version
+    return record
 
 
-def _record_from_json(platform: str, account_id: str, raw: object, where: str) -> StoredToken:
+def record_from_json(platform: str, account_id: str, raw: object, where: str) -> StoredToken:
     """A record read from a file or keyring entry; ``where`` locates problems."""
     if not isinstance(raw, dict):
         raise StateError(f"{where}: expected an object, got {json_type(raw)}")
@@ -270,6 +309,12 @@ def _record_from_json(platform: str, account_id: str, raw: object, where: str) -
     if refresh is not None and not isinstance(refresh, str):
         raise StateError(f"{where}.refresh_token: expected a string or null")
     times = {name: _parse_time(raw.get(name), f"{where}.{name}") for name in _TIME_KEYS}
+    updated_by = raw.get("updated_by")
+    if updated_by is not None and not isinstance(updated_by, str):
+        raise StateError(f"{where}.updated_by: expected a string or null")
+    version = raw.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise StateError(f"{where}.version: expected a whole number from 0")
     return StoredToken(
         platform=platform,
         account_id=account_id,
@@ -278,7 +323,55 @@ def _record_from_json(platform: str, account_id: str, raw: object, where: str) -
         access_expires_at=times["access_expires_at"],
         refresh_expires_at=times["refresh_expires_at"],
         updated_at=times["updated_at"],
+        updated_by=updated_by,
+        version=version,
     )
+
+
+@contextlib.contextmanager
+def _held(directory: Path, platform: str, account_id: str, wait_s: float) -> Iterator[None]:
+    """One account's refresh lease as a lock file in ``directory`` (file and keyring
+    stores): held while the body runs, released by the system if the process dies.
+
+    Not a :class:`FileStateLock`: the refresher takes and releases it from worker threads,
+    and a flock belongs to the open file, not to a thread.
+    """
+    import filelock
+
+    ensure_private_dir(directory)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{platform}-{account_id}")
+    lock = filelock.FileLock(
+        str(directory / f"{safe}.lock"), timeout=wait_s, mode=0o600, thread_local=False
+    )
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LeaseBusyError(
+            f"the refresh lease of {platform} {account_id} is held by another nfdoctor run "
+            f"(waited {wait_s:g} s); it is refreshing that account now"
+        ) from None
+    except OSError as exc:
+        raise StateError(
+            f"cannot take the refresh lease of {platform} {account_id}: {exc.strerror or exc}"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _check_version(current: StoredToken | None, expected: int, token: StoredToken) -> None:
+    found = current.version if current is not None else 0
+    if found != expected:
+        by = f" by {current.updated_by}" if current is not None and current.updated_by else ""
+        raise VersionConflictError(
+            f"{token.platform} {token.account_id}: the stored pair changed while this run "
+            f"refreshed it (version {found}{by}, expected {expected}); nothing was written"
+        )
+
+
+def _versioned(token: StoredToken, version: int, owner: str) -> StoredToken:
+    return dataclasses.replace(token, version=version, updated_by=owner)
 
 
 _RECOVER = "Fix it by hand, or move it aside and re-authorise the accounts it held"
@@ -345,12 +438,12 @@ class FileTokenStore:
     def get(self, platform: str, account_id: str) -> StoredToken | None:
         """The account's tokens from the file; None when the file or the account is absent."""
         # No lock: writers replace the file by rename, so a reader sees the old or the new.
-        _check_account(platform, account_id)
+        check_account(platform, account_id)
         document = self._read()
         raw = _tokens_of(document).get(platform, {}).get(account_id)
         if raw is None:
             return None
-        return _record_from_json(platform, account_id, raw, self._where(platform, account_id))
+        return record_from_json(platform, account_id, raw, self._where(platform, account_id))
 
     def put(self, token: StoredToken) -> None:
         """Write ``token`` into the file under the lock (other accounts kept as they were)."""
@@ -364,19 +457,43 @@ class FileTokenStore:
         fn: Callable[[StoredToken | None], StoredToken],
     ) -> StoredToken:
         """Read, apply ``fn`` and write back, all under the file's lock."""
-        _check_account(platform, account_id)
+        check_account(platform, account_id)
         with self._lock():
             document = self._read()
             raw = _tokens_of(document).get(platform, {}).get(account_id)
             current = (
                 None
                 if raw is None
-                else _record_from_json(platform, account_id, raw, self._where(platform, account_id))
+                else record_from_json(platform, account_id, raw, self._where(platform, account_id))
             )
             new = _apply(fn, current, platform, account_id)
             if new != current:
                 self._write(document, new)
             return new
+
+    def hold(
+        self, platform: str, account_id: str, *, owner: str, lease_s: float, wait_s: float
+    ) -> AbstractContextManager[None]:
+        """A lock file per account beside the token file (released when its process dies)."""
+        check_account(platform, account_id)
+        directory = self.path.with_name(self.path.name + ".leases")
+        return _held(directory, platform, account_id, wait_s)
+
+    def save(self, token: StoredToken, *, expected_version: int, owner: str) -> StoredToken:
+        """Compare-and-set on the record's ``version`` under the file's lock."""
+        with self._lock():
+            document = self._read()
+            raw = _tokens_of(document).get(token.platform, {}).get(token.account_id)
+            where = self._where(token.platform, token.account_id)
+            current = (
+                None
+                if raw is None
+                else record_from_json(token.platform, token.account_id, raw, where)
+            )
+            _check_version(current, expected_version, token)
+            saved = _versioned(token, expected_version + 1, owner)
+            self._write(document, saved)
+            return saved
 
     # -- internals
 
@@ -499,7 +616,7 @@ class KeyringTokenStore:
 
     def get(self, platform: str, account_id: str) -> StoredToken | None:
         """The account's tokens from its keyring entry; None when there is no entry."""
-        _check_account(platform, account_id)
+        check_account(platform, account_id)
         self._ensure_usable()
         name = _entry_name(platform, account_id)
         value = self._call(lambda kr: kr.get_password(self.service, name), f"reading {name}")
@@ -511,7 +628,7 @@ class KeyringTokenStore:
             "re-authorise the account"
         )
         raw = _decode_json(value.encode("utf-8"), where, recover)
-        return _record_from_json(platform, account_id, raw, where)
+        return record_from_json(platform, account_id, raw, where)
 
     def put(self, token: StoredToken) -> None:
         """Write the entry, read it back and compare; StateError if the keyring lost it."""
@@ -526,7 +643,7 @@ class KeyringTokenStore:
         fn: Callable[[StoredToken | None], StoredToken],
     ) -> StoredToken:
         """Read, apply ``fn`` and write back under the lock; the backend is proven first."""
-        _check_account(platform, account_id)
+        check_account(platform, account_id)
         self._ensure_usable()
         with self._lock():
             # Prove the backend keeps writes before fn spends a single-use refresh token.
@@ -536,6 +653,25 @@ class KeyringTokenStore:
             if new != current:
                 self._write(new)
             return new
+
+    def hold(
+        self, platform: str, account_id: str, *, owner: str, lease_s: float, wait_s: float
+    ) -> AbstractContextManager[None]:
+        """A lock file per account in the state dir (released when its process dies)."""
+        check_account(platform, account_id)
+        directory = self.lock_path.with_name(self.lock_path.stem + ".leases")
+        return _held(directory, platform, account_id, wait_s)
+
+    def save(self, token: StoredToken, *, expected_version: int, owner: str) -> StoredToken:
+        """Compare-and-set on the entry's ``version``; the backend proven and read back."""
+        self._ensure_usable()
+        with self._lock():
+            self._verify_round_trip()
+            current = self.get(token.platform, token.account_id)
+            _check_version(current, expected_version, token)
+            saved = _versioned(token, expected_version + 1, owner)
+            self._write(saved)
+            return saved
 
     # -- internals
 
@@ -622,13 +758,32 @@ def _entry_name(platform: str, account_id: str) -> str:
 # --- choosing a store ---------------------------------------------------------------------
 
 
-def open_token_store(config: TokensConfig, *, base_dir: Path, state_dir: Path) -> TokenStore:
+def open_token_store(
+    config: TokensConfig,
+    *,
+    base_dir: Path,
+    state_dir: Path,
+    database: DatabaseUrl | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> TokenStore:
     """The store the ``tokens`` config section names; opening touches nothing on disk.
 
     ``tokens.path`` is relative to ``base_dir`` (the config file's directory), ``~`` expanded;
     without it the file store is ``state_dir/tokens.json``. The keyring store keeps its lock
-    file in ``state_dir``.
+    file in ``state_dir``. ``crm``: the CRM database's ``channel_credentials`` (``database``,
+    the configured CRM database, password attached). ``auto`` (the default): the CRM's table
+    when a database is configured and has it, else the keyring.
     """
+    if config.store == "crm" or (config.store == "auto" and database is not None):
+        if database is None:
+            raise StateError(
+                "tokens.store: crm reads the CRM database's channel_credentials: set "
+                "database.url (or choose tokens.store: file or keyring)"
+            )
+        from nfdoctor.tokens.crm import CrmTokenStore, has_credentials_table
+
+        if config.store == "crm" or has_credentials_table(database):
+            return CrmTokenStore(database, clock=clock)
     if config.store == "file":
         if config.path:
             try:

@@ -233,7 +233,8 @@ def test_fault_on_ping_is_classified(
     assert case.detail in details, api
     if case.fault == "http_429":
         assert api["summary"].endswith("retry after 2 s"), api["summary"]
-    assert api["next_command"] == f"nfdoctor check {platform} --shop {sim.account_ids(platform)[0]}"
+    category = case.category_for(platform)
+    assert api["next_command"] == next_for(platform, category, sim.account_ids(platform)[0])
     assert api["hint"] is not None
     assert_only_api_changed(run, api)
 
@@ -337,6 +338,20 @@ def test_clock_skew_beyond_tolerance_points_the_operator_at_the_clock(
 # ---- one shop of two ---------------------------------------------------------------------
 
 
+def next_for(platform: str, category: str, shop: str) -> str:
+    """The command a finding of ``category`` points at: a token the platform refuses is
+    renewed by ``token refresh`` (expired, where there is a refresh token) or by authorising
+    the shop again; anything else is checked again."""
+    tokens = ("token_expired", "token_invalid", "refresh_token_invalid")
+    if category in tokens and platform == "facebook":
+        return f"nfdoctor token authorize facebook --shop {shop}"
+    if category == "token_expired":
+        return f"nfdoctor token refresh {platform} --shop {shop}"
+    if category in tokens:
+        return f"nfdoctor token authorize {platform} --shop {shop}"
+    return f"nfdoctor check {platform} --shop {shop}"
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_fault_scoped_to_one_account_hits_only_that_account(
     platform: str, simulator: Start, check: Check
@@ -349,7 +364,7 @@ def test_fault_scoped_to_one_account_hits_only_that_account(
     spared = run.report.one(f"platforms.{platform}.api", sim.label(platform, 0))
     assert hit["status"] == "CRITICAL"
     assert "category: token_expired" in hit["details"]
-    assert hit["next_command"] == f"nfdoctor check {platform} --shop {second}"
+    assert hit["next_command"] == next_for(platform, "token_expired", second)
     assert spared["status"] == "OK"
     assert run.code == 2
     assert [r["status"] for r in run.report.others(hit)] == ["OK"] * 4

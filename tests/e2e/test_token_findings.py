@@ -69,7 +69,9 @@ def test_refresh_token_deadline_against_the_thresholds(
     assert token["status"] == status
     assert token["summary"].startswith(f"refresh token expires in {shown} ("), token["summary"]
     assert abs(metric(token, "refresh_token_expires_in") - left.total_seconds()) < 120
-    assert token["next_command"] == f"nfdoctor check {platform} --shop {first(sim.state, platform)}"
+    # Only the seller can renew a refresh token: authorise the shop again.
+    shop = first(sim.state, platform)
+    assert token["next_command"] == f"nfdoctor token authorize {platform} --shop {shop}"
     assert run.report.one(f"platforms.{platform}.api")["status"] == "OK"
     assert run.report.status == status
     assert run.code == {"WARNING": 1, "CRITICAL": 2}[status]

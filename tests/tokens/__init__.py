@@ -1,0 +1,1 @@
+"""Token stores, refreshing and authorising accounts again."""
