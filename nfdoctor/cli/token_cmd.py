@@ -17,6 +17,7 @@ from nfdoctor.cli.options import (
     ShopOption,
     WriteOption,
 )
+from nfdoctor.cli.token_authorize_cmd import authorize
 
 if TYPE_CHECKING:
     from nfdoctor.context import Environment
@@ -195,3 +196,4 @@ def export(
 
 
 # --- authorize (nfdoctor/cli/token_authorize_cmd.py) ---
+token_app.command("authorize")(authorize)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field, field_validator
 
-from nfdoctor.config_fields import DigitsId, ErrorCategoryName, Section, unique_accounts
+from nfdoctor.config_fields import DigitsId, ErrorCategoryName, Section, Url, unique_accounts
+from nfdoctor.platforms.authorization import (
+    AuthorizationSpec,
+    ConsentInputs,
+    ExchangeInputs,
+    Grant,
+)
 from nfdoctor.platforms.base import (
     ApiSession,
     Clock,
@@ -32,7 +39,9 @@ from nfdoctor.platforms.base import (
 )
 from nfdoctor.platforms.errors import (
     BadCredentialsError,
+    BadParametersError,
     Category,
+    PermissionDeniedError,
     TaxonomyError,
     UnexpectedResponseError,
 )
@@ -63,6 +72,8 @@ __all__ = [
     "FacebookPage",
     "appsecret_proof",
     "classify_facebook",
+    "exchange_facebook_code",
+    "facebook_consent_url",
 ]
 
 PLATFORM = "facebook"
@@ -71,6 +82,18 @@ GRAPH_HOST = "https://graph.facebook.com"
 #: the config's ``graph_version`` overrides it)
 DEFAULT_GRAPH_VERSION = "v25.0"
 FACEBOOK_BASE_URL = f"{GRAPH_HOST}/{DEFAULT_GRAPH_VERSION}"
+#: the host of the OAuth dialog (``{www}/{version}/dialog/oauth``, §5.3)
+FACEBOOK_WWW_URL = "https://www.facebook.com"
+#: what a Page token needs for Messenger (a User token with these gives Page tokens that
+#: read conversations, send, and manage the Page's webhook subscription):
+#: pages_show_list to find the Page, pages_messaging for Messenger, pages_manage_metadata
+#: for subscribed_apps, pages_read_engagement to read the Page's content
+MESSENGER_SCOPES = (
+    "pages_show_list",
+    "pages_messaging",
+    "pages_manage_metadata",
+    "pages_read_engagement",
+)
 #: 1/1357046: the Send API failed *after* recording the message; resending duplicates it.
 #: (code, subcode) of an error answered although the message WAS sent (§5.4)
 _SENT_DESPITE_ERROR = (1, 1357046)
@@ -388,6 +411,11 @@ class FacebookConfig(PlatformSection):
     zero_expiry_means_never: bool = True
     # Bare code 100 is also a wrong appsecret_proof (platforms.md §5.2).
     code_100_means: ErrorCategoryName = "bad_parameters"
+    # `token authorize`: a Valid OAuth Redirect URI of the app (Facebook Login settings;
+    # unset: a loopback URL), the dialog's host, and the permissions asked for.
+    redirect_uri: Url | None = None
+    www_url: Url | None = None  # default https://www.facebook.com
+    oauth_scopes: list[str] = Field(default_factory=lambda: list(MESSENGER_SCOPES))
     pages: list[FacebookPage] = Field(default_factory=list)
 
     @field_validator("graph_version")
@@ -425,6 +453,144 @@ def _build(inputs: ClientInputs[FacebookConfig]) -> FacebookClient:
         app_id=section.app_id,
         zero_expiry_means_never=section.zero_expiry_means_never,
     )
+
+
+# --- authorization (§5.3) -----------------------------------------------------------------
+
+
+def facebook_consent_url(
+    *,
+    www_url: str,
+    graph_version: str,
+    app_id: str,
+    redirect_uri: str,
+    state: str,
+    scopes: list[str] | tuple[str, ...],
+) -> str:
+    """The OAuth dialog: ``{www}/{v}/dialog/oauth?client_id&redirect_uri&state&scope``."""
+    query = urlencode(
+        [
+            ("client_id", app_id),
+            ("redirect_uri", redirect_uri),
+            ("state", state),
+            ("scope", ",".join(scopes)),
+        ]
+    )
+    return f"{www_url.rstrip('/')}/{graph_version}/dialog/oauth?{query}"
+
+
+def _consent_url(inputs: ConsentInputs[FacebookConfig]) -> str:
+    section = inputs.section
+    return facebook_consent_url(
+        www_url=str(section.www_url) if section.www_url else FACEBOOK_WWW_URL,
+        graph_version=section.graph_version,
+        app_id=section.app_id,
+        redirect_uri=inputs.redirect_uri,
+        state=inputs.state,
+        scopes=section.oauth_scopes,
+    )
+
+
+async def exchange_facebook_code(
+    client: FacebookClient,
+    code: str,
+    *,
+    redirect_uri: str,
+    secret_found: Callable[[str], None] = lambda _: None,
+) -> Grant:
+    """Code → short-lived User token (``/oauth/access_token?client_id&redirect_uri&
+    client_secret&code``) → long-lived User token (``fb_exchange_token``) → the client's
+    Page token (``GET /{page-id}?fields=access_token``), which then has no expiry (§5.3)."""
+    app_id, app_secret = client._app_credentials()
+    body, _, _ = await client._call(
+        "GET",
+        client.base_url + "/oauth/access_token",
+        params={
+            "client_id": app_id,
+            "redirect_uri": redirect_uri,
+            "client_secret": app_secret,
+            "code": code,
+        },
+    )
+    short_lived = body.get("access_token")
+    if not isinstance(short_lived, str) or not short_lived:
+        raise UnexpectedResponseError(
+            "code exchange without access_token", platform=PLATFORM, field="access_token"
+        )
+    secret_found(short_lived)
+    long_lived = await client.refresh(short_lived)
+    secret_found(long_lived.access_token)
+    as_user = FacebookAuth(
+        access_token=long_lived.access_token,
+        app_secret=app_secret,
+        send_proof=client.auth.send_proof,
+        code_100_category=client.auth.code_100_category,
+        clock=client.clock,
+    )
+    no_token = (
+        f"no Page token for page {client.page_id}: whoever approved does not manage it, or "
+        "did not select it in the dialog"
+    )
+    try:
+        page, response, _ = await client._call(
+            "GET",
+            f"{client.base_url}/{client.page_id}",
+            params={"fields": "access_token"},
+            auth=as_user,
+        )
+    except (BadParametersError, PermissionDeniedError) as exc:
+        # Graph's code 100 "cannot be loaded due to missing permissions", or a 200/10.
+        raise PermissionDeniedError(
+            no_token,
+            platform=PLATFORM,
+            http_status=exc.http_status,
+            code=exc.code,
+            request_id=exc.request_id,
+            platform_message=exc.platform_message,
+        ) from None
+    page_token = page.get("access_token")
+    if not isinstance(page_token, str) or not page_token:
+        # Graph answers a Page's public fields to anyone: no access_token means the person
+        # who approved has no task on the Page, or did not grant the Page to the app.
+        raise PermissionDeniedError(no_token, platform=PLATFORM, http_status=response.status_code)
+    secret_found(page_token)
+    tokens = TokenSet(
+        access_token=page_token,
+        refresh_token="",
+        # Never expires; the store keeps it as null (the Grant says so).
+        access_expires_at=datetime.max.replace(tzinfo=timezone.utc),
+        refresh_expires_at=None,
+    )
+    page_id = page.get("id")
+    return Grant(
+        tokens=tokens,
+        account_ids=(str(page_id) if isinstance(page_id, (str, int)) else client.page_id,),
+        never_expires=True,
+    )
+
+
+async def _exchange(inputs: ExchangeInputs[FacebookConfig]) -> Grant:
+    assert isinstance(inputs.client, FacebookClient)
+    return await exchange_facebook_code(
+        inputs.client,
+        inputs.code,
+        redirect_uri=inputs.redirect_uri,
+        secret_found=inputs.secret_found,
+    )
+
+
+AUTHORIZATION: AuthorizationSpec[FacebookConfig] = AuthorizationSpec(
+    consent_url=_consent_url,
+    exchange=_exchange,
+    redirect_uri=lambda section: str(section.redirect_uri) if section.redirect_uri else None,
+    state="echoed",
+    # The redirect names the person, not a Page: the Page is asked for, and its token is
+    # fetched for that Page.
+    account_source="asked",
+    # Meta does not publish it; codes are single use and short-lived (about 10 minutes).
+    code_lifetime=timedelta(minutes=10),
+    console="the app's Valid OAuth Redirect URIs (Facebook Login → Settings)",
+)
 
 
 # --- webhooks (§5.8) -----------------------------------------------------------------------
@@ -576,4 +742,5 @@ SPEC = PlatformSpec(
     build_client=_build,
     api_base=_api_base,
     webhook=WEBHOOK,
+    authorization=AUTHORIZATION,
 )

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -14,6 +14,12 @@ import httpx
 from pydantic import Field, field_validator
 
 from nfdoctor.config_fields import Section, SellerId, Url, unique_accounts
+from nfdoctor.platforms.authorization import (
+    AuthorizationSpec,
+    ConsentInputs,
+    ExchangeInputs,
+    Grant,
+)
 from nfdoctor.platforms.base import (
     ApiSession,
     Clock,
@@ -60,6 +66,9 @@ __all__ = [
     "LazadaConfig",
     "LazadaShop",
     "classify_lazada",
+    "exchange_lazada_code",
+    "lazada_authorize_url",
+    "lazada_consent_url",
     "lazada_sign",
 ]
 
@@ -67,6 +76,8 @@ PLATFORM = "lazada"
 LAZADA_BASE_URL = "https://api.lazada.vn/rest"
 LAZADA_AUTH_URL = "https://auth.lazada.com/rest"
 REFRESH_PATH = "/auth/token/refresh"
+CREATE_PATH = "/auth/token/create"
+AUTHORIZE_PATH = "/oauth/authorize"
 _TOKEN_PATHS = ("/auth/token/create", "/auth/token/refresh")
 MAX_LIMIT = 100
 MAX_OFFSET = 5000
@@ -364,6 +375,11 @@ class LazadaConfig(PlatformSection):
     app_key: str
     app_secret: SecretRef
     auth_url: Url | None = None  # token host (default https://auth.lazada.com/rest)
+    # The callback registered for the app (`token authorize`); Lazada requires exactly it.
+    # Unset: a loopback URL.
+    redirect_uri: Url | None = None
+    # The OAuth consent page (default: /oauth/authorize on auth_url's host, without /rest).
+    authorize_url: Url | None = None
     # Low confidence (platforms.md §3.2, Java sample only): append the raw body to the sign base.
     sign_raw_body: bool = False
     shops: list[LazadaShop] = Field(default_factory=list)
@@ -387,6 +403,85 @@ def _build(inputs: ClientInputs[LazadaConfig]) -> LazadaClient:
         sign_raw_body=inputs.section.sign_raw_body,
     )
     return LazadaClient(auth, inputs.session, seller_id=inputs.account_id)
+
+
+# --- authorization (§3.3) -----------------------------------------------------------------
+
+
+def lazada_authorize_url(section: LazadaConfig) -> str:
+    """The consent page: ``authorize_url``, else ``/oauth/authorize`` on the token host
+    (``https://auth.lazada.com/rest`` → ``https://auth.lazada.com/oauth/authorize``)."""
+    if section.authorize_url is not None:
+        return str(section.authorize_url)
+    token_host = httpx.URL(str(section.auth_url) if section.auth_url else LAZADA_AUTH_URL)
+    path = token_host.path.rstrip("/")
+    path = path.removesuffix("/rest")
+    return str(token_host.copy_with(path=path + AUTHORIZE_PATH, query=None, fragment=None))
+
+
+def lazada_consent_url(*, authorize_url: str, app_key: str, redirect_uri: str, state: str) -> str:
+    """``/oauth/authorize?response_type=code&force_auth=true&redirect_uri&client_id&state``
+    (§3.1): ``force_auth`` makes Lazada ask again even when the seller is signed in."""
+    query = urlencode(
+        [
+            ("response_type", "code"),
+            ("force_auth", "true"),
+            ("redirect_uri", redirect_uri),
+            ("client_id", app_key),
+            ("state", state),
+        ]
+    )
+    return f"{authorize_url}?{query}"
+
+
+def _consent_url(inputs: ConsentInputs[LazadaConfig]) -> str:
+    return lazada_consent_url(
+        authorize_url=lazada_authorize_url(inputs.section),
+        app_key=inputs.section.app_key,
+        redirect_uri=inputs.redirect_uri,
+        state=inputs.state,
+    )
+
+
+def _seller_ids(body: JsonObject) -> tuple[str, ...]:
+    # `country_user_info` on create, `country_user_info_list` in the refresh doc (§3.3).
+    infos = body.get("country_user_info")
+    if not isinstance(infos, list):
+        infos = body.get("country_user_info_list")
+    found = []
+    for info in infos if isinstance(infos, list) else []:
+        seller = info.get("seller_id") if isinstance(info, dict) else None
+        if isinstance(seller, (str, int)) and not isinstance(seller, bool) and str(seller):
+            found.append(str(seller))
+    return tuple(dict.fromkeys(found))
+
+
+async def exchange_lazada_code(client: LazadaClient, code: str) -> Grant:
+    """``POST {auth_url}/auth/token/create`` with ``code``, signed, no access token (§3.3):
+    the code travels in the form body, out of every URL. REL expiries; the sellers from
+    ``country_user_info``."""
+    body, response, _ = await client._call(
+        "POST", client.auth.auth_url + CREATE_PATH, data={"code": code}, auth=client.auth
+    )
+    tokens = lazada_tokens(body, None, response, now=client.clock())
+    return Grant(tokens=tokens, account_ids=_seller_ids(body))
+
+
+async def _exchange(inputs: ExchangeInputs[LazadaConfig]) -> Grant:
+    assert isinstance(inputs.client, LazadaClient)
+    return await exchange_lazada_code(inputs.client, inputs.code)
+
+
+AUTHORIZATION: AuthorizationSpec[LazadaConfig] = AuthorizationSpec(
+    consent_url=_consent_url,
+    exchange=_exchange,
+    redirect_uri=lambda section: str(section.redirect_uri) if section.redirect_uri else None,
+    state="echoed",
+    # The redirect carries only code and state; the token response names the seller.
+    account_source="exchange",
+    code_lifetime=timedelta(minutes=30),
+    console="the app's Callback URL in the Lazada Open Platform console",
+)
 
 
 # --- webhooks (§3.8) -----------------------------------------------------------------------
@@ -525,4 +620,5 @@ SPEC = PlatformSpec(
     ),
     build_client=_build,
     webhook=WEBHOOK,
+    authorization=AUTHORIZATION,
 )

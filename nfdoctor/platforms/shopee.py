@@ -10,11 +10,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field, field_validator
 
-from nfdoctor.config_fields import PositiveId, Section, unique_accounts
+from nfdoctor.config_fields import PositiveId, Section, Url, unique_accounts
+from nfdoctor.platforms.authorization import (
+    AuthorizationSpec,
+    ConsentInputs,
+    ExchangeInputs,
+    Grant,
+    with_query,
+)
 from nfdoctor.platforms.base import (
     ApiSession,
     Clock,
@@ -63,7 +71,9 @@ __all__ = [
     "ShopeeConfig",
     "ShopeeShop",
     "classify_shopee",
+    "exchange_shopee_code",
     "is_public_path",
+    "shopee_consent_url",
     "shopee_sign",
 ]
 
@@ -75,6 +85,8 @@ ORDER_LIST_PATH = "/api/v2/order/get_order_list"
 PUSH_CONFIG_PATH = "/api/v2/push/get_app_push_config"
 LOST_PUSH_PATH = "/api/v2/push/get_lost_push_message"
 CONFIRM_LOST_PUSH_PATH = "/api/v2/push/confirm_consumed_lost_push_message"
+AUTH_PARTNER_PATH = "/api/v2/shop/auth_partner"
+TOKEN_GET_PATH = "/api/v2/auth/token/get"
 #: get_order_list rejects windows over 15 days (§2.5)
 MAX_WINDOW = timedelta(days=15)
 MAX_PAGE_SIZE = 100
@@ -497,6 +509,9 @@ class ShopeeConfig(PlatformSection):
 
     partner_id: PositiveId
     partner_key: SecretRef
+    # Where the seller's browser comes back after authorising (`token authorize`): a URL in
+    # the app's "Redirect URL domain" (Shopee Open Platform console). Unset: a loopback URL.
+    redirect_uri: Url | None = None
     shops: list[ShopeeShop] = Field(default_factory=list)
 
     @field_validator("shops")
@@ -517,6 +532,78 @@ def _build(inputs: ClientInputs[ShopeeConfig]) -> ShopeeClient:
         base_url=inputs.session.base_url,
     )
     return ShopeeClient(auth, inputs.session)
+
+
+# --- authorization (§2.3) -----------------------------------------------------------------
+
+
+def shopee_consent_url(
+    *, base_url: str, partner_id: int | str, partner_key: str, redirect: str, timestamp: int
+) -> str:
+    """The seller's authorization link: ``{host}/api/v2/shop/auth_partner?partner_id&timestamp
+    &sign&redirect``, with the public sign over ``partner_id‖path‖timestamp`` (§2.2, V9)."""
+    sign = shopee_sign(partner_key, f"{partner_id}{AUTH_PARTNER_PATH}{timestamp}")
+    query = urlencode(
+        [
+            ("partner_id", str(partner_id)),
+            ("timestamp", str(timestamp)),
+            ("sign", sign),
+            ("redirect", redirect),
+        ]
+    )
+    return f"{base_url.rstrip('/')}{AUTH_PARTNER_PATH}?{query}"
+
+
+def _consent_url(inputs: ConsentInputs[ShopeeConfig]) -> str:
+    section = inputs.section
+    # The link has no state parameter: the state rides in the redirect URL, which Shopee
+    # sends the browser back to with `code` and `shop_id` added.
+    return shopee_consent_url(
+        base_url=SPEC.base_url(section),
+        partner_id=section.partner_id,
+        partner_key=inputs.secret("partner_key"),
+        redirect=with_query(inputs.redirect_uri, state=inputs.state),
+        timestamp=int(inputs.now.timestamp()),
+    )
+
+
+async def exchange_shopee_code(client: ShopeeClient, code: str) -> Grant:
+    """``POST /api/v2/auth/token/get`` (public sign), body ``{code, partner_id, shop_id}``;
+    the shop is the client's (the redirect's ``shop_id``). ``expire_in`` is REL (§2.3)."""
+    body = {"code": code, "partner_id": int(client.auth.partner_id), "shop_id": int(client.shop_id)}
+    data, response, _ = await client._call(
+        "POST", client.base_url + TOKEN_GET_PATH, json_body=body, auth=client.auth
+    )
+    tokens = shopee_tokens(
+        data, None, response, now=client.clock(), refresh_ttl_s=client.auth.refresh_ttl_s
+    )
+    listed = data.get("shop_id_list")
+    shops = tuple(
+        str(shop)
+        for shop in (listed if isinstance(listed, list) else [])
+        if isinstance(shop, (int, str)) and not isinstance(shop, bool)
+    )
+    return Grant(tokens=tokens, account_ids=shops)
+
+
+async def _exchange(inputs: ExchangeInputs[ShopeeConfig]) -> Grant:
+    assert isinstance(inputs.client, ShopeeClient)
+    return await exchange_shopee_code(inputs.client, inputs.code)
+
+
+AUTHORIZATION: AuthorizationSpec[ShopeeConfig] = AuthorizationSpec(
+    consent_url=_consent_url,
+    exchange=_exchange,
+    redirect_uri=lambda section: str(section.redirect_uri) if section.redirect_uri else None,
+    # No state parameter at Shopee: nfdoctor's rides in the redirect URL, and a redirect
+    # that lost it is still bound to the shop the code is exchanged for.
+    state="if_echoed",
+    account_source="callback",
+    account_param="shop_id",
+    exchange_needs_account=True,
+    code_lifetime=timedelta(minutes=10),
+    console="the app's Redirect URL domain in the Shopee Open Platform console",
+)
 
 
 # --- webhooks (§2.8) -----------------------------------------------------------------------
@@ -698,4 +785,5 @@ SPEC = PlatformSpec(
     ),
     build_client=_build,
     webhook=WEBHOOK,
+    authorization=AUTHORIZATION,
 )

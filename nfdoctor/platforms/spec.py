@@ -16,6 +16,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import Field
 
 from nfdoctor.config_fields import Section, Url
+from nfdoctor.platforms.authorization import AuthorizationSpec
 from nfdoctor.platforms.base import ApiSession, Clock, PlatformClient, TokenSet
 from nfdoctor.platforms.webhook import WebhookSpec
 
@@ -120,6 +121,8 @@ class PlatformSpec(Generic[S]):
     api_base: Callable[[S], str] | None = None
     #: how the platform delivers webhooks (platforms.md §x.8)
     webhook: WebhookSpec | None = None
+    #: how a seller authorises the app again and the code becomes tokens (§x.3)
+    authorization: AuthorizationSpec[S] | None = None
 
     def section(self, platforms: object) -> S | None:
         """This platform's section of the config's ``platforms`` (the model the config

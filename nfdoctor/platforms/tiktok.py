@@ -6,13 +6,20 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field, field_validator
 
 from nfdoctor.config_fields import DigitsId, ErrorCategoryName, Section, Url, unique_accounts
+from nfdoctor.platforms.authorization import (
+    AuthorizationSpec,
+    ConsentInputs,
+    ExchangeInputs,
+    Grant,
+)
 from nfdoctor.platforms.base import (
     ApiSession,
     Clock,
@@ -60,6 +67,8 @@ __all__ = [
     "TiktokConfig",
     "TiktokShop",
     "classify_tiktok",
+    "exchange_tiktok_code",
+    "tiktok_consent_url",
     "tiktok_sign",
 ]
 
@@ -67,6 +76,9 @@ PLATFORM = "tiktok"
 TIKTOK_BASE_URL = "https://open-api.tiktokglobalshop.com"
 TIKTOK_AUTH_URL = "https://auth.tiktok-shops.com"
 REFRESH_PATH = "/api/v2/token/refresh"
+TOKEN_GET_PATH = "/api/v2/token/get"
+#: the authorization link's host for shops outside the US (§4.1)
+TIKTOK_AUTHORIZE_URL = "https://services.tiktokshop.com/open/authorize"
 SHOPS_PATH = "/authorization/202309/shops"
 ORDER_SEARCH_PATH = "/order/202309/orders/search"
 WEBHOOKS_PATH = "/event/202309/webhooks"
@@ -410,6 +422,13 @@ class TiktokConfig(PlatformSection):
     app_key: str
     app_secret: SecretRef
     auth_url: Url | None = None  # token host (default https://auth.tiktok-shops.com)
+    # `token authorize`: the service id of the app's authorization link (Partner Center),
+    # the link's host (default https://services.tiktokshop.com/open/authorize; US shops:
+    # see platforms.md §4.1), and the redirect URL registered there, where TikTok sends the
+    # seller's browser back (the link cannot choose it).
+    service_id: str | None = None
+    authorize_url: Url | None = None
+    redirect_uri: Url | None = None
     # 36009004 means token, sign, app_key or timestamp trouble alike (platforms.md §4.6);
     # which category to report it as.
     code_36009004_means: ErrorCategoryName = "token_invalid"
@@ -437,6 +456,91 @@ def _build(inputs: ClientInputs[TiktokConfig]) -> TiktokClient:
     )
     cipher = shop.shop_cipher if shop is not None else None
     return TiktokClient(auth, inputs.session, shop_id=inputs.account_id, shop_cipher=cipher)
+
+
+# --- authorization (§4.3) -----------------------------------------------------------------
+
+
+def tiktok_consent_url(*, authorize_url: str, service_id: str, state: str) -> str:
+    """The service's authorization link: ``/open/authorize?service_id&state`` (§4.1); the
+    redirect goes to the URL registered in Partner Center, not to one the link names."""
+    return f"{authorize_url}?{urlencode([('service_id', service_id), ('state', state)])}"
+
+
+def _consent_url(inputs: ConsentInputs[TiktokConfig]) -> str:
+    section = inputs.section
+    assert section.service_id is not None  # AUTHORIZATION.missing refused it before
+    return tiktok_consent_url(
+        authorize_url=str(section.authorize_url) if section.authorize_url else TIKTOK_AUTHORIZE_URL,
+        service_id=section.service_id,
+        state=inputs.state,
+    )
+
+
+async def exchange_tiktok_code(
+    client: TiktokClient, code: str, *, secret_found: Callable[[str], None] = lambda _: None
+) -> Grant:
+    """``GET {auth_url}/api/v2/token/get?app_key&app_secret&auth_code&grant_type=
+    authorized_code``: unsigned, the app secret in the query (§4.3), so the URL is never
+    shown. ABS expiries. The response names the seller, not the shops: the new token's
+    ``/authorization/202309/shops`` says which shops it reaches."""
+    body, response, _ = await client._call(
+        "GET",
+        client.auth.auth_url + TOKEN_GET_PATH,
+        params={
+            "app_key": client.auth.app_key,
+            "app_secret": client.auth.signing_secret,
+            "auth_code": code,
+            "grant_type": "authorized_code",
+        },
+    )
+    tokens = tiktok_tokens(body, None, response)
+    secret_found(tokens.access_token)
+    secret_found(tokens.refresh_token)
+    data = body.get("data")
+    details = []
+    seller = data.get("seller_name") if isinstance(data, dict) else None
+    if isinstance(seller, str) and seller:
+        details.append(f"seller: {seller}")
+    client.auth.access_token = tokens.access_token
+    shops_body, _, _ = await client._shops()
+    shops_data = shops_body.get("data")
+    listed = shops_data.get("shops") if isinstance(shops_data, dict) else None
+    shops = tuple(
+        str(shop["id"])
+        for shop in (listed if isinstance(listed, list) else [])
+        if isinstance(shop, dict) and isinstance(shop.get("id"), (str, int))
+    )
+    return Grant(tokens=tokens, account_ids=shops, details=tuple(details))
+
+
+async def _exchange(inputs: ExchangeInputs[TiktokConfig]) -> Grant:
+    assert isinstance(inputs.client, TiktokClient)
+    return await exchange_tiktok_code(inputs.client, inputs.code, secret_found=inputs.secret_found)
+
+
+def _missing(section: TiktokConfig) -> dict[str, str]:
+    if section.service_id:
+        return {}
+    return {
+        "service_id": "the service id in the app's authorization link (Partner Center → "
+        "App → Authorization: …/open/authorize?service_id=…)"
+    }
+
+
+AUTHORIZATION: AuthorizationSpec[TiktokConfig] = AuthorizationSpec(
+    consent_url=_consent_url,
+    exchange=_exchange,
+    redirect_uri=lambda section: str(section.redirect_uri) if section.redirect_uri else None,
+    sends_redirect_uri=False,
+    state="echoed",
+    # One authorization is the seller's, and may reach several shops: the shop is asked
+    # for, and the new token must reach it.
+    account_source="asked",
+    code_lifetime=timedelta(minutes=30),
+    console="the app's Redirect URL in TikTok Shop Partner Center",
+    missing=_missing,
+)
 
 
 # --- webhooks (§4.8) -----------------------------------------------------------------------
@@ -578,4 +682,5 @@ SPEC = PlatformSpec(
     ),
     build_client=_build,
     webhook=WEBHOOK,
+    authorization=AUTHORIZATION,
 )

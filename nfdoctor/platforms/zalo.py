@@ -7,11 +7,18 @@ import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field, field_validator
 
 from nfdoctor.config_fields import DigitsId, PositiveSpan, Section, Url, unique_accounts
+from nfdoctor.platforms.authorization import (
+    AuthorizationSpec,
+    ConsentInputs,
+    ExchangeInputs,
+    Grant,
+)
 from nfdoctor.platforms.base import (
     ApiSession,
     Clock,
@@ -26,15 +33,19 @@ from nfdoctor.platforms.base import (
     read_response,
     rebuild,
     rel_time,
+    status_only_error,
     unknown_code_category,
     unreadable_body_error,
     utc_now,
 )
 from nfdoctor.platforms.errors import (
     Category,
+    RateLimitedError,
     RefreshTokenInvalidError,
     TaxonomyError,
+    TransientError,
     UnexpectedResponseError,
+    scrub,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
 from nfdoctor.platforms.webhook import (
@@ -59,12 +70,16 @@ __all__ = [
     "ZaloConfig",
     "ZaloOA",
     "classify_zalo",
+    "exchange_zalo_code",
+    "zalo_consent_url",
 ]
 
 PLATFORM = "zalo"
 ZALO_BASE_URL = "https://openapi.zalo.me"
 ZALO_OAUTH_URL = "https://oauth.zaloapp.com/v4"
 TOKEN_PATH = "/oa/access_token"
+PERMISSION_PATH = "/oa/permission"
+GETOA_PATH = "/v2.0/oa/getoa"
 MAX_COUNT = 10
 #: refresh tokens live 3 months (§6.3); the token response does not say when they expire
 REFRESH_TTL_S = 90 * 86400
@@ -318,6 +333,9 @@ class ZaloConfig(PlatformSection):
     app_id: str
     secret_key: SecretRef
     oauth_url: Url | None = None  # token host (default https://oauth.zaloapp.com/v4)
+    # `token authorize`: the OA's Callback URL in the app's settings (Zalo refuses any other,
+    # -14003). Unset: a loopback URL.
+    redirect_uri: Url | None = None
     # Low confidence (platforms.md §6.2): whether the OA API wants appsecret_proof.
     appsecret_proof: bool = True
     # The "3 months" refresh-token lifetime is not in the response (platforms.md §6.3).
@@ -349,6 +367,137 @@ def _build(inputs: ClientInputs[ZaloConfig]) -> ZaloClient:
         refresh_ttl_s=section.refresh_token_lifetime.total_seconds(),
     )
     return ZaloClient(auth, inputs.session, oa_id=inputs.account_id)
+
+
+# --- authorization (§6.3) -----------------------------------------------------------------
+
+
+def zalo_consent_url(
+    *, oauth_url: str, app_id: str, redirect_uri: str, code_challenge: str, state: str
+) -> str:
+    """``{oauth}/v4/oa/permission?app_id&redirect_uri&code_challenge&state``: S256 implied,
+    no ``code_challenge_method``, ``scope`` or ``response_type`` (§6.3)."""
+    query = urlencode(
+        [
+            ("app_id", app_id),
+            ("redirect_uri", redirect_uri),
+            ("code_challenge", code_challenge),
+            ("state", state),
+        ]
+    )
+    return f"{oauth_url.rstrip('/')}{PERMISSION_PATH}?{query}"
+
+
+def _oauth_url(section: ZaloConfig) -> str:
+    return str(section.oauth_url).rstrip("/") if section.oauth_url else ZALO_OAUTH_URL
+
+
+def _consent_url(inputs: ConsentInputs[ZaloConfig]) -> str:
+    assert inputs.code_challenge is not None  # AUTHORIZATION.pkce: the service makes one
+    return zalo_consent_url(
+        oauth_url=_oauth_url(inputs.section),
+        app_id=inputs.section.app_id,
+        redirect_uri=inputs.redirect_uri,
+        code_challenge=inputs.code_challenge,
+        state=inputs.state,
+    )
+
+
+def parse_zalo_code_tokens(
+    response: httpx.Response, *, now: datetime, refresh_ttl_s: float, secrets: tuple[str, ...]
+) -> TokenSet:
+    """The tokens a code bought, or why not: Zalo answers a refused code with HTTP 200 and
+    ``error``/``error_name``/``error_description`` instead of ``access_token`` (§6.3)."""
+    try:
+        body = decode_json(response, PLATFORM)
+    except UnexpectedResponseError as exc:
+        raise unreadable_body_error(response, exc, PLATFORM, now) from None
+    access = body.get("access_token")
+    if not isinstance(access, str) or not access:
+        status = status_only_error(response, PLATFORM, now)
+        if isinstance(status, (TransientError, RateLimitedError)):
+            raise status
+        raw = body.get("error")
+        said = body.get("error_description") or body.get("error_name") or body.get("message")
+        raise RefreshTokenInvalidError(
+            f"zalo error {raw}: no access_token for the code (HTTP {response.status_code})",
+            platform=PLATFORM,
+            http_status=response.status_code,
+            code=str(raw) if raw is not None else None,
+            platform_message=scrub(str(said), secrets) if said else None,
+        )
+    return parse_zalo_tokens(response, now=now, refresh_ttl_s=refresh_ttl_s)
+
+
+async def exchange_zalo_code(
+    client: ZaloClient,
+    code: str,
+    *,
+    code_verifier: str,
+    oa_id: str | None = None,
+    secret_found: Callable[[str], None] = lambda _: None,
+) -> Grant:
+    """``POST /v4/oa/access_token`` (form: ``code``, ``app_id``, ``grant_type=
+    authorization_code``, ``code_verifier``; header ``secret_key``). The response does not
+    name the OA: without ``oa_id`` (the redirect's), the new token's ``getoa`` says it."""
+    auth = client.auth
+    request = httpx.Request(
+        "POST",
+        auth.oauth_url + TOKEN_PATH,
+        data={
+            "code": code,
+            "app_id": auth.app_id or "",
+            "grant_type": "authorization_code",
+            "code_verifier": code_verifier,
+        },
+        headers={"secret_key": auth.signing_secret or ""},
+    )
+    request.extensions["timeout"] = httpx.Timeout(client.timeout_s).as_dict()
+    response, _ = await client._send(request)
+    tokens = parse_zalo_code_tokens(
+        response,
+        now=client.clock(),
+        refresh_ttl_s=auth.refresh_ttl_s,
+        secrets=(*auth.secrets(), code, code_verifier),
+    )
+    secret_found(tokens.access_token)
+    secret_found(tokens.refresh_token)
+    if oa_id is not None:
+        return Grant(tokens=tokens, account_ids=(oa_id,))
+    auth.access_token = tokens.access_token
+    body, _, _ = await client._call("GET", client.base_url + GETOA_PATH, auth=auth)
+    data = body.get("data")
+    found = (data.get("oaid") or data.get("oa_id")) if isinstance(data, dict) else None
+    named = (str(found),) if isinstance(found, (str, int)) and not isinstance(found, bool) else ()
+    return Grant(tokens=tokens, account_ids=named)
+
+
+async def _exchange(inputs: ExchangeInputs[ZaloConfig]) -> Grant:
+    assert isinstance(inputs.client, ZaloClient)
+    assert inputs.code_verifier is not None
+    return await exchange_zalo_code(
+        inputs.client,
+        inputs.code,
+        code_verifier=inputs.code_verifier,
+        oa_id=inputs.account_id,
+        secret_found=inputs.secret_found,
+    )
+
+
+AUTHORIZATION: AuthorizationSpec[ZaloConfig] = AuthorizationSpec(
+    consent_url=_consent_url,
+    exchange=_exchange,
+    redirect_uri=lambda section: str(section.redirect_uri) if section.redirect_uri else None,
+    # Whether Zalo echoes state is disputed (§6.3): a different state is refused, a missing
+    # one accepted, since the PKCE verifier (which never leaves this process) already binds
+    # the code to this run.
+    state="if_echoed",
+    pkce=True,
+    account_source="callback",
+    account_param="oa_id",
+    code_lifetime=timedelta(minutes=10),
+    console="the OA's Callback URL in the Zalo app's settings (Official Account → Callback)",
+)
 
 
 # --- webhooks (§6.8) -----------------------------------------------------------------------
@@ -501,4 +650,5 @@ SPEC = PlatformSpec(
     ),
     build_client=_build,
     webhook=WEBHOOK,
+    authorization=AUTHORIZATION,
 )

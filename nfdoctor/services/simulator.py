@@ -162,6 +162,8 @@ def start_simulator(env: Environment, request: SimulatorRequest) -> SimulatorSta
             database=target[0] if target else None,
             tls_port=server.tls_port,
             ca_pem=pki.root_pem() if pki is not None else None,
+            # The demo CRM holds the tokens it uses (channel_credentials): point at them.
+            crm_tokens=target is not None,
         )
         ca_path = written[-1] if pki is not None else None
         notes.append(f"nfdoctor: config written to {request.write_config}")

@@ -48,7 +48,13 @@ from nfdoctor.tokens.refresh import (
     refresh_due,
     run_owner,
 )
-from nfdoctor.tokens.store import FORMAT, MAX_TOKEN_FILE_BYTES, StoredToken, record_from_json
+from nfdoctor.tokens.store import (
+    FORMAT,
+    MAX_TOKEN_FILE_BYTES,
+    StoredToken,
+    record_from_json,
+    token_document,
+)
 
 __all__ = [
     "ExportRequest",
@@ -338,7 +344,7 @@ def _read_token_document(source: str, stdin: BinaryIO | None) -> tuple[bytes, st
 
 
 def _parse_tokens(data: bytes, where: str) -> list[StoredToken]:
-    document = decode_json(data, where, recover="nothing was imported", kind="token file")
+    document = decode_json(data, where, recover="Fix it there and import again.", kind="token file")
     if not isinstance(document, dict):
         raise StateError(f"{where}: expected a JSON object (a token file); nothing was imported")
     if "format" in document and document["format"] != FORMAT:
@@ -429,7 +435,7 @@ def export_tokens(
     store = open_tokens(env, prepared)
     started_at = env.clock()
     began = env.monotonic()
-    document: dict[str, Any] = {"format": FORMAT, "tokens": {}}
+    exported: list[StoredToken] = []
     results: list[CheckResult] = []
     for platform, listed in accounts.items():
         for account in listed:
@@ -446,7 +452,7 @@ def export_tokens(
                     )
                 )
                 continue
-            document["tokens"].setdefault(platform, {})[account.account_id] = _record(token)
+            exported.append(token)
             results.append(
                 CheckResult(
                     id="token.export",
@@ -456,7 +462,7 @@ def export_tokens(
                     subject=account.label,
                 )
             )
-    write_json(request.out, document, mode=0o600)
+    write_json(request.out, token_document(exported), mode=0o600)
     os.chmod(request.out, 0o600)
     return Report(
         command="token export",
@@ -465,17 +471,3 @@ def export_tokens(
         duration_s=env.monotonic() - began,
         version=__version__,
     )
-
-
-def _record(token: StoredToken) -> dict[str, Any]:
-    def iso(moment: Any) -> str | None:
-        return moment.isoformat() if moment is not None else None
-
-    return {
-        "access_token": token.access_token,
-        "access_expires_at": iso(token.access_expires_at),
-        "refresh_token": token.refresh_token,
-        "refresh_expires_at": iso(token.refresh_expires_at),
-        "updated_at": iso(token.updated_at),
-        "updated_by": token.updated_by,
-    }

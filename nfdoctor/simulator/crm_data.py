@@ -4,7 +4,9 @@ Every ``shops`` row is an account of the simulator (the same Shopee shop ids, La
 ids, TikTok shop ids, Facebook page ids and Zalo OA ids); customers and their identities
 are the users the simulator serves (chat users of pages and OAs, marketplace buyers);
 conversations and messages are the simulator's chats, with the same message ids; orders are
-its orders, their status normalised as each platform's module declares. What only the CRM
+its orders, their status normalised as each platform's module declares; ``channel_credentials``
+holds, for every shop, the tokens the simulator issued for it (what ``tokens.json`` says, as
+the CRM wrote them: ``updated_by='crm'``, version 1, no lease). What only the CRM
 knows (when it stored a delivery, phones, e-mails, merges, replies, attachments, thread
 status) comes from a random stream of its own, so the simulator's data is untouched.
 
@@ -36,6 +38,7 @@ from nfdoctor.store.database import DatabaseUrl
 from nfdoctor.store.repository import (
     AttachmentRow,
     ConversationRow,
+    CredentialRow,
     CrmRows,
     CustomerRow,
     IdentityRow,
@@ -94,6 +97,8 @@ class DemoSummary:
     closed_thread_groups: int
     #: message ids used on more than one shop: same id, different shop, not duplicates
     cross_shop_reuses: int
+    #: ``channel_credentials`` rows: one per shop with a live token
+    credentials: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class DemoCrm:
             duplicate_rows=self.duplicate_rows,
             closed_thread_groups=self.closed_thread_groups,
             cross_shop_reuses=self.cross_shop_reuses,
+            credentials=counts["channel_credentials"],
         )
 
 
@@ -700,7 +706,32 @@ class _Builder:
             messages=messages,
             attachments=attachments,
             orders=orders,
+            credentials=self._credentials(),
         )
+
+    def _credentials(self) -> list[CredentialRow]:
+        """The tokens the CRM holds for each shop: the ones the simulator issued (and that
+        the written tokens.json holds), stored by the CRM when it got them."""
+        credentials = []
+        for shop in self.shops:
+            platform, account = shop.spec.name, shop.account.account_id
+            access = self.state.current(platform, account, "access")
+            if access is None:  # revoked: a CRM would have nothing usable to store
+                continue
+            refresh = self.state.current(platform, account, "refresh")
+            credentials.append(
+                CredentialRow(
+                    shop_id=shop.id,
+                    access_token=access.value,
+                    access_expires_at=access.expires_at,
+                    refresh_token=refresh.value if refresh is not None else None,
+                    refresh_expires_at=refresh.expires_at if refresh is not None else None,
+                    updated_at=access.issued_at,
+                    updated_by="crm",
+                    version=1,
+                )
+            )
+        return credentials
 
 
 def _digits(rng: random.Random, n: int) -> str:

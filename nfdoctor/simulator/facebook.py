@@ -1,6 +1,8 @@
 """Simulated Facebook Graph API for Pages and Messenger (platforms.md §5), at ``/facebook``.
 
 Paths carry the version as Graph does: ``/facebook/v21.0/me`` = ``graph.facebook.com/v21.0/me``.
+The login dialog is at ``/facebook-www`` (``www.facebook.com/v21.0/dialog/oauth``): a code,
+exchanged for a short-lived User token, made long-lived, from which Page tokens are made.
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nfdoctor.simulator.authorize import (
+    CONSENT_LIFETIME,
+    ConsentLink,
+    consent_page,
+    host_url,
+    redirect_allowed,
+    redirect_to,
+    token_issued,
+    token_refused,
+    with_query,
+)
 from nfdoctor.simulator.base import json_response, request_now, token_fault
 from nfdoctor.simulator.events import (
     MALFORMED,
@@ -27,8 +40,17 @@ from nfdoctor.simulator.events import (
     facebook_read,
     from_milliseconds,
     json_object,
+    stable_digits,
 )
-from nfdoctor.simulator.model import Account, Token, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.model import (
+    Account,
+    Token,
+    TokenEventKind,
+    TokenKind,
+    alnum,
+    digits,
+    hex_string,
+)
 from nfdoctor.simulator.spec import (
     ChatEventSource,
     ChatSpec,
@@ -51,7 +73,14 @@ from nfdoctor.simulator.verify import (
 if TYPE_CHECKING:
     from nfdoctor.simulator.state import SimulatorState
 
-__all__ = ["FACEBOOK", "FacebookSettings", "build_facebook_app", "facebook_error_body"]
+__all__ = [
+    "FACEBOOK",
+    "FacebookSettings",
+    "admin_user_id",
+    "build_facebook_app",
+    "build_facebook_www_app",
+    "facebook_error_body",
+]
 
 NAME = "facebook"
 
@@ -67,6 +96,21 @@ DEFAULT_SUBSCRIBED_FIELDS = (
     "messaging_postbacks",
     "message_echoes",
     "message_reads",
+)
+#: the Login dialog (www.facebook.com/{version}/dialog/oauth) and its consent links
+DIALOG_PATH = "/{version}/dialog/oauth"
+APPROVE_PATH = DIALOG_PATH + "/approve"
+#: §5.3: a short-lived User token lives about an hour; a long-lived one about 60 days
+SHORT_LIVED_USER = timedelta(hours=1)
+LONG_LIVED_USER = timedelta(days=60)
+#: the person who manages every Page of the simulator and logs in through the dialog
+ADMIN_NAME = "Trần Minh Khoa"
+#: what the simulated admin grants (the Page permissions a CRM asks for)
+USER_SCOPES = (
+    "pages_show_list",
+    "pages_messaging",
+    "pages_manage_metadata",
+    "pages_read_engagement",
 )
 
 
@@ -171,8 +215,24 @@ class FacebookApp:
             token = auth[7:].strip()
         return token
 
+    def presents_user_token(self, request: Request) -> bool:
+        """Whether the request's token is a User token this simulator issued."""
+        token = self.state.tokens.get(self.presented_token(request) or "")
+        return token is not None and token.platform == NAME and token.kind == "user"
+
     def page_token(self, request: Request) -> tuple[Token, Account, datetime]:
         """Validate a Page token and its optional (or required) ``appsecret_proof``."""
+        token, now = self.graph_token(request, "access")
+        account = self.state.account(NAME, token.owner)
+        assert account is not None
+        return token, account, now
+
+    def user_token(self, request: Request) -> tuple[Token, datetime]:
+        """Validate a User token (the dialog's) and its ``appsecret_proof``."""
+        return self.graph_token(request, "user")
+
+    def graph_token(self, request: Request, kind: TokenKind) -> tuple[Token, datetime]:
+        """Validate the presented token of ``kind`` and its optional (or required) proof."""
         self.version(request)
         now = request_now(request, self.state)
         value = self.presented_token(request)
@@ -181,7 +241,7 @@ class FacebookApp:
                 2500,
                 "An active access token must be used to query information about the current user.",
             )
-        status, token = self.state.check(NAME, value, now=now)
+        status, token = self.state.check(NAME, value, kind, now=now)
         fault = token_fault(request)
         if fault == "revoked" or status == "revoked":
             raise GraphError(
@@ -212,9 +272,7 @@ class FacebookApp:
                 "Invalid appsecret_proof provided in the API argument",
                 kind="GraphMethodException",
             )
-        account = self.state.account(NAME, token.owner)
-        assert account is not None
-        return token, account, now
+        return token, now
 
     def usage_headers(self, account: Account | None, now: datetime, *, app: bool) -> dict[str, str]:
         """Usage headers, sent only once usage crosses the threshold (§5.7).
@@ -245,15 +303,21 @@ class FacebookApp:
         return {"X-Business-Use-Case-Usage": json.dumps(usage)}
 
     async def me(self, request: Request) -> Response:
-        """GET /{v}/me?fields=id,name with a Page token → the Page."""
+        """GET /{v}/me?fields=id,name with a Page token → the Page (a User token: the user)."""
+        fields = request.query_params.get("fields", "id,name").split(",")
         try:
-            _, account, now = self.page_token(request)
+            if self.presents_user_token(request):
+                token, now = self.user_token(request)
+                data = {"id": token.owner, "name": ADMIN_NAME}
+                headers = self.usage_headers(None, now, app=True)
+            else:
+                _, account, now = self.page_token(request)
+                data = {"id": account.account_id, "name": account.name}
+                headers = self.usage_headers(account, now, app=False)
         except GraphError as exc:
             return self.error(exc)
-        fields = request.query_params.get("fields", "id,name").split(",")
-        data = {"id": account.account_id, "name": account.name}
-        body = {k: v for k, v in data.items() if k in fields} or {"id": account.account_id}
-        return json_response(body, headers=self.usage_headers(account, now, app=False))
+        body = {k: v for k, v in data.items() if k in fields} or {"id": data["id"]}
+        return json_response(body, headers=headers)
 
     async def debug_token(self, request: Request) -> Response:
         """GET /{v}/debug_token: needs the app token ``APPID|SECRET``."""
@@ -272,11 +336,13 @@ class FacebookApp:
                 )
             )
         value = request.query_params.get("input_token", "")
-        status, token = self.state.check(NAME, value, now=now)
+        known = self.state.tokens.get(value)
+        kind: TokenKind = "user" if known is not None and known.kind == "user" else "access"
+        status, token = self.state.check(NAME, value, kind, now=now)
         fault = token_fault(request)
         base: dict[str, Any] = {
             "app_id": self.settings.app_id,
-            "type": "PAGE",
+            "type": "USER" if kind == "user" else "PAGE",
             "application": APP_NAME,
         }
         if status != "ok" or token is None or fault is not None:
@@ -292,6 +358,19 @@ class FacebookApp:
                     "subcode": subcode,
                 },
                 "scopes": [],
+            }
+        elif kind == "user":
+            data = {
+                **base,
+                "is_valid": True,
+                "issued_at": int(token.issued_at.timestamp()),  # ABS
+                "expires_at": int(token.expires_at.timestamp()) if token.expires_at else 0,
+                "data_access_expires_at": int((now + timedelta(days=90)).timestamp()),
+                "scopes": list(USER_SCOPES),
+                "granular_scopes": [
+                    {"scope": "pages_messaging", "target_ids": list(token.grants)},
+                ],
+                "user_id": token.owner,
             }
         else:
             data = {
@@ -396,6 +475,222 @@ class FacebookApp:
             body["paging"] = paging
         return json_response(body, headers=self.usage_headers(account, now, app=False))
 
+    # ---- Login: the dialog, the code exchange, User and Page tokens (§5.3) ---------------
+
+    async def dialog(self, request: Request) -> Response:
+        """GET /{v}/dialog/oauth?client_id=&redirect_uri=&state=&scope= (www.facebook.com):
+        the consent page, one link per Page and one for every Page."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        redirect = q.get("redirect_uri")
+        try:
+            self.version(request)
+            if q.get("client_id") != self.settings.app_id:
+                raise GraphError(101, "Error validating application. Invalid application ID.")
+            if redirect is None or not redirect_allowed(redirect):
+                raise GraphError(
+                    191,
+                    "Can't load URL: The domain of this URL isn't included in the app's domains.",
+                )
+        except GraphError as exc:
+            return self.error(exc)
+        consent = self.state.new_consent(
+            NAME, redirect_uri=redirect, state=q.get("state"), now=now, lifetime=CONSENT_LIFETIME
+        )
+        approve = host_url(request, APPROVE_PATH.format(version=request.path_params["version"]))
+        pages = self.state.accounts[NAME]
+        links = [
+            ConsentLink(
+                href=with_query(approve, {"consent": consent.consent_id, "page_id": a.account_id}),
+                text=f"Continue with {a.name} (Page {a.account_id})",
+                account=a.account_id,
+            )
+            for a in pages
+        ]
+        links.append(
+            ConsentLink(
+                href=with_query(approve, {"consent": consent.consent_id}),
+                text=f"Continue as {ADMIN_NAME} with every Page",
+            )
+        )
+        intro = f"{APP_NAME} asks to manage and message as your Pages."
+        return consent_page("Facebook Login", intro, links)
+
+    async def approve(self, request: Request) -> Response:
+        """A consent link: 302 to ``<redirect_uri>?code=…&state=…``; the code is the admin's,
+        granting the Page the link names (or every Page)."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        consent = self.state.live_consent(NAME, q.get("consent"), now=now)
+        page_id = q.get("page_id")
+        pages = self.state.accounts[NAME]
+        granted = tuple(a.account_id for a in pages if page_id is None or a.account_id == page_id)
+        if consent is None or not granted:
+            return self.error(GraphError(100, "This login link is invalid or has expired."))
+        code = self.state.issue_code(consent, admin_user_id(self.state), now=now, grants=granted)
+        params = {"code": code.value}
+        if consent.state is not None:
+            params["state"] = consent.state
+        return redirect_to(with_query(consent.redirect_uri, params))
+
+    async def oauth_access_token(self, request: Request) -> Response:
+        """GET /{v}/oauth/access_token: a code for a short-lived User token (``client_id``,
+        ``redirect_uri``, ``client_secret``, ``code``), or ``grant_type=fb_exchange_token``:
+        a User token for a long-lived one."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        exchange = q.get("grant_type") == "fb_exchange_token"
+        kind: TokenEventKind = "refresh" if exchange else "exchange"
+        owner: str | None = None
+        try:
+            self.version(request)
+            if q.get("client_id") != self.settings.app_id:
+                raise GraphError(101, "Error validating application. Invalid application ID.")
+            if not verify_exact(self.settings.app_secret, q.get("client_secret")):
+                raise GraphError(1, "Error validating client secret.")
+            if exchange:
+                lifetime = LONG_LIVED_USER
+                status, old = self.state.check(NAME, q.get("fb_exchange_token"), "user", now=now)
+                owner = old.owner if old is not None else None
+                if status == "expired":
+                    # §5.3: an expired token cannot be exchanged
+                    raise GraphError(
+                        190,
+                        f"Error validating access token: Session has expired on {_iso(now)}.",
+                        subcode=463,
+                    )
+                if status != "ok" or old is None:
+                    raise GraphError(
+                        190,
+                        "Error validating access token: The access token is invalid.",
+                        subcode=467,
+                    )
+                user, grants, spent = old.owner, old.grants, None
+            else:
+                lifetime = SHORT_LIVED_USER
+                if "code" not in q:
+                    raise GraphError(100, "Missing authorization code")
+                if "redirect_uri" not in q:
+                    raise GraphError(100, "Missing redirect_uri parameter.")
+                status_code, code = self.state.redeem_code(
+                    NAME, q["code"], now=now, redirect_uri=q["redirect_uri"]
+                )
+                owner = code.account if code is not None else None
+                if code is None or status_code != "ok":
+                    raise _code_error(status_code)
+                user, grants, spent = code.account, code.grants, code.value
+        except GraphError as exc:
+            error = f"{exc.code}/{exc.subcode}" if exc.subcode is not None else str(exc.code)
+            token_refused(request, self.state, platform=NAME, kind=kind, account=owner, error=error)
+            return self.error(exc)
+        token = self.state.issue_token(
+            NAME, user, "user", expires_at=now + lifetime, now=now, grants=grants
+        )
+        token_issued(
+            request, self.state, platform=NAME, kind=kind, account=user, access=token, spent=spent
+        )
+        return json_response(
+            {
+                "access_token": token.value,
+                "token_type": "bearer",
+                "expires_in": int(lifetime.total_seconds()),  # REL
+            },
+            headers=self.usage_headers(None, now, app=True),
+        )
+
+    def new_page_token(self, request: Request, user: Token, page: str, now: datetime) -> Token:
+        """A Page token made from a User token: none expires when the User token is
+        long-lived; one from a short-lived User token ends with it (§5.3)."""
+        assert user.expires_at is not None
+        long_lived = user.expires_at - user.issued_at > SHORT_LIVED_USER
+        token = self.state.issue_token(
+            NAME, page, "access", expires_at=None if long_lived else user.expires_at, now=now
+        )
+        token_issued(
+            request, self.state, platform=NAME, kind="page_token", account=page, access=token
+        )
+        return token
+
+    async def node(self, request: Request) -> Response:
+        """GET /{v}/{page-id}?fields=id,name,access_token with a User token that was granted
+        the Page: ``access_token`` is a new Page token. With the Page's own token: id, name."""
+        node = request.path_params["node"]
+        fields = request.query_params.get("fields", "id,name").split(",")
+        user: Token | None = None
+        try:
+            if self.presents_user_token(request):
+                user, now = self.user_token(request)
+                account = self.state.account(NAME, node) if node in user.grants else None
+                headers = self.usage_headers(None, now, app=True)
+            else:
+                _, own, now = self.page_token(request)
+                account = own if node in (own.account_id, "me") else None
+                if account is not None and "access_token" in fields:
+                    # The simulator's choice: Page tokens come from a User token only.
+                    raise GraphError(
+                        100, "(#100) A User access token is required to request access_token"
+                    )
+                headers = self.usage_headers(own, now, app=False)
+            if account is None:
+                raise GraphError(
+                    100,
+                    f"Unsupported get request. Object with ID '{node}' does not exist, cannot be "
+                    "loaded due to missing permissions, or does not support this operation.",
+                    kind="GraphMethodException",
+                )
+        except GraphError as exc:
+            return self.error(exc)
+        body: dict[str, Any] = {"id": account.account_id}
+        if "name" in fields:
+            body["name"] = account.name
+        if "access_token" in fields:
+            assert user is not None  # a Page token asking for access_token was refused above
+            body["access_token"] = self.new_page_token(request, user, account.account_id, now).value
+        return json_response(body, headers=headers)
+
+    async def accounts(self, request: Request) -> Response:
+        """GET /{v}/me/accounts with a User token: every Page it was granted, each with a new
+        Page token (Graph's cursor paging)."""
+        try:
+            user, now = self.user_token(request)
+            granted = [
+                {"id": a.account_id, "name": a.name}
+                for a in self.state.accounts[NAME]
+                if a.account_id in user.grants
+            ]
+            chunk, paging = self.page(request, granted)
+        except GraphError as exc:
+            return self.error(exc)
+        for item in chunk:
+            item["access_token"] = self.new_page_token(request, user, item["id"], now).value
+            item["tasks"] = ["MANAGE", "MESSAGING", "MODERATE"]
+        body: dict[str, Any] = {"data": chunk}
+        if paging:
+            body["paging"] = paging
+        return json_response(body, headers=self.usage_headers(None, now, app=True))
+
+
+def _code_error(status: str) -> GraphError:
+    """Graph's answer to a code it will not exchange (code 100, an OAuthException)."""
+    # Subcodes as Graph sends them in public reports (Low); branch on code 100.
+    if status == "used":
+        return GraphError(100, "This authorization code has been used.", subcode=36009)
+    if status == "expired":
+        return GraphError(100, "This authorization code has expired.", subcode=36007)
+    if status == "wrong_redirect":
+        return GraphError(
+            100,
+            "Error validating verification code. Please make sure your redirect_uri is "
+            "identical to the one you used in the OAuth dialog request",
+            subcode=36008,
+        )
+    return GraphError(100, "Invalid verification code format.")
+
+
+def admin_user_id(state: SimulatorState) -> str:
+    """The app-scoped user id of the person who manages every Page (no draw: derived)."""
+    return "10" + stable_digits(f"{NAME}/admin/{FACEBOOK.settings(state).app_id}", 13)
+
 
 def subscribed_fields(state: SimulatorState) -> list[str] | None:
     """The fields the CRM's app is subscribed to on the Pages; None: not subscribed."""
@@ -413,7 +708,21 @@ def build_facebook_app(state: SimulatorState) -> Starlette:
         routes=[
             Route("/{version}/me", app.me, methods=["GET"]),
             Route("/{version}/debug_token", app.debug_token, methods=["GET"]),
+            Route("/{version}/oauth/access_token", app.oauth_access_token, methods=["GET"]),
+            Route("/{version}/me/accounts", app.accounts, methods=["GET"]),
+            Route("/{version}/{node}", app.node, methods=["GET"]),
             Route("/{version}/{node}/{edge}", app.edge, methods=["GET"]),
+        ]
+    )
+
+
+def build_facebook_www_app(state: SimulatorState) -> Starlette:
+    """The Login dialog's host (``www.facebook.com``)."""
+    app = FacebookApp(state)
+    return Starlette(
+        routes=[
+            Route(DIALOG_PATH, app.dialog, methods=["GET"]),
+            Route(APPROVE_PATH, app.approve, methods=["GET"]),
         ]
     )
 
@@ -436,6 +745,10 @@ def _new_token(rng: random.Random, kind: TokenKind) -> str:
     return "EAA" + alnum(rng, 120)
 
 
+def _new_code(rng: random.Random) -> str:
+    return "AQ" + alnum(rng, 150)
+
+
 def _attachment_url(rng: random.Random, kind: str) -> str:
     extension = {"image": "jpg", "video": "mp4"}.get(kind, "pdf")
     a, b, c = (rng.choice("123456789") + digits(rng, n - 1) for n in (9, 15, 19))
@@ -454,6 +767,8 @@ def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]
     return {
         # The client appends graph_version: {base}/facebook/v21.0/...
         "base_url": ctx.url(_GRAPH.prefix),
+        # the Login dialog's host (the client adds graph_version: {www}/v21.0/dialog/oauth)
+        "www_url": ctx.url(_WWW.prefix),
         "webhook_url": ctx.webhook_url,
         "app_id": settings.app_id,
         "app_secret": ctx.secret("facebook-app-secret", settings.app_secret),
@@ -563,22 +878,27 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
 def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
     # the Page id as the node of /{version}/{page-id}/{edge}; conversation ids are known
     # through the token only
+    # (and /{version}/{page-id}, where a User token asks for a Page token)
     parts = request.path.strip("/").split("/")
-    if len(parts) == 3 and state.account(NAME, parts[1]) is not None:
+    if len(parts) in (2, 3) and state.account(NAME, parts[1]) is not None:
         return {parts[1]}
     return set()
 
 
 _GRAPH = Host(prefix="/facebook", real_host="graph.facebook.com", build=build_facebook_app)
+_WWW = Host(prefix="/facebook-www", real_host="www.facebook.com", build=build_facebook_www_app)
 
 FACEBOOK: SimPlatform[FacebookSettings] = SimPlatform(
     name=NAME,
     label="Facebook",
-    hosts=(_GRAPH,),
+    hosts=(_GRAPH, _WWW),
     error_body=facebook_error_body,
     # A Page token made from a long-lived user token: no expiry, no refresh token.
     access_lifetime=None,
     refresh_lifetime=None,
+    # Meta's codes are single use and expire after 10 minutes
+    code_lifetime=timedelta(minutes=10),
+    new_code=_new_code,
     appsecret_proof=True,
     first_account_name="Bánh Ngọt Sài Gòn",
     shop_categories=(

@@ -51,6 +51,7 @@ from nfdoctor.config.yamlcheck import YamlShapeError, check_yaml
 from nfdoctor.durations import bounded_span, parse_span
 from nfdoctor.errors import UsageError
 from nfdoctor.fsutil import FileRefusedError, os_reason, read_regular_file
+from nfdoctor.simulator.authorize import ISSUED_KEY
 from nfdoctor.simulator.base import SCOPE_KEY
 from nfdoctor.simulator.certs import CERT_KINDS
 from nfdoctor.simulator.crm import (
@@ -60,11 +61,13 @@ from nfdoctor.simulator.crm import (
     WRONG_CHALLENGE_ANSWERS,
 )
 from nfdoctor.simulator.emitter import DEFAULT_COMPRESS, DEFAULT_EVERY, EmitterPlan
+from nfdoctor.simulator.model import TokenEvent
 from nfdoctor.simulator.registry import NAMES, sim_platform
 from nfdoctor.simulator.spec import ErrorBody, RequestView
 from nfdoctor.simulator.state import SimulatorState
 
 __all__ = [
+    "AFTER_ISSUE_KINDS",
     "FAULT_KINDS",
     "ErrorBody",
     "FaultInjector",
@@ -88,6 +91,9 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "revoked_token": {},
     "clock_skew": {"seconds": (int, True)},
     "schema_drift": {"field": (str, True), "rename_to": (str, True)},
+    # The token endpoints: tokens issued (the old refresh token or code spent), then the
+    # connection dropped before the answer leaves.
+    "drop_after_issue": {},
     # The CRM's webhook receivers (platform: crm only); the CRM app applies them.
     "slow_ack": {"ms": (int, True)},
     "wrong_challenge": {"answer": (str, True)},
@@ -97,6 +103,10 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "unsigned_ok": {},
 }
 assert set(RECEIVER_FAULTS) <= set(FAULT_KINDS)
+#: kinds decided after the platform answered, and only when it issued tokens: they fire
+#: (and use up their ``times``) on token issues only, whatever their ``endpoint`` glob
+AFTER_ISSUE_KINDS = ("drop_after_issue",)
+assert set(AFTER_ISSUE_KINDS) <= set(FAULT_KINDS)
 _PLATFORMS = (*NAMES, CRM_NAME, "*")
 #: a fault holds a request for at most this long, so the simulator always shuts down soon
 MAX_HOLD_S = 3600.0
@@ -193,14 +203,24 @@ class FaultPlan:
             for index, rule in enumerate(self.rules)
         )
 
-    def pick(self, platform: str, path: str, accounts: Collection[str] = ()) -> list[FaultRule]:
+    def pick(
+        self,
+        platform: str,
+        path: str,
+        accounts: Collection[str] = (),
+        *,
+        after_issue: bool = False,
+    ) -> list[FaultRule]:
         """The rules that fire for this request (each consumes one of its ``times``).
 
         ``accounts``: the account ids the request is for; a rule with ``account`` matches
-        only when its id is among them.
+        only when its id is among them. ``after_issue``: pick among the kinds decided once
+        the platform issued tokens (:data:`AFTER_ISSUE_KINDS`) instead of the others.
         """
         chosen = []
         for index, rule in enumerate(self.rules):
+            if (rule.kind in AFTER_ISSUE_KINDS) != after_issue:
+                continue
             if not rule.matches(platform, path, accounts):
                 continue
             if rule.times is not None and self.fired[index] >= rule.times:
@@ -441,6 +461,8 @@ def _parse_rule(item: Any, where: str, bad: Callable[[str, str], UsageError]) ->
         )
     if kind in ("expired_token", "revoked_token") and platform == CRM_NAME:
         raise bad(f"{where}.fault", f"{kind} is about platform tokens; the CRM takes none")
+    if kind in AFTER_ISSUE_KINDS and platform == CRM_NAME:
+        raise bad(f"{where}.fault", f"{kind} is about platform tokens; the CRM issues none")
     shop = _parse_shop(item, where, bad) if "shop" in item else None
     if shop is not None and (account is not None or platform in ("*", CRM_NAME)):
         raise bad(f"{where}.shop", "needs one platform, and not together with account")
@@ -745,7 +767,9 @@ def request_accounts(
       issued (expired, used or revoked ones too): ``access_token`` in the query or a form
       body (Shopee, Lazada, Facebook), ``x-tts-access-token`` (TikTok), the ``access_token``
       header (Zalo), ``Authorization: Bearer`` (Facebook), ``refresh_token`` in the query,
-      a form or a JSON body (the token endpoints), Facebook's ``input_token``;
+      a form or a JSON body (the token endpoints), Facebook's ``input_token``; and the
+      account of an authorization code it presents (``code`` in the query, a form or a JSON
+      body, TikTok's ``auth_code``); a Facebook User token or code names the Pages granted;
     - what the platform's module adds (``SimPlatform.request_accounts``): Shopee the
       ``shop_id`` in the query or the refresh call's JSON body, TikTok the shop whose cipher
       is ``shop_cipher``, Facebook the page id as the node of ``/{version}/{page-id}/{edge}``.
@@ -782,6 +806,12 @@ def request_accounts(
         token = state.tokens.get(value) if isinstance(value, str) else None
         if token is not None and token.platform == platform:
             accounts.add(token.owner)
+            accounts.update(token.grants)
+    for value in (query.get("code"), query.get("auth_code"), fields.get("code")):
+        code = state.auth_codes.get(value) if isinstance(value, str) else None
+        if code is not None and code.platform == platform:
+            accounts.add(code.account)
+            accounts.update(code.grants)
     named = sim_platform(platform).request_accounts
     if named is not None:
         accounts |= named(state, RequestView(path, query, fields, headers))
@@ -907,6 +937,17 @@ class FaultInjector:
             for k, v in start.get("headers", [])
             if k.lower() not in (b"content-length", b"date")
         ]
+        issued: list[TokenEvent] = info.get(ISSUED_KEY) or []
+        if issued:
+            owners = {event.account for event in issued if event.account is not None}
+            if self.plan.pick(self.platform, path, accounts | owners, after_issue=True):
+                # The platform has issued (and spent the old refresh token or the code);
+                # the client gets the status line and then a dead connection, never the
+                # tokens, as when a proxy or the network fails at that moment.
+                for event in issued:
+                    event.delivered = False
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                raise SimulatedConnectionReset("simulated drop after the tokens were issued")
         body = b"".join(chunks)
         if "schema_drift" in kinds:
             params = kinds["schema_drift"].params

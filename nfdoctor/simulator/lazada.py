@@ -19,6 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nfdoctor.simulator.authorize import (
+    CONSENT_LIFETIME,
+    ConsentLink,
+    consent_page,
+    host_url,
+    redirect_allowed,
+    redirect_to,
+    token_issued,
+    token_refused,
+    with_query,
+)
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
 from nfdoctor.simulator.events import (
     MALFORMED,
@@ -29,7 +40,7 @@ from nfdoctor.simulator.events import (
     stable_digits,
     utf8_json,
 )
-from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits
+from nfdoctor.simulator.model import Account, Order, Token, TokenKind, alnum, digits
 from nfdoctor.simulator.spec import (
     ChatEventSource,
     ConfigContext,
@@ -64,6 +75,9 @@ TIMESTAMP_TOLERANCE = 7200  # §3.2: within 7200 s of UTC
 MAX_LIMIT = 100
 MAX_OFFSET = 5000
 _VN = timezone(timedelta(hours=7))  # the docs' sample times carry +07:00 / +08:00
+#: §3.1: the seller authorization page on the auth host; its links go to the second path
+AUTHORIZE_PATH = "/oauth/authorize"
+APPROVE_PATH = AUTHORIZE_PATH + "/approve"
 
 
 @dataclass(kw_only=True)
@@ -171,41 +185,128 @@ class LazadaApp:
     async def refresh(self, request: Request) -> Response:
         """/auth/token/refresh on the auth host: both tokens rotate, deadline kept."""
         rid = self.state.new_request_id()
+        owner: str | None = None
         try:
             params = await self.params(request)
             now, _ = self.check(request, params, seller=False)
             if "refresh_token" not in params:
                 raise LazadaError("MissingParameter", "Missing required parameter: refresh_token")
             status, old = self.state.check(NAME, params["refresh_token"], "refresh", now=now)
+            owner = old.owner if old is not None else None
             if status != "ok" or old is None:
                 raise LazadaError(
                     "IllegalRefreshToken", "The specified refresh token is invalid or expired"
                 )
             access, refresh = self.state.rotate(old, now=now)
-            assert access.expires_at is not None and refresh is not None
-            assert refresh.expires_at is not None
-            return json_response(
-                {
-                    "access_token": access.value,
-                    "refresh_token": refresh.value,
-                    "expires_in": int((access.expires_at - now).total_seconds()),
-                    "refresh_expires_in": int((refresh.expires_at - now).total_seconds()),
-                    "country": "vn",
-                    "account_platform": "seller_center",
-                    "account": "seller@example.vn",
-                    "country_user_info_list": [
-                        {
-                            "country": "vn",
-                            "seller_id": old.owner,
-                            "user_id": int(old.owner) + 1,
-                            "short_code": "VN" + old.owner[-6:],
-                        }
-                    ],
-                    "code": "0",
-                    "request_id": rid,
-                }
+            token_issued(
+                request,
+                self.state,
+                platform=NAME,
+                kind="refresh",
+                account=old.owner,
+                access=access,
+                refresh=refresh,
+                spent=old.value,
             )
+            # §3.3: the refresh reference names the list country_user_info_list
+            return json_response(_token_body(rid, now, access, refresh, "country_user_info_list"))
         except LazadaError as exc:
+            token_refused(
+                request, self.state, platform=NAME, kind="refresh", account=owner, error=exc.code
+            )
+            return self.error(rid, exc)
+
+    # ---- authorization (§3.1, §3.3) --------------------------------------------------------
+
+    def authorize_error(self, rid: str, exc: LazadaError) -> Response:
+        # A browser page refusing the request: Lazada's envelope, with a 400 (the simulator's
+        # choice; the API's own errors come with 200).
+        return json_response(
+            {"type": exc.kind, "code": exc.code, "message": exc.message, "request_id": rid}, 400
+        )
+
+    async def authorize(self, request: Request) -> Response:
+        """GET /oauth/authorize?response_type=code&force_auth=true&redirect_uri=&client_id=
+        &state=: the consent page, one approve link per seller."""
+        rid = self.state.new_request_id()
+        q = request.query_params
+        now = request_now(request, self.state)
+        redirect = q.get("redirect_uri")
+        for name, ok in (
+            ("response_type", q.get("response_type") == "code"),
+            ("client_id", q.get("client_id") == self.settings.app_key),
+            ("redirect_uri", redirect is not None and redirect_allowed(redirect)),
+        ):
+            if not ok:
+                return self.authorize_error(
+                    rid,
+                    LazadaError("InvalidParameter", f"The specified parameter {name} is not valid"),
+                )
+        assert redirect is not None
+        consent = self.state.new_consent(
+            NAME, redirect_uri=redirect, state=q.get("state"), now=now, lifetime=CONSENT_LIFETIME
+        )
+        approve = host_url(request, APPROVE_PATH)
+        links = [
+            ConsentLink(
+                href=with_query(
+                    approve, {"consent": consent.consent_id, "seller_id": a.account_id}
+                ),
+                text=f"Authorize {a.name} (seller {a.account_id})",
+                account=a.account_id,
+            )
+            for a in self.state.accounts[NAME]
+        ]
+        intro = f"App {self.settings.app_key} asks to access your Lazada Seller Center."
+        return consent_page("Lazada Open Platform: authorize an app", intro, links)
+
+    async def approve(self, request: Request) -> Response:
+        """The consent page's link: 302 to ``<redirect_uri>?code=…&state=…``."""
+        rid = self.state.new_request_id()
+        q = request.query_params
+        now = request_now(request, self.state)
+        consent = self.state.live_consent(NAME, q.get("consent"), now=now)
+        account = self.state.account(NAME, q.get("seller_id") or "")
+        if consent is None or account is None:
+            return self.authorize_error(
+                rid, LazadaError("InvalidParameter", "The authorization link is not valid")
+            )
+        code = self.state.issue_code(consent, account.account_id, now=now)
+        params = {"code": code.value}
+        if consent.state is not None:
+            params["state"] = consent.state
+        return redirect_to(with_query(consent.redirect_uri, params))
+
+    async def create(self, request: Request) -> Response:
+        """/auth/token/create on the auth host, ``code`` + system params, signed: a seller's
+        first tokens; the code is single use and lives 30 minutes (§3.3)."""
+        rid = self.state.new_request_id()
+        owner: str | None = None
+        try:
+            params = await self.params(request)
+            now, _ = self.check(request, params, seller=False)
+            if "code" not in params:
+                raise LazadaError("MissingParameter", "Missing required parameter: code")
+            status, code = self.state.redeem_code(NAME, params["code"], now=now)
+            owner = code.account if code is not None else None
+            if status != "ok" or code is None:
+                raise LazadaError("InvalidCode", "Invalid authorization code")
+            access, refresh = self.state.authorize(code, now=now)
+            token_issued(
+                request,
+                self.state,
+                platform=NAME,
+                kind="exchange",
+                account=code.account,
+                access=access,
+                refresh=refresh,
+                spent=code.value,
+            )
+            return json_response(_token_body(rid, now, access, refresh, "country_user_info"))
+        except LazadaError as exc:
+            token_refused(
+                request, self.state, platform=NAME, kind="exchange", account=owner, error=exc.code
+            )
             return self.error(rid, exc)
 
     async def seller_get(self, request: Request) -> Response:
@@ -302,6 +403,34 @@ class LazadaApp:
             return self.error(rid, exc)
 
 
+def _token_body(
+    rid: str, now: datetime, access: Token, refresh: Token | None, list_name: str
+) -> dict[str, Any]:
+    """The answer of /auth/token/create and /auth/token/refresh (§3.3), REL lifetimes."""
+    assert access.expires_at is not None and refresh is not None
+    assert refresh.expires_at is not None
+    seller = access.owner
+    return {
+        "access_token": access.value,
+        "refresh_token": refresh.value,
+        "expires_in": int((access.expires_at - now).total_seconds()),
+        "refresh_expires_in": int((refresh.expires_at - now).total_seconds()),
+        "country": "vn",
+        "account_platform": "seller_center",
+        "account": "seller@example.vn",
+        list_name: [
+            {
+                "country": "vn",
+                "seller_id": seller,
+                "user_id": int(seller) + 1,
+                "short_code": "VN" + seller[-6:],
+            }
+        ],
+        "code": "0",
+        "request_id": rid,
+    }
+
+
 def _vn_time(moment: datetime) -> str:
     return moment.astimezone(_VN).isoformat(timespec="seconds")
 
@@ -334,7 +463,12 @@ def build_lazada_auth_app(state: SimulatorState) -> Starlette:
     """The Lazada token host (``auth.lazada.com``)."""
     app = LazadaApp(state)
     return Starlette(
-        routes=[Route("/rest/auth/token/refresh", app.refresh, methods=["GET", "POST"])]
+        routes=[
+            Route("/rest/auth/token/refresh", app.refresh, methods=["GET", "POST"]),
+            Route("/rest/auth/token/create", app.create, methods=["GET", "POST"]),
+            Route(AUTHORIZE_PATH, app.authorize, methods=["GET"]),
+            Route(APPROVE_PATH, app.approve, methods=["GET"]),
+        ]
     )
 
 
@@ -352,6 +486,10 @@ def _new_account(rng: random.Random, name: str) -> Account:
 
 def _new_token(rng: random.Random, kind: TokenKind) -> str:
     return "50000" + alnum(rng, 40)
+
+
+def _new_code(rng: random.Random) -> str:
+    return "0_" + digits(rng, 6) + "_" + alnum(rng, 28)
 
 
 def _new_order_id(rng: random.Random, created: datetime) -> str:
@@ -467,6 +605,9 @@ LAZADA: SimPlatform[LazadaSettings] = SimPlatform(
     access_lifetime=timedelta(days=7),
     refresh_lifetime=timedelta(days=30),
     fixed_refresh_deadline=True,
+    # §3.3: the code is single use and valid 30 minutes
+    code_lifetime=timedelta(minutes=30),
+    new_code=_new_code,
     first_account_name="Mỹ Phẩm Thảo Nguyên",
     shop_categories=(
         "Mỹ Phẩm",

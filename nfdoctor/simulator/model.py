@@ -15,11 +15,16 @@ from typing import Literal
 
 __all__ = [
     "Account",
+    "AuthCode",
     "Clock",
+    "CodeStatus",
+    "Consent",
     "Conversation",
     "Message",
     "Order",
     "Token",
+    "TokenEvent",
+    "TokenEventKind",
     "TokenKind",
     "TokenStatus",
     "alnum",
@@ -28,8 +33,17 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
-TokenKind = Literal["access", "refresh"]
+#: ``user``: a token for a person rather than an account (Facebook's User token, from which
+#: Page tokens are made)
+TokenKind = Literal["access", "refresh", "user"]
 TokenStatus = Literal["ok", "unknown", "expired", "revoked", "used", "wrong_owner"]
+#: how an authorization code presented for exchange was judged
+CodeStatus = Literal[
+    "ok", "unknown", "used", "expired", "wrong_account", "wrong_redirect", "wrong_verifier"
+]
+#: what a token request asked for: a code exchanged, a refresh token (or Facebook's
+#: ``fb_exchange_token``) spent, a Page token made from a User token
+TokenEventKind = Literal["exchange", "refresh", "page_token"]
 
 
 @dataclass
@@ -44,6 +58,58 @@ class Token:
     expires_at: datetime | None
     revoked: bool = False
     used: bool = False
+    #: the accounts a user-level token reaches (the Pages a Facebook user granted)
+    grants: tuple[str, ...] = ()
+
+
+@dataclass(kw_only=True)
+class Consent:
+    """An authorize request whose consent page was shown: its links name it, so approving
+    redirects where the request said, with its ``state`` and PKCE challenge."""
+
+    consent_id: str
+    platform: str
+    redirect_uri: str
+    state: str | None
+    code_challenge: str | None
+    expires_at: datetime
+
+
+@dataclass(kw_only=True)
+class AuthCode:
+    """An authorization code: single use, short-lived, bound to one account (Facebook: one
+    user, with the Pages granted), the redirect URI and the PKCE challenge of its request."""
+
+    value: str
+    platform: str
+    account: str
+    redirect_uri: str
+    code_challenge: str | None
+    issued_at: datetime
+    expires_at: datetime
+    used: bool = False
+    grants: tuple[str, ...] = ()
+
+
+@dataclass(kw_only=True)
+class TokenEvent:
+    """One token request a platform judged: what it asked, for whom, and how it ended."""
+
+    platform: str
+    #: the account (Facebook: the Page, or the user for User tokens) when known
+    account: str | None
+    kind: TokenEventKind
+    #: ``issued`` (a new token was made) or ``refused`` (the platform's error, in ``error``)
+    outcome: Literal["issued", "refused"]
+    #: the platform's time of the request (the simulator's clock, skew included)
+    at: datetime
+    error: str | None = None
+    access_token: str | None = None
+    refresh_token: str | None = None
+    #: the refresh token or code this request consumed
+    spent: str | None = None
+    #: False when a ``drop_after_issue`` fault cut the connection before the answer left
+    delivered: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -590,6 +590,7 @@ def write_config(
     database: DatabaseUrl | None = None,
     tls_port: int | None = None,
     ca_pem: bytes | None = None,
+    crm_tokens: bool = False,
 ) -> list[Path]:
     """Write a config pointing every platform at the simulator; secrets as 0600 ``file:`` refs.
 
@@ -598,6 +599,10 @@ def write_config(
     config's ``tokens`` section names (``store: file``, path relative to the config). The token
     hosts are set too (Lazada and TikTok ``auth_url``, Zalo ``oauth_url``). Returns every file
     written, the config first.
+
+    ``crm_tokens`` (with a database whose demo CRM holds ``channel_credentials``): the config's
+    ``tokens`` section names the CRM's own tokens (``store: crm``) instead of the file, as
+    a production config does; ``tokens.json`` is written all the same.
 
     ``database_path`` (a SQLite file) or ``database`` (any database URL) becomes
     ``database.url``. A PostgreSQL password, in the URL or given apart, never goes into the
@@ -639,7 +644,11 @@ def write_config(
         https = _HttpsConfig(tls_port=tls_port, ca_file=ca_path.name)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-secrets.", dir=path.parent))
     try:
-        names = _write_secrets(staging, secrets_dir.name, base, state, database, https)
+        if crm_tokens and database is None:
+            raise ValueError("crm_tokens needs a database")
+        names = _write_secrets(
+            staging, secrets_dir.name, base, state, database, https, crm_tokens=crm_tokens
+        )
         text = names.pop("config.yaml")
         with _swapped_in(staging, secrets_dir), _replaced_file(ca_path, ca_pem):
             write_atomically(path, text)  # no secret in it: only file: references
@@ -720,6 +729,8 @@ def _write_secrets(
     state: SimulatorState,
     database: DatabaseUrl | None,
     https: _HttpsConfig | None,
+    *,
+    crm_tokens: bool = False,
 ) -> dict[str, str]:
     """Write every secret file and tokens.json into ``staging``; return the file names written
     (in order) and, under ``config.yaml``, the config text that references them."""
@@ -747,7 +758,9 @@ def _write_secrets(
             spec.name: spec.config_section(state, ConfigContext(base, hooks[spec.name], secret))
             for spec in SIM_PLATFORMS
         },
-        "tokens": {"store": "file", "path": f"{dir_name}/tokens.json"},
+        "tokens": {"store": "crm"}
+        if crm_tokens
+        else {"store": "file", "path": f"{dir_name}/tokens.json"},
     }
     if https is not None:
         config["webhooks"] = {
@@ -768,8 +781,13 @@ def _write_secrets(
         f"# ({base}), {accounts} per platform, token hosts included (auth_url,\n"
         "# oauth_url). Secrets are file: references to 0600 files in\n"
         f"# {dir_name}/; the tokens the simulator issued at start are in\n"
-        f"# {dir_name}/tokens.json, the file token store that `tokens:` names\n"
-        "# (see nfdoctor/simulator/README.md).\n"
+        + (
+            "# the demo CRM's channel_credentials, which `tokens: {store: crm}` names,\n"
+            f"# and in {dir_name}/tokens.json (see nfdoctor/simulator/README.md).\n"
+            if crm_tokens
+            else f"# {dir_name}/tokens.json, the file token store that `tokens:` names\n"
+            "# (see nfdoctor/simulator/README.md).\n"
+        )
     )
     if https is not None:
         header += (

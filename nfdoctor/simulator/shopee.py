@@ -13,6 +13,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nfdoctor.simulator.authorize import (
+    CONSENT_LIFETIME,
+    ConsentLink,
+    consent_page,
+    host_url,
+    redirect_allowed,
+    redirect_to,
+    token_issued,
+    token_refused,
+    with_query,
+)
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
 from nfdoctor.simulator.events import (
     MALFORMED,
@@ -53,6 +64,10 @@ LOST_PUSH_WINDOW = timedelta(days=3)
 LOST_PUSH_PAGE = 100
 #: the push code of webchat messages (§2.8)
 WEBCHAT = 10
+#: §2.1: the legacy seller authorization link (public sign); its consent page's links go to
+#: the second path (the simulator's: the real page is Shopee's own)
+AUTH_PARTNER_PATH = "/api/v2/shop/auth_partner"
+APPROVE_PATH = AUTH_PARTNER_PATH + "/approve"
 
 
 @dataclass(kw_only=True)
@@ -89,6 +104,11 @@ def shopee_error_body(kind: str, status: int) -> tuple[int, dict[str, Any]]:
         "error": "error_server",
         "message": "Something wrong. Please try later.",
     }
+
+
+def _whole(value: Any) -> bool:
+    """A JSON whole number (``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _int(value: str | None) -> int | None:
@@ -161,18 +181,24 @@ class ShopeeApp:
             raise ShopeeError("invalid_access_token", "Invalid access_token, please have a check.")
         return now, account
 
+    async def json_body(self, request: Request) -> dict[str, Any]:
+        """The POST body, a JSON object (business parameters are never signed, §2.2)."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise ShopeeError("error_param", "Wrong parameters, detail: invalid json.") from None
+        if not isinstance(body, dict):
+            raise ShopeeError("error_param", "Wrong parameters, detail: invalid json.")
+        return body
+
     async def refresh(self, request: Request) -> Response:
         """POST /api/v2/auth/access_token/get: single-use, rotating refresh token."""
         rid = self.state.new_request_id()
+        shop_id: str | None = None
         try:
             now, _ = self.check_sign(request, shop=False)
-            try:
-                body = json.loads(await request.body() or b"{}")
-            except ValueError:
-                raise ShopeeError(
-                    "error_param", "Wrong parameters, detail: invalid json."
-                ) from None
-            if not isinstance(body, dict) or "refresh_token" not in body:
+            body = await self.json_body(request)
+            if "refresh_token" not in body:
                 raise ShopeeError("error_param", "Wrong parameters, detail: refresh_token.")
             shop_id = str(body.get("shop_id", ""))
             status, old = self.state.check(
@@ -184,6 +210,16 @@ class ShopeeApp:
                 raise ShopeeError("error_auth", "Invalid refresh_token.")
             access, refresh = self.state.rotate(old, now=now)
             assert access.expires_at is not None and refresh is not None
+            token_issued(
+                request,
+                self.state,
+                platform=NAME,
+                kind="refresh",
+                account=shop_id,
+                access=access,
+                refresh=refresh,
+                spent=old.value,
+            )
             return json_response(
                 {
                     "request_id": rid,
@@ -197,6 +233,115 @@ class ShopeeApp:
                 }
             )
         except ShopeeError as exc:
+            token_refused(
+                request, self.state, platform=NAME, kind="refresh", account=shop_id, error=exc.error
+            )
+            return self.error(rid, exc)
+
+    # ---- authorization (§2.1, §2.3) --------------------------------------------------------
+
+    async def auth_partner(self, request: Request) -> Response:
+        """GET /api/v2/shop/auth_partner?partner_id=&timestamp=&sign=&redirect= (public sign):
+        the consent page, one approve link per shop."""
+        rid = self.state.new_request_id()
+        try:
+            now, _ = self.check_sign(request, shop=False)
+            redirect = request.query_params.get("redirect")
+            if redirect is None or not redirect_allowed(redirect):
+                raise ShopeeError("error_param", "Wrong parameters, detail: redirect.")
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        consent = self.state.new_consent(
+            NAME, redirect_uri=redirect, state=None, now=now, lifetime=CONSENT_LIFETIME
+        )
+        approve = host_url(request, APPROVE_PATH)
+        links = [
+            ConsentLink(
+                href=with_query(approve, {"consent": consent.consent_id, "shop_id": a.account_id}),
+                text=f"Authorize {a.name} (shop {a.account_id})",
+                account=a.account_id,
+            )
+            for a in self.state.accounts[NAME]
+        ]
+        intro = f"Partner {self.settings.partner_id} asks to manage your shop through the API."
+        return consent_page("Shopee Open Platform: authorize a partner", intro, links)
+
+    async def approve(self, request: Request) -> Response:
+        """The consent page's link: 302 to ``<redirect>?code=…&shop_id=…`` (§2.3)."""
+        rid = self.state.new_request_id()
+        q = request.query_params
+        now = request_now(request, self.state)
+        consent = self.state.live_consent(NAME, q.get("consent"), now=now)
+        account = self.state.account(NAME, q.get("shop_id") or "")
+        if consent is None or account is None:
+            return self.error(
+                rid,
+                ShopeeError(
+                    "error_param", "Wrong parameters, detail: the authorization link expired."
+                ),
+            )
+        code = self.state.issue_code(consent, account.account_id, now=now)
+        return redirect_to(
+            with_query(consent.redirect_uri, {"code": code.value, "shop_id": account.account_id})
+        )
+
+    async def token_get(self, request: Request) -> Response:
+        """POST /api/v2/auth/token/get (public sign), ``{"code", "partner_id", "shop_id"}``:
+        the shop's first tokens; the code is single use and lives 10 minutes (§2.3)."""
+        rid = self.state.new_request_id()
+        shop_id: str | None = None
+        try:
+            now, _ = self.check_sign(request, shop=False)
+            body = await self.json_body(request)
+            code, partner_id, shop = body.get("code"), body.get("partner_id"), body.get("shop_id")
+            if not isinstance(code, str) or not code:
+                raise ShopeeError("error_param", "Wrong parameters, detail: code.")
+            if not _whole(partner_id) or partner_id != self.settings.partner_id:
+                raise ShopeeError("invalid_partner_id", "Invalid partner_id, please have a check.")
+            # main_account_id (a merchant's consent) is not simulated: a shop must be named.
+            if not _whole(shop):
+                raise ShopeeError("error_param", "Wrong parameters, detail: shop_id.")
+            shop_id = str(shop)
+            status, auth = self.state.redeem_code(NAME, code, now=now, account=shop_id)
+            if status == "unknown":
+                raise ShopeeError("invalid_code", "Invalid code")
+            if status == "wrong_account":
+                raise ShopeeError("error_auth", "Invalid partner_id or shopid.")
+            if status != "ok" or auth is None:
+                raise ShopeeError("error_auth", "The code is expired or used or invalid")
+            access, refresh = self.state.authorize(auth, now=now)
+            assert access.expires_at is not None and refresh is not None
+            token_issued(
+                request,
+                self.state,
+                platform=NAME,
+                kind="exchange",
+                account=shop_id,
+                access=access,
+                refresh=refresh,
+                spent=auth.value,
+            )
+            return json_response(
+                {
+                    "request_id": rid,
+                    "error": "",
+                    "message": "",
+                    "access_token": access.value,
+                    "refresh_token": refresh.value,
+                    "expire_in": int((access.expires_at - now).total_seconds()),  # REL
+                    "shop_id_list": [int(shop_id)],
+                    "merchant_id_list": [],
+                }
+            )
+        except ShopeeError as exc:
+            token_refused(
+                request,
+                self.state,
+                platform=NAME,
+                kind="exchange",
+                account=shop_id,
+                error=exc.error,
+            )
             return self.error(rid, exc)
 
     async def get_shop_info(self, request: Request) -> Response:
@@ -378,6 +523,9 @@ def build_shopee_app(state: SimulatorState) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/v2/auth/access_token/get", app.refresh, methods=["POST"]),
+            Route("/api/v2/auth/token/get", app.token_get, methods=["POST"]),
+            Route(AUTH_PARTNER_PATH, app.auth_partner, methods=["GET"]),
+            Route(APPROVE_PATH, app.approve, methods=["GET"]),
             Route("/api/v2/shop/get_shop_info", app.get_shop_info, methods=["GET"]),
             Route("/api/v2/public/get_shops_by_partner", app.get_shops_by_partner, methods=["GET"]),
             Route("/api/v2/order/get_order_list", app.get_order_list, methods=["GET"]),
@@ -425,6 +573,10 @@ def _new_account(rng: random.Random, name: str) -> Account:
 
 
 def _new_token(rng: random.Random, kind: TokenKind) -> str:
+    return hex_string(rng, 32)
+
+
+def _new_code(rng: random.Random) -> str:
     return hex_string(rng, 32)
 
 
@@ -570,6 +722,10 @@ SHOPEE: SimPlatform[ShopeeSettings] = SimPlatform(
     # §0: 4 h access, 30 d single-use rotating refresh
     access_lifetime=timedelta(hours=4),
     refresh_lifetime=timedelta(days=30),
+    single_use_refresh=True,
+    # §2.3: the code is single use and expires after 10 minutes
+    code_lifetime=timedelta(minutes=10),
+    new_code=_new_code,
     first_account_name="Thời Trang Hà My",
     shop_categories=(
         "Thời Trang",

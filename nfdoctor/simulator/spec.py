@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from starlette.types import ASGIApp
 
-from nfdoctor.simulator.model import Account, Order, TokenKind
+from nfdoctor.simulator.model import Account, Order, TokenKind, alnum
 from nfdoctor.store.inbox import InboundMessage
 
 if TYPE_CHECKING:
@@ -205,6 +205,10 @@ class ConfigContext:
         return self.base + prefix
 
 
+def _new_code(rng: random.Random) -> str:
+    return alnum(rng, 40)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SimPlatform(Generic[S]):
     """One simulated platform: its hosts, tokens, accounts, data, config and webhooks.
@@ -223,6 +227,13 @@ class SimPlatform(Generic[S]):
     refresh_lifetime: timedelta | None
     #: refresh deadlines that rotation does not move (the grant's end, not the token's)
     fixed_refresh_deadline: bool = False
+    #: refresh tokens documented as single use: a new authorization (a code exchanged)
+    #: also revokes the account's previous refresh token
+    single_use_refresh: bool = False
+    #: how long an authorization code may be exchanged (single use)
+    code_lifetime: timedelta
+    #: an authorization code, as the platform's look (from the state's code stream)
+    new_code: Callable[[random.Random], str] = _new_code
     #: whether ``state.require_appsecret_proof`` applies (Meta-style ``appsecret_proof``)
     appsecret_proof: bool = False
     first_account_name: str

@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from nfdoctor.simulator.model import (
     Account,
+    AuthCode,
     Clock,
+    CodeStatus,
+    Consent,
     Conversation,
     Message,
     Order,
     Token,
+    TokenEvent,
     TokenKind,
     TokenStatus,
     alnum,
@@ -32,6 +36,7 @@ from nfdoctor.simulator.model import (
 from nfdoctor.simulator.people import CHAT_NAMES, CHAT_TEXTS, SHOP_BRANDS, buyer_name
 from nfdoctor.simulator.registry import NAMES, SIM_PLATFORMS, sim_platform
 from nfdoctor.simulator.spec import SimPlatform
+from nfdoctor.simulator.verify import pkce_s256, pkce_verifier_ok, verify_exact
 
 if TYPE_CHECKING:
     # Annotations only: these modules import this one.
@@ -46,13 +51,16 @@ __all__ = [
     "MAX_RECORDS",
     "PLATFORMS",
     "Account",
+    "AuthCode",
     "Clock",
+    "Consent",
     "Conversation",
     "LostPush",
     "Message",
     "Order",
     "SimulatorState",
     "Token",
+    "TokenEvent",
     "TokenStatus",
 ]
 
@@ -154,6 +162,16 @@ class SimulatorState:
         self.crm_deliveries: deque[Delivery] = deque(maxlen=MAX_RECORDS)
         #: every delivery attempt the platforms' emitter made (newest last)
         self.webhook_attempts: deque[DeliveryAttempt] = deque(maxlen=MAX_RECORDS)
+        #: every token request a platform judged (refresh, code exchange, Page token),
+        #: newest last: how many reached the platform and what each got
+        self.token_events: deque[TokenEvent] = deque(maxlen=MAX_RECORDS)
+        #: consent pages shown and authorization codes issued, by id / value (the oldest
+        #: are forgotten past MAX_RECORDS)
+        self.consents: dict[str, Consent] = {}
+        self.auth_codes: dict[str, AuthCode] = {}
+        # Codes and consent ids come from a stream of their own: the seeded data and the
+        # tokens the main stream draws stay what they are whether or not a flow ran.
+        self._code_rng = random.Random(f"nfdoctor-simulator/{seed}/authorization")
         self._lost: dict[str, list[LostPush]] = {}
         self._lost_ids: dict[str, int] = {}
         # The emitter thread adds lost pushes while the server lists and confirms them.
@@ -421,6 +439,29 @@ class SimulatorState:
         self.tokens[refresh.value] = refresh
         return access, refresh
 
+    def issue_token(
+        self,
+        platform: str,
+        owner: str,
+        kind: TokenKind,
+        *,
+        expires_at: datetime | None,
+        now: datetime | None = None,
+        grants: tuple[str, ...] = (),
+    ) -> Token:
+        """Issue one token of ``kind`` (a Facebook User or Page token made on request)."""
+        token = Token(
+            value=sim_platform(platform).new_token(self.rng, kind),
+            platform=platform,
+            kind=kind,
+            owner=owner,
+            issued_at=now or self.clock(),
+            expires_at=expires_at,
+            grants=grants,
+        )
+        self.tokens[token.value] = token
+        return token
+
     def current(self, platform: str, owner: str, kind: TokenKind) -> Token | None:
         """The newest live token of that kind for that owner."""
         best: Token | None = None
@@ -470,6 +511,136 @@ class SimulatorState:
             old_refresh.platform, old_refresh.owner, refresh_deadline=deadline, now=now
         )
 
+    # ---- authorization: consents, codes, the exchange ----------------------------------------
+
+    def new_consent(
+        self,
+        platform: str,
+        *,
+        redirect_uri: str,
+        state: str | None,
+        code_challenge: str | None = None,
+        now: datetime | None = None,
+        lifetime: timedelta,
+    ) -> Consent:
+        """Remember an authorize request whose consent page is being shown."""
+        consent = Consent(
+            consent_id=alnum(self._code_rng, 24),
+            platform=platform,
+            redirect_uri=redirect_uri,
+            state=state,
+            code_challenge=code_challenge,
+            expires_at=(now or self.clock()) + lifetime,
+        )
+        _remember(self.consents, consent.consent_id, consent)
+        return consent
+
+    def live_consent(
+        self, platform: str, consent_id: str | None, *, now: datetime | None = None
+    ) -> Consent | None:
+        """The platform's consent ``consent_id`` if its links still work."""
+        consent = self.consents.get(consent_id or "")
+        if consent is None or consent.platform != platform:
+            return None
+        return consent if (now or self.clock()) < consent.expires_at else None
+
+    def issue_code(
+        self,
+        consent: Consent,
+        account: str,
+        *,
+        now: datetime | None = None,
+        grants: tuple[str, ...] = (),
+    ) -> AuthCode:
+        """An authorization code for ``account`` (Facebook: the user, with the Pages granted),
+        bound to the consent's redirect URI and PKCE challenge; single use, and valid for the
+        platform's code lifetime."""
+        spec = sim_platform(consent.platform)
+        moment = now or self.clock()
+        code = AuthCode(
+            value=spec.new_code(self._code_rng),
+            platform=consent.platform,
+            account=account,
+            redirect_uri=consent.redirect_uri,
+            code_challenge=consent.code_challenge,
+            issued_at=moment,
+            expires_at=moment + spec.code_lifetime,
+            grants=grants,
+        )
+        _remember(self.auth_codes, code.value, code)
+        return code
+
+    def redeem_code(
+        self,
+        platform: str,
+        value: str | None,
+        *,
+        now: datetime | None = None,
+        account: str | None = None,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+    ) -> tuple[CodeStatus, AuthCode | None]:
+        """Judge a code presented for exchange, and spend it when it is good.
+
+        ``account`` and ``redirect_uri`` are checked when given (where the platform's
+        exchange names them); a code issued with a PKCE challenge needs the verifier whose
+        S256 is that challenge (RFC 7636 §4.6). A refused code is not spent.
+        """
+        code = self.auth_codes.get(value or "")
+        if code is None or code.platform != platform:
+            return "unknown", None
+        if code.used:
+            return "used", code
+        if (now or self.clock()) >= code.expires_at:
+            return "expired", code
+        if account is not None and account != code.account:
+            return "wrong_account", code
+        if redirect_uri is not None and redirect_uri != code.redirect_uri:
+            return "wrong_redirect", code
+        if code.code_challenge is not None and not (
+            code_verifier is not None
+            and pkce_verifier_ok(code_verifier)
+            and verify_exact(code.code_challenge, pkce_s256(code_verifier))
+        ):
+            return "wrong_verifier", code
+        code.used = True
+        return "ok", code
+
+    def authorize(
+        self, code: AuthCode, *, now: datetime | None = None
+    ) -> tuple[Token, Token | None]:
+        """The token pair a code exchange issues: a new authorization, so a new refresh
+        deadline; where refresh tokens are single use, the account's previous refresh
+        tokens stop working (previous access tokens live on until they expire)."""
+        spec = sim_platform(code.platform)
+        if spec.single_use_refresh:
+            for token in list(self.tokens.values()):  # the server thread may insert
+                if (token.platform, token.owner, token.kind) == (
+                    code.platform,
+                    code.account,
+                    "refresh",
+                ):
+                    token.revoked = True
+        return self.issue_pair(code.platform, code.account, now=now)
+
+    def record_token_event(self, event: TokenEvent) -> TokenEvent:
+        """Keep a token request's outcome in :attr:`token_events`."""
+        self.token_events.append(event)
+        return event
+
+    def token_event_count(
+        self, platform: str, kind: str | None = None, *, outcome: str | None = None
+    ) -> int:
+        """How many token requests of ``platform`` (of that kind, with that outcome) the
+        platform judged."""
+        return sum(
+            1
+            for e in list(self.token_events)
+            if e.platform == platform
+            and (kind is None or e.kind == kind)
+            and (outcome is None or e.outcome == outcome)
+        )
+
     def _current_or_fail(self, platform: str, account_id: str, kind: TokenKind) -> Token:
         if self.account(platform, account_id) is None:
             known = ", ".join(a.account_id for a in self.accounts.get(platform, []))
@@ -510,6 +681,7 @@ class SimulatorState:
         values = [value for spec in SIM_PLATFORMS for value in spec.secrets(self)]
         values.append(self.crm_api_key)
         values += list(self.tokens)  # the server thread may insert: list() takes a snapshot
+        values += list(self.auth_codes)  # TikTok's auth_code and Lazada's code ride in queries
         return values
 
     # ---- lost pushes -----------------------------------------------------------------------
@@ -549,6 +721,13 @@ class SimulatorState:
         calls.append(now)
         self._calls[bucket] = calls
         return len(calls)
+
+
+def _remember(table: dict[str, Any], key: str, value: Any) -> None:
+    """Add to a record table, forgetting the oldest entries past MAX_RECORDS."""
+    table[key] = value
+    while len(table) > MAX_RECORDS:
+        del table[next(iter(table))]
 
 
 def _same_account(spec: SimPlatform[Any], a: Account, b: Account) -> bool:

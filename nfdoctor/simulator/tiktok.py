@@ -1,7 +1,8 @@
 """Simulated TikTok Shop Open API, 202309+ (platforms.md §4).
 
 API host mounted at ``/tiktok`` (``open-api.tiktokglobalshop.com``); token host at
-``/tiktok-auth`` (``auth.tiktok-shops.com``). Token expiries are ABSOLUTE Unix seconds.
+``/tiktok-auth`` (``auth.tiktok-shops.com``); the seller authorization page at
+``/tiktok-services`` (``services.tiktokshop.com``). Token expiries are ABSOLUTE Unix seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nfdoctor.simulator.authorize import (
+    CONSENT_LIFETIME,
+    ConsentLink,
+    consent_page,
+    host_url,
+    redirect_allowed,
+    redirect_to,
+    token_issued,
+    token_refused,
+    with_query,
+)
 from nfdoctor.simulator.base import json_response, platform_path, request_now, token_fault
 from nfdoctor.simulator.events import (
     MALFORMED,
@@ -28,7 +40,15 @@ from nfdoctor.simulator.events import (
     tiktok_new_message,
     utf8_json,
 )
-from nfdoctor.simulator.model import Account, Order, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.model import (
+    Account,
+    Order,
+    Token,
+    TokenKind,
+    alnum,
+    digits,
+    hex_string,
+)
 from nfdoctor.simulator.spec import (
     ChatEventSource,
     ConfigContext,
@@ -52,6 +72,7 @@ __all__ = [
     "TiktokSettings",
     "build_tiktok_app",
     "build_tiktok_auth_app",
+    "build_tiktok_services_app",
     "tiktok_error_body",
 ]
 
@@ -70,14 +91,26 @@ NEW_MESSAGE_EVENT = "NEW_MESSAGE"
 DEFAULT_EVENT_TYPES = ("ORDER_STATUS_CHANGE", "NEW_CONVERSATION", NEW_MESSAGE_EVENT)
 #: the shop of probe events: no CRM has a TikTok shop "0", so it acknowledges and drops them
 PROBE_SHOP_ID = "0"
+#: §4.1: the authorize link (copied from Partner Center); its consent page's links go to
+#: the simulator's own two paths beside it
+AUTHORIZE_PATH = "/open/authorize"
+APPROVE_PATH = AUTHORIZE_PATH + "/approve"
+DENY_PATH = AUTHORIZE_PATH + "/deny"
+#: where the app's registered callback points unless a test says otherwise: the authorize
+#: link carries none, so TikTok redirects to what the app registered
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8976/callback"
 
 
 @dataclass(kw_only=True)
 class TiktokSettings:
-    """The simulated app's credentials."""
+    """The simulated app's credentials, its service id and its registered callback."""
 
     app_key: str
     app_secret: str
+    #: the app's service (Partner Center), named by the authorize link
+    service_id: str
+    #: the redirect URI registered for the app (``state.tiktok_redirect_uri = …``)
+    redirect_uri: str = DEFAULT_REDIRECT_URI
 
 
 class TiktokError(Exception):
@@ -322,45 +355,186 @@ class TiktokApp:
         listed = registered_webhooks(self.state, f"{request.url.scheme}://{request.url.netloc}")
         return self.respond(rid, {"webhooks": listed, "total_count": len(listed)})
 
-    async def refresh(self, request: Request) -> Response:
-        """GET /api/v2/token/refresh: unsigned, secret in the query, ABS expiries."""
-        rid = self.state.new_request_id()
+    def check_app(self, request: Request, grant_type: str) -> None:
+        """The token endpoints' unsigned app credentials (``app_secret`` in the query, §4.3)."""
         q = request.query_params
-        now = request_now(request, self.state)
         if (
             q.get("app_key") != self.settings.app_key
             or q.get("app_secret") != self.settings.app_secret
         ):
-            return self.error(
-                rid, TiktokError(36009004, "Invalid credentials. Invalid `app_key` or secret.", 200)
-            )
-        if q.get("grant_type") != "refresh_token":
-            return self.error(rid, TiktokError(INVALID_PARAMETER, "Invalid `grant_type`.", 200))
-        status, old = self.state.check(NAME, q.get("refresh_token"), "refresh", now=now)
-        if status != "ok" or old is None:
-            # The real code for a bad or reused refresh token is undocumented (§4.6, §8.8).
-            return self.error(
-                rid,
-                TiktokError(36009004, "Invalid credentials. The `refresh_token` is invalid.", 200),
-            )
-        access, refresh = self.state.rotate(old, now=now)
+            raise TiktokError(36009004, "Invalid credentials. Invalid `app_key` or secret.", 200)
+        if q.get("grant_type") != grant_type:
+            raise TiktokError(INVALID_PARAMETER, "Invalid `grant_type`.", 200)
+
+    def token_data(self, access: Token, refresh: Token | None) -> dict[str, Any]:
+        """``data`` of the token endpoints (§4.3): ABS expiries, the seller, the scopes."""
         assert access.expires_at is not None and refresh is not None
         assert refresh.expires_at is not None
-        account = self.state.account(NAME, old.owner)
-        return self.respond(
-            rid,
-            {
-                "access_token": access.value,
-                "access_token_expire_in": int(access.expires_at.timestamp()),  # ABS
-                "refresh_token": refresh.value,
-                "refresh_token_expire_in": int(refresh.expires_at.timestamp()),  # ABS
-                "open_id": "70" + old.owner[-17:],
-                "seller_name": account.name if account else "",
-                "seller_base_region": "VN",
-                "user_type": 0,
-                "granted_scopes": ["seller.authorization.info", "seller.order.info"],
-            },
+        account = self.state.account(NAME, access.owner)
+        return {
+            "access_token": access.value,
+            "access_token_expire_in": int(access.expires_at.timestamp()),  # ABS
+            "refresh_token": refresh.value,
+            "refresh_token_expire_in": int(refresh.expires_at.timestamp()),  # ABS
+            "open_id": "70" + access.owner[-17:],
+            "seller_name": account.name if account else "",
+            "seller_base_region": "VN",
+            "user_type": 0,
+            "granted_scopes": ["seller.authorization.info", "seller.order.info"],
+        }
+
+    async def refresh(self, request: Request) -> Response:
+        """GET /api/v2/token/refresh: unsigned, secret in the query, ABS expiries."""
+        rid = self.state.new_request_id()
+        now = request_now(request, self.state)
+        owner: str | None = None
+        try:
+            self.check_app(request, "refresh_token")
+            status, old = self.state.check(
+                NAME, request.query_params.get("refresh_token"), "refresh", now=now
+            )
+            owner = old.owner if old is not None else None
+            if status != "ok" or old is None:
+                # The real code for a bad or reused refresh token is undocumented (§4.6, §8.8).
+                raise TiktokError(
+                    36009004, "Invalid credentials. The `refresh_token` is invalid.", 200
+                )
+        except TiktokError as exc:
+            token_refused(
+                request,
+                self.state,
+                platform=NAME,
+                kind="refresh",
+                account=owner,
+                error=str(exc.code),
+            )
+            return self.error(rid, exc)
+        access, refresh = self.state.rotate(old, now=now)
+        token_issued(
+            request,
+            self.state,
+            platform=NAME,
+            kind="refresh",
+            account=old.owner,
+            access=access,
+            refresh=refresh,
+            spent=old.value,
         )
+        return self.respond(rid, self.token_data(access, refresh))
+
+    async def token_get(self, request: Request) -> Response:
+        """GET /api/v2/token/get?app_key=&app_secret=&auth_code=&grant_type=authorized_code:
+        a shop's first tokens; the code is single use and lives 30 minutes (§4.3)."""
+        rid = self.state.new_request_id()
+        now = request_now(request, self.state)
+        owner: str | None = None
+        try:
+            self.check_app(request, "authorized_code")
+            status, code = self.state.redeem_code(
+                NAME, request.query_params.get("auth_code"), now=now
+            )
+            owner = code.account if code is not None else None
+            # Undocumented too: the simulator answers 36009004 with a message per reason.
+            if status == "used":
+                raise TiktokError(36009004, "Invalid credentials. The `auth_code` was used.", 200)
+            if status == "expired":
+                raise TiktokError(
+                    36009004, "Invalid credentials. The `auth_code` has expired.", 200
+                )
+            if status != "ok" or code is None:
+                raise TiktokError(36009004, "Invalid credentials. The `auth_code` is invalid.", 200)
+        except TiktokError as exc:
+            token_refused(
+                request,
+                self.state,
+                platform=NAME,
+                kind="exchange",
+                account=owner,
+                error=str(exc.code),
+            )
+            return self.error(rid, exc)
+        access, refresh = self.state.authorize(code, now=now)
+        token_issued(
+            request,
+            self.state,
+            platform=NAME,
+            kind="exchange",
+            account=code.account,
+            access=access,
+            refresh=refresh,
+            spent=code.value,
+        )
+        return self.respond(rid, self.token_data(access, refresh))
+
+    # ---- authorization (§4.1, §4.3) --------------------------------------------------------
+
+    async def authorize(self, request: Request) -> Response:
+        """GET /open/authorize?service_id=&state= (services.tiktokshop.com): the consent
+        page, one approve link per shop and one refusal link."""
+        rid = self.state.new_request_id()
+        q = request.query_params
+        now = request_now(request, self.state)
+        if q.get("service_id") != self.settings.service_id:
+            # A browser page: TikTok's envelope with a 400 (the simulator's choice).
+            return self.error(rid, TiktokError(INVALID_PARAMETER, "Invalid `service_id`.", 400))
+        # The link names no callback: TikTok redirects to the one the app registered.
+        registered = self.settings.redirect_uri
+        if not redirect_allowed(registered, registered):
+            return self.error(
+                rid,
+                TiktokError(
+                    INVALID_PARAMETER, "The app has no valid redirect URL registered.", 400
+                ),
+            )
+        consent = self.state.new_consent(
+            NAME, redirect_uri=registered, state=q.get("state"), now=now, lifetime=CONSENT_LIFETIME
+        )
+        approve = host_url(request, APPROVE_PATH)
+        links = [
+            ConsentLink(
+                href=with_query(approve, {"consent": consent.consent_id, "shop_id": a.account_id}),
+                text=f"Authorize {a.name} (shop {a.account_id})",
+                account=a.account_id,
+            )
+            for a in self.state.accounts[NAME]
+        ]
+        links.append(
+            ConsentLink(
+                href=with_query(host_url(request, DENY_PATH), {"consent": consent.consent_id}),
+                text="Cancel",
+                decision="deny",
+            )
+        )
+        intro = f"Service {self.settings.service_id} asks to access your TikTok Shop."
+        return consent_page("TikTok Shop Partner Center: authorize a service", intro, links)
+
+    async def decide(self, request: Request, *, approved: bool) -> Response:
+        """A consent link: 302 to the registered callback with ``?code=…&state=…``, or
+        ``?code=null&error=auth_denied&state=…`` when the seller refused (§4.1)."""
+        rid = self.state.new_request_id()
+        q = request.query_params
+        now = request_now(request, self.state)
+        consent = self.state.live_consent(NAME, q.get("consent"), now=now)
+        account = self.state.account(NAME, q.get("shop_id") or "") if approved else None
+        if consent is None or (approved and account is None):
+            return self.error(
+                rid, TiktokError(INVALID_PARAMETER, "The authorization link expired.", 400)
+            )
+        if account is not None:
+            params = {"code": self.state.issue_code(consent, account.account_id, now=now).value}
+        else:
+            params = {"code": "null", "error": "auth_denied"}
+        if consent.state is not None:
+            params["state"] = consent.state
+        return redirect_to(with_query(consent.redirect_uri, params))
+
+    async def approve(self, request: Request) -> Response:
+        """The consent page's approve link of one shop."""
+        return await self.decide(request, approved=True)
+
+    async def deny(self, request: Request) -> Response:
+        """The consent page's refusal link."""
+        return await self.decide(request, approved=False)
 
 
 def build_tiktok_app(state: SimulatorState) -> Starlette:
@@ -398,7 +572,24 @@ def registered_webhooks(state: SimulatorState, origin: str | None = None) -> lis
 def build_tiktok_auth_app(state: SimulatorState) -> Starlette:
     """The TikTok token host."""
     app = TiktokApp(state)
-    return Starlette(routes=[Route("/api/v2/token/refresh", app.refresh, methods=["GET"])])
+    return Starlette(
+        routes=[
+            Route("/api/v2/token/refresh", app.refresh, methods=["GET"]),
+            Route("/api/v2/token/get", app.token_get, methods=["GET"]),
+        ]
+    )
+
+
+def build_tiktok_services_app(state: SimulatorState) -> Starlette:
+    """The seller authorization host (``services.tiktokshop.com``)."""
+    app = TiktokApp(state)
+    return Starlette(
+        routes=[
+            Route(AUTHORIZE_PATH, app.authorize, methods=["GET"]),
+            Route(APPROVE_PATH, app.approve, methods=["GET"]),
+            Route(DENY_PATH, app.deny, methods=["GET"]),
+        ]
+    )
 
 
 # ---- the declaration ---------------------------------------------------------------------
@@ -406,7 +597,10 @@ def build_tiktok_auth_app(state: SimulatorState) -> Starlette:
 
 def _new_settings(rng: random.Random) -> TiktokSettings:
     app_key = "6" + alnum(rng, 12).lower()
-    return TiktokSettings(app_key=app_key, app_secret=hex_string(rng, 40))
+    app_secret = hex_string(rng, 40)
+    # Derived, not drawn: the seeded data stays what it was before service ids existed.
+    service_id = stable_digits(f"{NAME}/service/{app_key}", 19)
+    return TiktokSettings(app_key=app_key, app_secret=app_secret, service_id=service_id)
 
 
 def _new_account(rng: random.Random, name: str) -> Account:
@@ -418,6 +612,10 @@ def _new_account(rng: random.Random, name: str) -> Account:
 
 def _new_token(rng: random.Random, kind: TokenKind) -> str:
     return "TTP_" + alnum(rng, 36)
+
+
+def _new_code(rng: random.Random) -> str:
+    return "ROW_" + alnum(rng, 48)
 
 
 def _new_order_id(rng: random.Random, created: datetime) -> str:
@@ -445,6 +643,10 @@ def _config_section(state: SimulatorState, ctx: ConfigContext) -> dict[str, Any]
         "webhook_url": ctx.webhook_url,
         "app_key": settings.app_key,
         "app_secret": ctx.secret("tiktok-app-secret", settings.app_secret),
+        # the authorize link names the service; TikTok redirects to the registered callback
+        "service_id": settings.service_id,
+        "authorize_url": ctx.url(_SERVICES.prefix) + AUTHORIZE_PATH,
+        "redirect_uri": settings.redirect_uri,
         "shops": [
             {"shop_id": a.account_id, "shop_cipher": a.extra["cipher"], "name": a.name}
             for a in state.accounts[NAME]
@@ -552,17 +754,23 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
 
 _API = Host(prefix="/tiktok", real_host="open-api.tiktokglobalshop.com", build=build_tiktok_app)
 _AUTH = Host(prefix="/tiktok-auth", real_host="auth.tiktok-shops.com", build=build_tiktok_auth_app)
+_SERVICES = Host(
+    prefix="/tiktok-services", real_host="services.tiktokshop.com", build=build_tiktok_services_app
+)
 
 TIKTOK: SimPlatform[TiktokSettings] = SimPlatform(
     name=NAME,
     label="TikTok Shop",
-    hosts=(_API, _AUTH),
+    hosts=(_API, _AUTH, _SERVICES),
     error_body=tiktok_error_body,
     # access 7 d; refresh = the authorization the seller granted (1 year here), which
     # rotation does not extend
     access_lifetime=timedelta(days=7),
     refresh_lifetime=timedelta(days=365),
     fixed_refresh_deadline=True,
+    # §4.3: auth_code expires in 30 minutes, single use
+    code_lifetime=timedelta(minutes=30),
+    new_code=_new_code,
     first_account_name="Gia Dụng Minh Anh",
     shop_categories=(
         "Gia Dụng",

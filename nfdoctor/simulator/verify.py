@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
@@ -22,6 +23,7 @@ __all__ = [
     "lazada_sign",
     "lazada_timestamp",
     "pkce_s256",
+    "pkce_verifier_ok",
     "shopee_push_signature",
     "shopee_sign",
     "tiktok_push_signature",
@@ -123,3 +125,11 @@ def pkce_s256(code_verifier: str) -> str:
     """RFC 7636 S256 code challenge (§6.3): base64url without padding of SHA-256."""
     digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+_PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+
+
+def pkce_verifier_ok(code_verifier: str) -> bool:
+    """Whether a code verifier has RFC 7636's form (§4.1): 43-128 unreserved characters."""
+    return _PKCE_VERIFIER.fullmatch(code_verifier) is not None

@@ -1,14 +1,17 @@
 """Simulated Zalo OA API (platforms.md §6).
 
 OA API at ``/zalo`` (``openapi.zalo.me``: ``/zalo/v2.0/oa/getoa``); OAuth at ``/zalo-oauth``
-(``oauth.zaloapp.com``: ``/zalo-oauth/v4/oa/access_token``). Failures are HTTP 200 with a
-negative ``error``; every OA API response carries ``X-RateLimit-Limit``/``-Remain``.
+(``oauth.zaloapp.com``: ``/zalo-oauth/v4/oa/permission``, the consent page, and
+``/zalo-oauth/v4/oa/access_token``, the code exchange with PKCE and the refresh). Failures are
+HTTP 200 with a negative ``error``; every OA API response carries
+``X-RateLimit-Limit``/``-Remain``.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +23,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nfdoctor.simulator.authorize import (
+    CONSENT_LIFETIME,
+    ConsentLink,
+    consent_page,
+    host_url,
+    redirect_allowed,
+    redirect_to,
+    token_issued,
+    token_refused,
+    with_query,
+)
 from nfdoctor.simulator.base import json_response, request_now, token_fault
 from nfdoctor.simulator.events import (
     MALFORMED,
@@ -30,7 +44,15 @@ from nfdoctor.simulator.events import (
     zalo_received_message,
     zalo_user_send_text,
 )
-from nfdoctor.simulator.model import Account, Message, TokenKind, alnum, digits, hex_string
+from nfdoctor.simulator.model import (
+    Account,
+    Message,
+    TokenEventKind,
+    TokenKind,
+    alnum,
+    digits,
+    hex_string,
+)
 from nfdoctor.simulator.spec import (
     ChatEventSource,
     ChatSpec,
@@ -58,6 +80,22 @@ __all__ = [
 
 NAME = "zalo"
 MAX_COUNT = 10
+#: §6.3: the OA permission (consent) page on the OAuth host, and its links
+PERMISSION_PATH = "/v4/oa/permission"
+APPROVE_PATH = PERMISSION_PATH + "/approve"
+#: an S256 challenge: base64url without padding of a 32-byte digest (RFC 7636 §4.2)
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+# The OAuth errors' codes are unconfirmed (§6.3, §8.15) beside -14002 and -14003: the others
+# are the simulator's, in the documented shape (HTTP 200).
+BAD_SECRET_KEY = -14001
+BAD_APP_ID = -14002
+BAD_REDIRECT_URI = -14003
+BAD_GRANT_TYPE = -14004
+BAD_CODE = -14005
+BAD_CODE_VERIFIER = -14006
+BAD_CODE_CHALLENGE = -14007
+BAD_REFRESH_TOKEN = -14014
 
 # OA profile fields (getoa) by the category an OA's name starts with: (cate_name, description).
 ZALO_OA_PROFILES: dict[str, tuple[str, str]] = {
@@ -248,35 +286,71 @@ class ZaloApp:
         return self.reply({"data": items, "error": 0, "message": "Success"}, now, account)
 
     async def access_token(self, request: Request) -> Response:
-        """POST /v4/oa/access_token (refresh grant): form body, ``secret_key`` header."""
+        """POST /v4/oa/access_token: form body, ``secret_key`` header; the refresh grant
+        (single use, rotating) and the code exchange with PKCE (§6.3)."""
         now = request_now(request, self.state)
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
-
-        # Real codes for these OAuth failures are unconfirmed (§6.3): the values below are
-        # the simulator's, in the documented OAuth-style shape with HTTP 200.
-        def oauth_error(code: int, name: str, reason: str) -> Response:
-            return json_response(
-                {
-                    "error": code,
-                    "error_name": name,
-                    "error_reason": reason,
-                    "error_description": reason,
-                }
+        grant = form.get("grant_type")
+        kind: TokenEventKind = "exchange" if grant == "authorization_code" else "refresh"
+        owner: str | None = None
+        try:
+            if form.get("app_id") != self.settings.app_id:
+                raise OAuthError(BAD_APP_ID, "Invalid appId", "app_id is invalid")
+            if request.headers.get("secret_key") != self.settings.secret_key:
+                raise OAuthError(
+                    BAD_SECRET_KEY, "Invalid secret key", "secret_key header is invalid"
+                )
+            if grant == "refresh_token":
+                status, old = self.state.check(NAME, form.get("refresh_token"), "refresh", now=now)
+                owner = old.owner if old is not None else None
+                if status != "ok" or old is None:
+                    raise OAuthError(
+                        BAD_REFRESH_TOKEN,
+                        "Invalid refresh token",
+                        "refresh_token is invalid, expired or used",
+                    )
+                access, refresh = self.state.rotate(old, now=now)
+                spent = old.value
+            elif grant == "authorization_code":
+                code_status, code = self.state.redeem_code(
+                    NAME, form.get("code"), now=now, code_verifier=form.get("code_verifier")
+                )
+                owner = code.account if code is not None else None
+                if code_status == "wrong_verifier":
+                    raise OAuthError(
+                        BAD_CODE_VERIFIER,
+                        "Invalid code verifier",
+                        "code_verifier does not match the code_challenge",
+                    )
+                if code_status != "ok" or code is None:
+                    reason = {"used": "code was used", "expired": "code has expired"}
+                    raise OAuthError(
+                        BAD_CODE, "Invalid code", reason.get(code_status, "code is invalid")
+                    )
+                access, refresh = self.state.authorize(code, now=now)
+                spent = code.value
+            else:
+                raise OAuthError(
+                    BAD_GRANT_TYPE,
+                    "Invalid grant type",
+                    "grant_type must be authorization_code or refresh_token",
+                )
+        except OAuthError as exc:
+            token_refused(
+                request, self.state, platform=NAME, kind=kind, account=owner, error=str(exc.error)
             )
-
-        if form.get("app_id") != self.settings.app_id:
-            return oauth_error(-14002, "Invalid appId", "app_id is invalid")
-        if request.headers.get("secret_key") != self.settings.secret_key:
-            return oauth_error(-14001, "Invalid secret key", "secret_key header is invalid")
-        if form.get("grant_type") != "refresh_token":
-            return oauth_error(-14004, "Invalid grant type", "only refresh_token is simulated")
-        status, old = self.state.check(NAME, form.get("refresh_token"), "refresh", now=now)
-        if status != "ok" or old is None:
-            return oauth_error(
-                -14014, "Invalid refresh token", "refresh_token is invalid, expired or used"
-            )
-        access, refresh = self.state.rotate(old, now=now)
+            return json_response(exc.body())
         assert access.expires_at is not None and refresh is not None
+        token_issued(
+            request,
+            self.state,
+            platform=NAME,
+            kind=kind,
+            account=access.owner,
+            access=access,
+            refresh=refresh,
+            spent=spent,
+        )
         return json_response(
             {
                 "access_token": access.value,
@@ -285,6 +359,83 @@ class ZaloApp:
                 "expires_in": str(int((access.expires_at - now).total_seconds())),
             }
         )
+
+    async def permission(self, request: Request) -> Response:
+        """GET /v4/oa/permission?app_id=&redirect_uri=&code_challenge=&state=: the consent
+        page, one link per OA (§6.3)."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        redirect, challenge = q.get("redirect_uri"), q.get("code_challenge")
+        try:
+            if q.get("app_id") != self.settings.app_id:
+                raise OAuthError(BAD_APP_ID, "Invalid appId", "app_id is invalid")
+            if redirect is None or not redirect_allowed(redirect):
+                raise OAuthError(
+                    BAD_REDIRECT_URI, "Invalid redirect uri", "redirect_uri is not allowed"
+                )
+            # PKCE is optional (the SDK's URL works without it); a challenge sent is S256.
+            if challenge is not None and not _CHALLENGE.fullmatch(challenge):
+                raise OAuthError(
+                    BAD_CODE_CHALLENGE,
+                    "Invalid code challenge",
+                    "code_challenge must be a base64url S256 digest",
+                )
+        except OAuthError as exc:
+            # A browser page: the OAuth shape, with a 400 (the simulator's choice).
+            return json_response(exc.body(), 400)
+        consent = self.state.new_consent(
+            NAME,
+            redirect_uri=redirect,
+            state=q.get("state"),
+            code_challenge=challenge,
+            now=now,
+            lifetime=CONSENT_LIFETIME,
+        )
+        approve = host_url(request, APPROVE_PATH)
+        links = [
+            ConsentLink(
+                href=with_query(approve, {"consent": consent.consent_id, "oa_id": a.account_id}),
+                text=f"Cho phép {a.name} (OA {a.account_id})",
+                account=a.account_id,
+            )
+            for a in self.state.accounts[NAME]
+        ]
+        intro = f"Ứng dụng {self.settings.app_id} xin quyền quản lý Official Account của bạn."
+        return consent_page("Zalo: cấp quyền cho ứng dụng", intro, links)
+
+    async def approve(self, request: Request) -> Response:
+        """The consent page's link: 302 to ``<redirect_uri>?code=…&oa_id=…&state=…``."""
+        q = request.query_params
+        now = request_now(request, self.state)
+        consent = self.state.live_consent(NAME, q.get("consent"), now=now)
+        account = self.state.account(NAME, q.get("oa_id") or "")
+        if consent is None or account is None:
+            error = OAuthError(BAD_CODE, "Invalid request", "the permission link expired")
+            return json_response(error.body(), 400)
+        code = self.state.issue_code(consent, account.account_id, now=now)
+        params = {"code": code.value, "oa_id": account.account_id}
+        if consent.state is not None:
+            params["state"] = consent.state
+        return redirect_to(with_query(consent.redirect_uri, params))
+
+
+class OAuthError(Exception):
+    """A failure of the OAuth host, in its own shape (``error``, ``error_name`` …)."""
+
+    def __init__(self, error: int, name: str, reason: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.name = name
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        """``{"error", "error_name", "error_reason", "error_description"}``."""
+        return {
+            "error": self.error,
+            "error_name": self.name,
+            "error_reason": self.reason,
+            "error_description": self.reason,
+        }
 
 
 def build_zalo_app(state: SimulatorState) -> Starlette:
@@ -302,7 +453,13 @@ def build_zalo_app(state: SimulatorState) -> Starlette:
 def build_zalo_oauth_app(state: SimulatorState) -> Starlette:
     """The OAuth v4 host."""
     app = ZaloApp(state)
-    return Starlette(routes=[Route("/v4/oa/access_token", app.access_token, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v4/oa/access_token", app.access_token, methods=["POST"]),
+            Route(PERMISSION_PATH, app.permission, methods=["GET"]),
+            Route(APPROVE_PATH, app.approve, methods=["GET"]),
+        ]
+    )
 
 
 # ---- the declaration ---------------------------------------------------------------------
@@ -323,6 +480,10 @@ def _new_account(rng: random.Random, name: str) -> Account:
 
 def _new_token(rng: random.Random, kind: TokenKind) -> str:
     return alnum(rng, 80 if kind == "access" else 100)
+
+
+def _new_code(rng: random.Random) -> str:
+    return alnum(rng, 64)
 
 
 def _attachment_url(rng: random.Random, kind: str) -> str:
@@ -456,6 +617,10 @@ ZALO: SimPlatform[ZaloSettings] = SimPlatform(
     # 25 h access (expires_in "90000"), 3-month single-use refresh
     access_lifetime=timedelta(hours=25),
     refresh_lifetime=timedelta(days=90),
+    single_use_refresh=True,
+    # §6.3: the code is single use and lives 10 minutes
+    code_lifetime=timedelta(minutes=10),
+    new_code=_new_code,
     appsecret_proof=True,
     first_account_name="Nhà Thuốc An Khang",
     shop_categories=tuple(ZALO_OA_PROFILES),

@@ -48,7 +48,7 @@ from nfdoctor.state.locks import ensure_private_dir
 from nfdoctor.threads import in_daemon_thread
 from nfdoctor.tokens.journal import JournalEntry, RefreshJournal
 from nfdoctor.tokens.owners import gone
-from nfdoctor.tokens.store import FORMAT, StoredToken, TokenStore
+from nfdoctor.tokens.store import StoredToken, TokenStore, token_document
 
 __all__ = [
     "REFRESHER_PREFIX",
@@ -58,6 +58,7 @@ __all__ = [
     "Refresher",
     "refresh_due",
     "run_owner",
+    "write_recovery_file",
 ]
 
 Outcome = Literal[
@@ -81,6 +82,8 @@ ClientFactory = Callable[[str], PlatformClient]
 
 #: how a refresh by nfdoctor signs ``updated_by`` (an import or an authorisation does not)
 REFRESHER_PREFIX = "nfdoctor@"
+#: where pairs a store refused are kept, in the state dir
+RECOVERY_DIR = "token-recovery"
 
 
 def run_owner(role: str = "") -> str:
@@ -160,7 +163,7 @@ class Refresher:
     ) -> None:
         self.store = store
         self.journal_dir = state_dir / "token-journal"
-        self.recovery_dir = state_dir / "token-recovery"
+        self.recovery_dir = state_dir / RECOVERY_DIR
         self.owner = owner
         self.clock = clock
         self.policy = policy
@@ -437,24 +440,21 @@ class Refresher:
         )
 
     def _recovery_file(self, token: StoredToken) -> Path:
-        """The pair, in the token file format (``nfdoctor token import --from`` reads it)."""
-        ensure_private_dir(self.recovery_dir)
-        stamp = self.clock().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        path = self.recovery_dir / f"{token.platform}-{token.account_id}-{stamp}.json"
-        record = {
-            "access_token": token.access_token,
-            "access_expires_at": _iso(token.access_expires_at),
-            "refresh_token": token.refresh_token,
-            "refresh_expires_at": _iso(token.refresh_expires_at),
-            "updated_at": _iso(token.updated_at),
-        }
-        document = {"format": FORMAT, "tokens": {token.platform: {token.account_id: record}}}
-        write_json(path, document, mode=0o600)
-        return path
+        return write_recovery_file(self.recovery_dir, token, now=self.clock())
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat() if moment is not None else None
+def write_recovery_file(
+    directory: Path, token: StoredToken, *, now: datetime, tag: str = ""
+) -> Path:
+    """A pair the store refused, kept in a 0600 token file in ``directory`` (the state dir's
+    ``token-recovery``): ``nfdoctor token import --from`` stores it once the store is fixed.
+    ``tag`` names what issued it (``authorize``), after the time."""
+    ensure_private_dir(directory)
+    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    suffix = f"-{tag}" if tag else ""
+    path = directory / f"{token.platform}-{token.account_id}-{stamp}{suffix}.json"
+    write_json(path, token_document([token]), mode=0o600)
+    return path
 
 
 def _interrupted(entry: JournalEntry | None, me: str) -> JournalEntry | None:

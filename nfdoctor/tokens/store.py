@@ -33,7 +33,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,6 +76,8 @@ __all__ = [
     "check_account",
     "open_token_store",
     "record_from_json",
+    "record_to_json",
+    "token_document",
     "token_format_problem",
 ]
 
@@ -283,7 +285,8 @@ def _parse_time(value: object, where: str) -> datetime | None:
     return utc
 
 
-def _record_to_json(token: StoredToken) -> dict[str, Any]:
+def record_to_json(token: StoredToken) -> dict[str, Any]:
+    """One record of the token-file format (a keyring entry holds the same JSON)."""
     record: dict[str, Any] = {
         "access_token": token.access_token,
         "access_expires_at": _format_time(token.access_expires_at),
@@ -296,6 +299,14 @@ def _record_to_json(token: StoredToken) -> dict[str, Any]:
     if token.version:
         record["version"] = token.version
     return record
+
+
+def token_document(tokens: Iterable[StoredToken]) -> dict[str, Any]:
+    """A whole token file of ``tokens`` (what ``token export`` and a recovery file write)."""
+    document: dict[str, Any] = {"format": FORMAT, "tokens": {}}
+    for token in tokens:
+        document["tokens"].setdefault(token.platform, {})[token.account_id] = record_to_json(token)
+    return document
 
 
 def record_from_json(platform: str, account_id: str, raw: object, where: str) -> StoredToken:
@@ -533,7 +544,7 @@ class FileTokenStore:
         previous = accounts.get(token.account_id)
         # Keys this version does not know are kept: a newer writer may have added them.
         record = dict(previous) if isinstance(previous, dict) else {}
-        record.update(_record_to_json(token))
+        record.update(record_to_json(token))
         accounts[token.account_id] = record
         document["format"] = FORMAT
         # The caller holds the lock, which created the directory. write_json serialises
@@ -718,7 +729,7 @@ class KeyringTokenStore:
 
     def _write(self, token: StoredToken) -> None:
         name = _entry_name(token.platform, token.account_id)
-        value = json.dumps(_record_to_json(token), sort_keys=True)
+        value = json.dumps(record_to_json(token), sort_keys=True)
         self._call(lambda kr: kr.set_password(self.service, name, value), f"writing {name}", token)
         stored = self._call(
             lambda kr: kr.get_password(self.service, name), f"reading back {name}", token
