@@ -81,6 +81,9 @@ __all__ = [
 # kind -> {parameter: (type, required)}
 FAULT_KINDS: dict[str, dict[str, tuple[type, bool]]] = {
     "latency": {"ms": (int, True)},
+    # The platform acts (a token rotated, an order changed), then its answer is held: a
+    # client that gives up or dies meanwhile never learns what was done.
+    "slow_answer": {"ms": (int, True)},
     "http_429": {"retry_after": (int, False)},
     "http_5xx": {"status": (int, False)},
     "connection_reset": {},
@@ -115,6 +118,7 @@ MAX_SKEW_S = 10 * 365 * 86400
 #: kind -> {parameter: (lowest, highest, how to say it)}; every number of a plan is bounded
 _BOUNDS: dict[str, dict[str, tuple[float, float, str]]] = {
     "latency": {"ms": (0, MAX_HOLD_S * 1000, "0 to 3600000 (an hour)")},
+    "slow_answer": {"ms": (0, MAX_HOLD_S * 1000, "0 to 3600000 (an hour)")},
     "timeout": {"seconds": (0.001, MAX_HOLD_S, "more than zero and at most 3600 (an hour)")},
     "http_429": {"retry_after": (0, 86400, "0 to 86400 (a day)")},
     "http_5xx": {"status": (500, 599, "between 500 and 599")},
@@ -948,6 +952,8 @@ class FaultInjector:
                     event.delivered = False
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 raise SimulatedConnectionReset("simulated drop after the tokens were issued")
+        if "slow_answer" in kinds:
+            await self.sleep(kinds["slow_answer"].params["ms"] / 1000)
         body = b"".join(chunks)
         if "schema_drift" in kinds:
             params = kinds["schema_drift"].params

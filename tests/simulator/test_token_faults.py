@@ -300,3 +300,55 @@ def test_every_refresh_is_recorded_with_its_outcome(platform: str) -> None:
         error,
     )
     assert event.access_token is None and event.at == state.clock()
+
+
+def test_slow_answer_rotates_first_then_holds_the_answer() -> None:
+    """``slow_answer``: the refresh is done (the old token spent) before the answer is held,
+    so a client that gives up while waiting has lost the new pair; ``latency`` holds the
+    request before anything is done, so the old token still works."""
+    slept: list[float] = []
+    order: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        order.append(f"slept {seconds}")
+        slept.append(seconds)
+
+    plan = FaultPlan.from_mapping(
+        {
+            "rules": [
+                {
+                    "platform": "zalo",
+                    "endpoint": "/v4/oa/access_token",
+                    "fault": "latency",
+                    "ms": 100,
+                },
+                {
+                    "platform": "zalo",
+                    "endpoint": "/v4/oa/access_token",
+                    "fault": "slow_answer",
+                    "ms": 250,
+                },
+            ]
+        },
+        source="test.yaml",
+    )
+    app, state = build_simulator(
+        seed=9,
+        faults=plan,
+        clock=FakeClock(),
+        orders_per_shop=2,
+        conversations_per_account=2,
+        sleep=sleep,
+    )
+    old = refresh_token(state, "zalo")
+    original_rotate = state.rotate
+
+    def rotate(*args: Any, **kwargs: Any) -> Any:
+        order.append("rotated")
+        return original_rotate(*args, **kwargs)
+
+    state.rotate = rotate  # type: ignore[method-assign]
+    answer = zalo_refresh(app, state, old)
+    assert answer.status_code == 200 and "access_token" in answer.json()
+    assert order == ["slept 0.1", "rotated", "slept 0.25"]
+    assert state.check("zalo", old, "refresh")[0] == "used"
