@@ -60,10 +60,12 @@ __all__ = [
     "ConnectionSlots",
     "Envelope",
     "EnvelopeReader",
+    "FetchRetry",
     "JsonObject",
     "PingResult",
     "PlatformAuth",
     "PlatformClient",
+    "RequestStats",
     "TokenInfo",
     "TokenSet",
     "abs_time",
@@ -533,6 +535,41 @@ async def retry_call(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+@dataclass
+class RequestStats:
+    """What a session sent and how the platform answered (every attempt counts)."""
+
+    requests: int = 0
+    retries: int = 0
+    #: answers that said "rate limited" (HTTP 429 or the platform's own code)
+    rate_limited: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchRetry:
+    """How a repeatable read is retried: bounded attempts, full-jitter exponential backoff
+    for transient failures (AWS's "full jitter": a random wait up to the exponential cap, so
+    many shops retrying together spread out), the platform's ``Retry-After`` for rate limits
+    when it fits ``max_wait_s`` (else the error goes up, saying until when)."""
+
+    attempts: int = 5
+    base_s: float = 0.5
+    cap_s: float = 20.0
+    #: the longest single wait the run accepts (a Retry-After beyond it is not waited out)
+    max_wait_s: float = 60.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    jitter: Callable[[], float] = random.random
+
+    def wait_before_retry(self, error: TaxonomyError, attempt: int) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``; None: give up and raise."""
+        if attempt >= self.attempts:
+            return None
+        if isinstance(error, RateLimitedError) and error.retry_after_s is not None:
+            after = float(error.retry_after_s)
+            return after if after <= self.max_wait_s else None
+        return self.jitter() * min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+
+
 class ConnectionSlots:
     """The connections one platform may have open at once in a run, shared by its shops.
 
@@ -572,12 +609,22 @@ class ApiSession:
         timeout_s: float = 10.0,
         slots: ConnectionSlots | None = None,
         owns_http: bool = False,
+        pacer: Callable[[], Awaitable[None]] | None = None,
+        stats: RequestStats | None = None,
+        retry: FetchRetry | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.slots = slots
         self._owns_http = owns_http
+        #: awaited before every request leaves (each attempt): the platform's shared rate
+        #: limit in a sync run; None: send at once
+        self.pacer = pacer
+        #: counts of what was sent and how the platform answered (a sync run's summary)
+        self.stats = stats if stats is not None else RequestStats()
+        #: how :meth:`PlatformClient._fetch` retries (None: :class:`FetchRetry` defaults)
+        self.retry = retry
 
     @classmethod
     def standalone(
@@ -686,6 +733,9 @@ class PlatformClient(abc.ABC):
         """Send within one connection slot: the response and the latency, which starts when
         the slot is held (queueing behind nfdoctor's own cap is not the platform's time)."""
         url = str(request.url)
+        if self.session.pacer is not None:
+            await self.session.pacer()
+        self.session.stats.requests += 1
         async with self.session.slot() as waited:
             self.last_queue_s = waited
             started = time.perf_counter()
@@ -730,9 +780,38 @@ class PlatformClient(abc.ABC):
         self.last_clock_skew_s = clock_skew_s(response.headers.get("date"), self.clock())
         body, error = reader.read(response)
         if error is not None:
+            if isinstance(error, RateLimitedError):
+                self.session.stats.rate_limited += 1
             raise error
         assert body is not None  # no error means a decoded body
         return body, response, latency
+
+    async def _fetch(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[JsonObject, httpx.Response, float]:
+        """:meth:`_call` for a read that may be repeated (a listing, a detail): rate limits and
+        transient failures are retried as the session's :class:`FetchRetry` says, each
+        attempt built and signed afresh (signatures carry timestamps)."""
+        policy = self.session.retry or FetchRetry()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._call(
+                    method, url, params=params, json_body=json_body, headers=headers
+                )
+            except (RateLimitedError, TransientError) as exc:
+                wait = policy.wait_before_retry(exc, attempt)
+                if wait is None:
+                    raise
+                self.session.stats.retries += 1
+                await policy.sleep(wait)
 
     @abc.abstractmethod
     async def ping(self) -> PingResult:
