@@ -567,7 +567,7 @@ class FetchRetry:
         if isinstance(error, RateLimitedError) and error.retry_after_s is not None:
             after = float(error.retry_after_s)
             return after if after <= self.max_wait_s else None
-        return self.jitter() * min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+        return self.jitter() * min(self.cap_s, self.base_s * 2.0 ** (attempt - 1))
 
 
 class ConnectionSlots:
