@@ -410,6 +410,23 @@ HINTS: dict[str, Hint] = {
 }
 
 
+#: how each error category is judged: RATE_LIMITED means the API works but throttles us;
+#: everything else means calls for this shop fail now.
+CATEGORY_HINTS: dict[str, str] = {
+    "token_expired": "platform.token_expired",
+    "token_invalid": "platform.token_invalid",
+    "refresh_token_invalid": "platform.refresh_invalid",
+    "bad_signature": "platform.bad_signature",
+    "bad_credentials": "platform.bad_credentials",
+    "permission_denied": "platform.permission",
+    "rate_limited": "platform.rate_limited",
+    "bad_parameters": "platform.bad_parameters",
+    "transient": "platform.transient",
+    "unexpected_response": "platform.unexpected",
+    "unreachable": "platform.unreachable",
+}
+
+
 def platform_hint(key: str, platform_title: str) -> Hint:
     """The hint ``key`` with ``{platform}`` filled in (``Shopee``, ``Zalo OA`` …)."""
     hint = HINTS[key]

@@ -16,7 +16,7 @@ from the platform's latency.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -24,7 +24,15 @@ from typing import Any
 import httpx
 
 from nfdoctor.config.model import NfdoctorConfig
-from nfdoctor.platforms.base import ApiSession, Clock, ConnectionSlots, PlatformClient, TokenSet
+from nfdoctor.platforms.base import (
+    ApiSession,
+    Clock,
+    ConnectionSlots,
+    FetchRetry,
+    PlatformClient,
+    RequestStats,
+    TokenSet,
+)
 from nfdoctor.platforms.registry import spec as platform_spec
 from nfdoctor.platforms.spec import Account, ClientInputs, PlatformSection, PlatformSpec
 from nfdoctor.secrets.redaction import Redactor
@@ -69,6 +77,10 @@ class PlatformSession:
     #: every HTTP call goes through this transport when set (tests: the simulator in-process)
     transport: httpx.AsyncBaseTransport | None = None
     tls: ssl.SSLContext | None = None
+    #: per platform, awaited before every request (sync: the shared rate limit)
+    pacers: Mapping[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    #: how repeatable reads are retried (None: the defaults of FetchRetry)
+    retry: FetchRetry | None = None
     _platforms: dict[str, _Platform] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +112,8 @@ class PlatformSession:
                 base_url=platform.spec.base_url(platform.section),
                 timeout_s=self.call_timeout_s,
                 slots=ConnectionSlots(cap),
+                pacer=self.pacers.get(platform.spec.name),
+                retry=self.retry,
             )
         return self
 
@@ -128,6 +142,12 @@ class PlatformSession:
     def section(self, name: str) -> PlatformSection:
         """The config section of a platform in scope."""
         return self._platforms[name].section
+
+    def stats(self, name: str) -> RequestStats:
+        """What the run sent to ``name`` and how it answered (inside ``async with``)."""
+        api = self._platforms[name].api
+        assert api is not None, "the session is not open"
+        return api.stats
 
     def accounts_of(self, name: str) -> list[Account]:
         """The accounts of ``name`` in scope."""

@@ -33,7 +33,7 @@ from nfdoctor.checks.base import (
 )
 from nfdoctor.durations import format_span
 from nfdoctor.errors import StateError
-from nfdoctor.hints import platform_hint
+from nfdoctor.hints import CATEGORY_HINTS, platform_hint
 from nfdoctor.net.probe import ConnectionTiming, probe_many
 from nfdoctor.platforms.base import PingResult, TokenInfo
 from nfdoctor.platforms.errors import Category, RateLimitedError, TaxonomyError
@@ -54,21 +54,7 @@ __all__ = [
     "platform_checks",
 ]
 
-#: how each error category is judged: RATE_LIMITED means the API works but throttles us;
-#: everything else means calls for this shop fail now.
-_CATEGORY_HINT = {
-    "token_expired": "platform.token_expired",
-    "token_invalid": "platform.token_invalid",
-    "refresh_token_invalid": "platform.refresh_invalid",
-    "bad_signature": "platform.bad_signature",
-    "bad_credentials": "platform.bad_credentials",
-    "permission_denied": "platform.permission",
-    "rate_limited": "platform.rate_limited",
-    "bad_parameters": "platform.bad_parameters",
-    "transient": "platform.transient",
-    "unexpected_response": "platform.unexpected",
-    "unreachable": "platform.unreachable",
-}
+_CATEGORY_HINT = CATEGORY_HINTS
 
 
 #: findings whose remedy is `nfdoctor token refresh`, and `nfdoctor token authorize`

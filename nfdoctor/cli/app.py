@@ -24,6 +24,7 @@ from nfdoctor.cli.config_cmd import config_app
 from nfdoctor.cli.diagnose import diagnose
 from nfdoctor.cli.simulator_cmd import simulator
 from nfdoctor.cli.streams import QuietStream, escape_note, install_escaping
+from nfdoctor.cli.sync_cmd import sync
 
 HELP = """Troubleshoot NextFlow CRM's Shopee, Lazada, TikTok Shop, Facebook and Zalo integrations.
 
@@ -66,6 +67,7 @@ app.command("diagnose")(diagnose)
 app.command("check")(check)
 app.add_typer(config_app, name="config")
 app.command("simulator")(simulator)
+app.command("sync")(sync)
 
 
 class LazyGroup(TyperGroup):

@@ -184,6 +184,30 @@ class TokensConfig(Section):
     path: str | None = None  # file store; relative to the config file; default: state dir
 
 
+class SyncConfig(Section):
+    """``nfdoctor sync``: the request rate each platform allows, and how hard to push."""
+
+    # requests per second per platform, shared by every shop and every nfdoctor process on
+    # the same CRM database (default: the platform's declared default, docs/sync.md)
+    rate_limits: dict[str, Annotated[float, Field(gt=0, le=10000)]] = Field(default_factory=dict)
+    # requests in flight at once in one process (all platforms); the rate limit is the cap
+    concurrency: Annotated[int, Field(ge=1, le=200)] = 16
+    # chat messages newer than this are left to the CRM's webhooks (their retries may still
+    # come; a message synced first would be stored twice by a late retry)
+    message_settle: Span = timedelta(minutes=10)
+    # the lease on (platform, shop, stream), renewed while the sync runs
+    lease: PositiveSpan = timedelta(seconds=60)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _known_platforms(cls, value: dict[str, float]) -> dict[str, float]:
+        names = registry.names()
+        for name in value:
+            if name not in names:
+                raise ValueError(f"unknown platform {name!r}; expected one of {', '.join(names)}")
+        return value
+
+
 class NotificationsConfig(Section):
     """Where a failing unattended run is reported."""
 
@@ -204,6 +228,7 @@ class NfdoctorConfig(Section):
     timezone: str = "Asia/Ho_Chi_Minh"
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @field_validator("timezone")
     @classmethod

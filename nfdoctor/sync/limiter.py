@@ -1,0 +1,80 @@
+"""One request rate per platform, shared by every shop and every process on one CRM database.
+
+A platform's limit is per app, and every nfdoctor that syncs against one CRM uses that CRM's
+app: cron on one host and an operator on another must share the limit, not each take all of
+it. The state is one row per platform in ``nfdoctor_rate_limits`` (GCRA: the *theoretical
+arrival time* of the next request), moved by one atomic UPDATE per request, so each request
+gets its own slot, slots never come closer than ``1 / rate``, and no process polls.
+
+Why not pyrate-limiter's SQL buckets: they store a row per request and count them over a
+window (a cleanup job, a COUNT per request, and a bucket per dialect with a connection pool
+for PostgreSQL); one row and one UPDATE does the same for a fixed rate. On PostgreSQL the
+database server's clock is the clock, so hosts with drifting clocks still interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from nfdoctor.sync.db import SyncDatabase
+from nfdoctor.threads import in_daemon_thread
+
+__all__ = ["LocalRateLimit", "SharedRateLimit"]
+
+
+class SharedRateLimit:
+    """The pacer of one platform: awaits this request's slot in the shared line."""
+
+    def __init__(
+        self,
+        db: SyncDatabase,
+        platform: str,
+        rate_per_s: float,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.platform = platform
+        self.interval_s = 1.0 / rate_per_s
+        self.sleep = sleep
+        #: seconds this process waited for its slots (the summary's "paced" time)
+        self.waited_s = 0.0
+
+    async def __call__(self) -> None:
+        wait = await in_daemon_thread(
+            lambda: self.db.reserve_slot(self.platform, self.interval_s), name="nfdoctor-pace"
+        )
+        if wait > 0:
+            self.waited_s += wait
+            await self.sleep(wait)
+
+
+class LocalRateLimit:
+    """The same line in this process only (a dry run against a database nfdoctor has never
+    written to: it creates no tables)."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval_s = 1.0 / rate_per_s
+        self.clock = clock
+        self.sleep = sleep
+        self._tat = 0.0
+        self._lock = threading.Lock()
+        self.waited_s = 0.0
+
+    async def __call__(self) -> None:
+        with self._lock:
+            now = self.clock()
+            self._tat = max(self._tat, now) + self.interval_s
+            wait = self._tat - self.interval_s - now
+        if wait > 0:
+            self.waited_s += wait
+            await self.sleep(wait)
