@@ -18,6 +18,7 @@ from pydantic import Field
 from nfdoctor.config_fields import Section, Url
 from nfdoctor.platforms.authorization import AuthorizationSpec
 from nfdoctor.platforms.base import ApiSession, Clock, PlatformClient, TokenSet
+from nfdoctor.platforms.sync import SyncSpec
 from nfdoctor.platforms.webhook import WebhookSpec
 
 __all__ = [
@@ -123,6 +124,8 @@ class PlatformSpec(Generic[S]):
     webhook: WebhookSpec | None = None
     #: how a seller authorises the app again and the code becomes tokens (§x.3)
     authorization: AuthorizationSpec[S] | None = None
+    #: how ``nfdoctor sync`` lists its orders and messages (§x.5), and its request rate
+    sync: SyncSpec | None = None
 
     def section(self, platforms: object) -> S | None:
         """This platform's section of the config's ``platforms`` (the model the config
