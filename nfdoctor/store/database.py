@@ -260,7 +260,7 @@ def probe_database(
 
 
 def connect_sqlite_rw(
-    path: Path, *, timeout_s: float, foreign_keys: bool = True
+    path: Path, *, timeout_s: float, foreign_keys: bool = True, any_thread: bool = False
 ) -> sqlite3.Connection:
     """Open an existing SQLite file read-write (never creates it), in autocommit mode.
 
@@ -270,7 +270,7 @@ def connect_sqlite_rw(
     _check_sqlite_file(path)
     if not os.access(path, os.W_OK):
         raise DatabaseUnreachableError(f"{path} is not writable by this user")
-    conn = _open_sqlite(path, mode="rw", timeout_s=timeout_s)
+    conn = _open_sqlite(path, mode="rw", timeout_s=timeout_s, any_thread=any_thread)
     try:
         _read_header(conn, path, timeout_s)
         if foreign_keys:
@@ -332,12 +332,20 @@ def _check_sqlite_file(path: Path) -> int:
         raise DatabaseUnreachableError(f"cannot read {path}: {os_reason(exc)}") from None
 
 
-def _open_sqlite(path: Path, *, mode: str, timeout_s: float) -> sqlite3.Connection:
+def _open_sqlite(
+    path: Path, *, mode: str, timeout_s: float, any_thread: bool = False
+) -> sqlite3.Connection:
     # A URI with mode=ro/rw: plain sqlite3.connect() would create a missing file. as_uri()
     # percent-encodes the path, so '?', '#' or '%' in a file name cannot become URI syntax.
     uri = f"{path.absolute().as_uri()}?mode={mode}"
     try:
-        return sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=timeout_s,
+            isolation_level=None,
+            check_same_thread=not any_thread,
+        )
     except sqlite3.Error as exc:
         raise _sqlite_failure(exc, path, timeout_s) from exc
 

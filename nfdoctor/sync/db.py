@@ -216,8 +216,8 @@ class SyncDatabase:
     def _connect(self) -> Any:
         if self.is_sqlite:
             assert self.url.path is not None
-            conn = connect_sqlite_rw(self.url.path, timeout_s=self.timeout_s)
-            return conn
+            # Used from worker threads, one at a time (this class's locks serialise them).
+            return connect_sqlite_rw(self.url.path, timeout_s=self.timeout_s, any_thread=True)
         return connect_postgres(self.url, timeout_s=self.timeout_s, autocommit=True)
 
     def _sql(self, statement: str) -> str:

@@ -22,7 +22,18 @@ from collections.abc import Awaitable, Callable
 from nfdoctor.sync.db import SyncDatabase
 from nfdoctor.threads import in_daemon_thread
 
-__all__ = ["LocalRateLimit", "SharedRateLimit"]
+__all__ = ["HEADROOM", "LocalRateLimit", "SharedRateLimit"]
+
+#: nfdoctor sends at this share of the configured limit: slots are exactly spaced, but a
+#: request woken a little late (timers, the network) lands in the same second as the one a
+#: full second after its slot; at 95 % that second still holds no more than the limit
+HEADROOM = 0.95
+#: a request that wakes this much after its slot gives the slot up and takes the next one:
+#: sent late, it would share a second with the requests of a full second after its slot
+#: (the headroom covers 50 ms of lateness; a loaded machine can oversleep more)
+MAX_LATE_S = 0.025
+#: slots given up in a row before a request goes anyway (a machine too loaded to be on time)
+MAX_RETAKES = 3
 
 
 class SharedRateLimit:
@@ -38,18 +49,26 @@ class SharedRateLimit:
     ) -> None:
         self.db = db
         self.platform = platform
-        self.interval_s = 1.0 / rate_per_s
+        self.interval_s = 1.0 / (rate_per_s * HEADROOM)
         self.sleep = sleep
         #: seconds this process waited for its slots (the summary's "paced" time)
         self.waited_s = 0.0
+        #: slots given up because this process woke too late for them
+        self.retaken = 0
 
     async def __call__(self) -> None:
-        wait = await in_daemon_thread(
-            lambda: self.db.reserve_slot(self.platform, self.interval_s), name="nfdoctor-pace"
-        )
-        if wait > 0:
+        for _ in range(MAX_RETAKES + 1):
+            wait = await in_daemon_thread(
+                lambda: self.db.reserve_slot(self.platform, self.interval_s), name="nfdoctor-pace"
+            )
+            if wait <= 0:
+                return
+            due = time.monotonic() + wait
             self.waited_s += wait
             await self.sleep(wait)
+            if time.monotonic() - due <= MAX_LATE_S:
+                return
+            self.retaken += 1
 
 
 class LocalRateLimit:
@@ -63,7 +82,7 @@ class LocalRateLimit:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.interval_s = 1.0 / rate_per_s
+        self.interval_s = 1.0 / (rate_per_s * HEADROOM)
         self.clock = clock
         self.sleep = sleep
         self._tat = 0.0
