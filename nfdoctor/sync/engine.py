@@ -264,9 +264,7 @@ class SyncEngine:
                     outcome.validation = await _thread(
                         lambda: self._validate(job, run.id, run.since, run.until)
                     )
-                await _thread(
-                    lambda: self.db.finish_run(run.id, outcome="ok", now=self.clock())
-                )
+                await _thread(lambda: self.db.finish_run(run.id, outcome="ok", now=self.clock()))
                 if plan.since is None or plan.update_state:
                     await _thread(lambda: self.db.set_bookmark(key, run.until, self.clock()))
         finally:
@@ -325,9 +323,7 @@ class SyncEngine:
             outcome.status = "failed"
             outcome.message = _failure_text(outcome.error, outcome.failed_windows, len(todo))
         if run_id is None and job.stream.name == "orders" and outcome.status == "ok":
-            outcome.validation = await _thread(
-                lambda: self._validate_dry(job, since, until, seen)
-            )
+            outcome.validation = await _thread(lambda: self._validate_dry(job, since, until, seen))
 
     async def _window(
         self,
