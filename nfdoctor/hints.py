@@ -256,6 +256,16 @@ HINTS: dict[str, Hint] = {
         vi="Refresh token {platform} sắp hết hạn hoặc không còn: chỉ người bán mới cấp lại "
         "được; hãy nhờ họ cấp quyền lại cho ứng dụng trước khi hết hạn (runbook 2.1 bước 3).",
     ),
+    "sync.lagging": Hint(
+        en="The CRM is missing order updates {platform} already has: its webhooks or its own "
+        "sync fell behind. Re-sync the range with the command below (it is safe to run again: "
+        "nothing is duplicated), then find why the updates stopped (webhook check, runbook "
+        "order sync).",
+        vi="CRM đang thiếu các cập nhật đơn hàng mà {platform} đã có: webhook hoặc đồng bộ của "
+        "CRM bị chậm. Đồng bộ lại khoảng thời gian bằng lệnh bên dưới (chạy lại nhiều lần vẫn "
+        "an toàn: không tạo bản trùng), rồi tìm nguyên nhân (kiểm tra webhook, quy trình đồng "
+        "bộ đơn hàng).",
+    ),
     "webhook.url_missing": Hint(
         en="Set platforms.<platform>.webhook_url to the URL configured at {platform} for the "
         "CRM, so nfdoctor can check the receiver (runbook 3.1 step 1).",

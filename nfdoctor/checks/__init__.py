@@ -12,8 +12,10 @@ from nfdoctor.checks.database import (
     DatabaseSchemaCheck,
 )
 from nfdoctor.checks.platforms import platform_checks
+from nfdoctor.checks.sync_health import sync_health_checks
 from nfdoctor.checks.system import DiskCheck, LoadCheck, MemoryCheck
 from nfdoctor.checks.webhooks import webhook_checks
+from nfdoctor.platforms.registry import SPECS
 
 
 def all_checks(platforms: Sequence[str] | None = None) -> list[Check]:
@@ -24,6 +26,7 @@ def all_checks(platforms: Sequence[str] | None = None) -> list[Check]:
     """
     return [
         *platform_checks(platforms),
+        *sync_health_checks([s for s in SPECS if platforms is None or s.name in platforms]),
         *webhook_checks(platforms),
         DatabaseConnectCheck(),
         DatabaseSchemaCheck(),

@@ -111,6 +111,9 @@ class Thresholds(Section):
     # least this long before it expires.
     token_refresh_due_percent: Percent = 25.0
     token_refresh_due_at_least: Span = timedelta(hours=1)
+    # order sync health: how far the CRM's orders may lag behind the platform's updates
+    order_sync_lag_warning: Span = timedelta(minutes=30)
+    order_sync_lag_critical: Span = timedelta(hours=2)
     cert_expiry_warning: Span = timedelta(days=21)  # as check_ssl_cert
     cert_expiry_critical: Span = timedelta(days=7)
     ai_latency: Span = timedelta(seconds=2)  # runbook targets
@@ -135,6 +138,7 @@ class Thresholds(Section):
     def _warning_before_critical(self) -> Thresholds:
         pairs = [
             ("token_expiry_warning", "token_expiry_critical", "greater"),
+            ("order_sync_lag_warning", "order_sync_lag_critical", "less"),
             ("cert_expiry_warning", "cert_expiry_critical", "greater"),
             ("disk_free_warning", "disk_free_critical", "greater"),
             ("memory_available_warning", "memory_available_critical", "greater"),

@@ -805,6 +805,24 @@ class SyncDatabase:
         with self._transaction() as conn:
             return self._crm_orders(conn, shop_id, list(ids))
 
+    def crm_orders_updated(self, shop_id: int, ids: Iterable[str]) -> dict[str, datetime]:
+        """When the CRM's copy of each of these orders was last updated (absent: not held)."""
+        wanted = list(ids)
+        found: dict[str, datetime] = {}
+        with self._side_transaction() as conn:
+            for chunk in _chunks(wanted, 500):
+                rows = conn.execute(
+                    self._sql(
+                        "SELECT external_id, updated_at FROM orders WHERE shop_id = ? AND "
+                        f"external_id IN ({', '.join('?' for _ in chunk)})"
+                    ),
+                    (shop_id, *chunk),
+                ).fetchall()
+                for external_id, updated in rows:
+                    when = updated if isinstance(updated, datetime) else _parse_iso(str(updated))
+                    found[str(external_id)] = when
+        return found
+
     def crm_message_ids(self, shop_id: int, ids: Iterable[str]) -> dict[str, int]:
         """How many copies the CRM holds of each of these message ids."""
         wanted = list(ids)
