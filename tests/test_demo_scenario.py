@@ -62,6 +62,8 @@ def test_diagnose_finds_each_incident_of_the_demo(
         ("platforms.zalo.api", "zalo", 2): ("CRITICAL", "category: token_expired"),
         ("platforms.zalo.token", "zalo", 2): ("WARNING", None),
         ("platforms.lazada.api", "lazada", 2): ("CRITICAL", "category: transient"),
+        # The same seller's listing drops too: its order sync health cannot be measured.
+        ("platforms.lazada.order_sync", "lazada", 2): ("CRITICAL", "category: transient"),
         ("platforms.lazada.api", "lazada", 1): ("WARNING", None),
         ("platforms.facebook.api", "facebook", 2): ("WARNING", "category: rate_limited"),
         ("platforms.shopee.token", "shopee", 2): ("WARNING", None),

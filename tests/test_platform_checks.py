@@ -1140,4 +1140,5 @@ def test_cli_diagnose_platform_name_is_case_insensitive_like_check(
         "platforms.tiktok.connectivity",
         "platforms.tiktok.api",
         "platforms.tiktok.token",
+        "platforms.tiktok.order_sync",
     }

@@ -34,6 +34,25 @@ def simulator(
             "and data.",
         ),
     ] = 1,
+    orders: Annotated[
+        int,
+        typer.Option(
+            "--orders",
+            help="Orders per marketplace shop (Shopee, Lazada, TikTok Shop), 0-100000, spread "
+            "over the last 30 days.",
+        ),
+    ] = 250,
+    rate_limit: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--rate-limit",
+            metavar="PLATFORM=RPS",
+            help="Cap a platform's API requests per second, all its shops together: "
+            "PLATFORM=RPS (e.g. lazada=40); repeatable. Requests over it get the "
+            "platform's own rate-limit error and Retry-After: 1.",
+            show_default=False,
+        ),
+    ] = None,
     write_config: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -76,6 +95,8 @@ def simulator(
 
     Three shops per platform: nfdoctor simulator --shops 3 --write-config sim.yaml
 
+    A big shop behind a rate limit: nfdoctor simulator --orders 20000 --rate-limit lazada=40
+
     With their CRM: nfdoctor simulator --database sqlite:///crm.db --write-config sim.yaml
 
     Webhooks over HTTPS: nfdoctor simulator --tls --write-config sim.yaml
@@ -93,6 +114,8 @@ def simulator(
                 faults=faults,
                 seed=seed,
                 shops=shops,
+                orders=orders,
+                rate_limits=tuple(rate_limit or ()),
                 write_config=write_config,
                 database=database,
                 db=db,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -19,6 +21,61 @@ from nfdoctor.cli.options import (
 
 if TYPE_CHECKING:
     from nfdoctor.context import Environment
+    from nfdoctor.sync.engine import JobOutcome
+
+
+@contextlib.contextmanager
+def sync_progress(env: Environment) -> Iterator[Callable[[JobOutcome], None]]:
+    """A Rich progress bar per (shop, stream) on stderr when it is a terminal: windows done,
+    records fetched, their rate and the time left; nothing otherwise (cron, CI, pipes)."""
+    if not env.stderr.isatty() or "NO_COLOR" in env.environ:
+        yield lambda _: None
+        return
+    from rich.console import Console  # only on a terminal: Rich is heavy to import
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows · {task.fields[fetched]} records · {task.fields[rate]}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(file=env.stderr), transient=True) as bar:
+        tasks: dict[tuple[str, str, str], Any] = {}
+
+        def update(outcome: JobOutcome) -> None:
+            key = (outcome.account.platform, outcome.account.account_id, outcome.stream)
+            if key not in tasks:
+                tasks[key] = bar.add_task(
+                    f"{outcome.account.label} {outcome.stream}",
+                    total=outcome.windows,
+                    fetched=0,
+                    rate="0",
+                )
+            elapsed = max(outcome_elapsed(bar, tasks[key]), 1e-6)
+            bar.update(
+                tasks[key],
+                completed=outcome.windows_done_before + outcome.windows_finished,
+                fetched=outcome.fetched,
+                rate=f"{outcome.fetched / elapsed:.0f}",
+            )
+
+        yield update
+
+
+def outcome_elapsed(bar: Any, task: Any) -> float:
+    """Seconds since the task's bar appeared."""
+    elapsed = next((t.elapsed for t in bar.tasks if t.id == task), None)
+    return float(elapsed or 0.0)
 
 
 def sync(
@@ -100,7 +157,8 @@ def sync(
             shard=shard,
             config_path=config,
         )
-        report = run_sync(env, request)
+        with sync_progress(env) as progress:
+            report = run_sync(env, request, progress=progress)
         return write_report(env, report, output=output, write=write, fail_on=fail_on)
 
     guarded(body, debug=debug, lang=lang)

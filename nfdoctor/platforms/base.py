@@ -804,7 +804,12 @@ class PlatformClient(abc.ABC):
             attempt += 1
             try:
                 return await self._call(
-                    method, url, params=params, json_body=json_body, headers=headers
+                    method,
+                    url,
+                    params=params,
+                    json_body=json_body,
+                    headers=headers,
+                    auth=self.auth,
                 )
             except (RateLimitedError, TransientError) as exc:
                 wait = policy.wait_before_retry(exc, attempt)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -46,6 +47,7 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.sync import Buyer, Page, StreamSpec, SyncedMessage, SyncSpec, Window
 from nfdoctor.platforms.webhook import (
     DeliveryInputs,
     EventInputs,
@@ -66,6 +68,7 @@ __all__ = [
     "DEFAULT_GRAPH_VERSION",
     "FACEBOOK_BASE_URL",
     "SPEC",
+    "SYNC",
     "FacebookAuth",
     "FacebookClient",
     "FacebookConfig",
@@ -721,6 +724,227 @@ WEBHOOK = WebhookSpec(
 )
 
 
+# --- sync (§5.5) ---------------------------------------------------------------------------
+
+#: conversations per page: each costs a listing of its newest messages and up to
+#: :data:`READABLE_MESSAGES` detail reads, so a page stays a few hundred requests at most
+CONVERSATIONS_PER_PAGE = 10
+#: only a conversation's 20 most recent messages can be read in detail; older ones answer
+#: with an error saying the message was deleted (§5.5)
+READABLE_MESSAGES = 20
+MESSAGE_FIELDS = "id,created_time,from,to,message"
+
+
+def _graph_time(value: object, *, field: str) -> datetime:
+    """A Graph time (``2026-11-20T07:00:00+0000``) as an aware UTC datetime."""
+    moment: datetime | None = None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+        if moment is None:
+            with contextlib.suppress(ValueError):
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment is None or moment.tzinfo is None:
+        raise UnexpectedResponseError(
+            f"{field} is not a time with an offset", platform=PLATFORM, field=field
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def _refused(exc: TaxonomyError) -> bool:
+    """Whether Graph refused the request with code 100 (a bad parameter, or an object that
+    does not exist or cannot be read), whichever category the config files that under."""
+    return (exc.code or "").split("/")[0] == "100"
+
+
+def _objects(body: JsonObject, what: str) -> list[JsonObject]:
+    items = body.get("data")
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UnexpectedResponseError(
+            f"{what} without a 'data' list of objects", platform=PLATFORM, field="data"
+        )
+    return items
+
+
+def _node_id(value: object, *, field: str) -> str:
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
+        return str(value)
+    raise UnexpectedResponseError(f"{field} is not an id", platform=PLATFORM, field=field)
+
+
+def _person(value: object) -> Buyer | None:
+    """A Graph person (``{"id", "name", "email"}``) as a Buyer; None when it has no id."""
+    if not isinstance(value, dict) or not isinstance(value.get("id"), (int, str)):
+        return None
+    name = value.get("name")
+    return Buyer(
+        external_user_id=str(value["id"]),
+        display_name=name if isinstance(name, str) and name else None,
+    )
+
+
+def _customer(conversation: Mapping[str, Any], page_id: str) -> Buyer | None:
+    """The participant of a conversation who is not the Page, where Graph lists them."""
+    participants = conversation.get("participants")
+    people = participants.get("data") if isinstance(participants, dict) else None
+    for person in people if isinstance(people, list) else []:
+        buyer = _person(person)
+        if buyer is not None and buyer.external_user_id != page_id:
+            return buyer
+    return None
+
+
+def synced_message(
+    message: Mapping[str, Any], *, thread_id: str, page_id: str, customer: Buyer | None
+) -> SyncedMessage:
+    """One message read in detail (``id, created_time, from, to, message``), normalised for
+    the CRM's ``messages``: "out" when the Page sent it; the customer is the conversation's
+    participant who is not the Page (else the other party of the message)."""
+    message_id = _node_id(message.get("id"), field="id")
+    sender = _person(message.get("from"))
+    if sender is None:
+        raise UnexpectedResponseError(
+            f"message {message_id} without from.id", platform=PLATFORM, field="from"
+        )
+    direction: Literal["in", "out"] = "out" if sender.external_user_id == page_id else "in"
+    if customer is None:
+        if direction == "in":
+            customer = sender
+        else:
+            to = message.get("to")
+            recipients = to.get("data") if isinstance(to, dict) else None
+            people = [_person(p) for p in (recipients if isinstance(recipients, list) else [])]
+            customer = next(
+                (p for p in people if p is not None and p.external_user_id != page_id), None
+            )
+        if customer is None:
+            raise UnexpectedResponseError(
+                f"message {message_id}: no participant other than the Page",
+                platform=PLATFORM,
+                field="to",
+            )
+    text = message.get("message")
+    return SyncedMessage(
+        external_id=message_id,
+        thread_id=thread_id,
+        customer=customer,
+        direction=direction,
+        sender_external_id=sender.external_user_id,
+        # "" for a message that is only attachments
+        body=text if isinstance(text, str) and text else None,
+        sent_at=_graph_time(message.get("created_time"), field="created_time"),
+        raw=dict(message),
+    )
+
+
+async def _conversation_messages(
+    client: FacebookClient, conversation: Mapping[str, Any], window: Window
+) -> tuple[list[SyncedMessage], int]:
+    """The messages of one conversation sent in the window, among its 20 most recent (the
+    only ones Graph reads in detail); older ones are skipped, as is any that Graph says it
+    cannot read; the second number counts those Graph refused."""
+    thread_id = _node_id(conversation.get("id"), field="id")
+    body, _, _ = await client._fetch(
+        "GET",
+        client.base_url + f"/{thread_id}/messages",
+        params={"fields": "id,created_time", "limit": str(READABLE_MESSAGES)},
+    )
+    customer = _customer(conversation, client.page_id)
+    messages = []
+    skipped = 0
+    # Newest first (§5.5): past the window's start, every other message is older still.
+    for listed in _objects(body, f"/{thread_id}/messages")[:READABLE_MESSAGES]:
+        message_id = _node_id(listed.get("id"), field="id")
+        sent_at = _graph_time(listed.get("created_time"), field="created_time")
+        if sent_at >= window.end:
+            continue
+        if sent_at < window.start:
+            break
+        try:
+            detail, _, _ = await client._fetch(
+                "GET", client.base_url + f"/{message_id}", params={"fields": MESSAGE_FIELDS}
+            )
+        except TaxonomyError as exc:
+            if _refused(exc):
+                skipped += 1  # "deleted" to Graph: beyond what it reads in detail
+                continue
+            raise
+        messages.append(
+            synced_message(detail, thread_id=thread_id, page_id=client.page_id, customer=customer)
+        )
+    return messages, skipped
+
+
+async def message_page(
+    client: PlatformClient, window: Window, cursor: str | None
+) -> Page[SyncedMessage]:
+    """One page of the Page's Messenger conversations (newest first by ``updated_time``; the
+    edge has no time-based paging) and their messages sent in the window. The cursor is
+    Graph's ``after`` cursor; paging stops at the first conversation last updated before the
+    window's start, since none after it has a message in the window."""
+    if not isinstance(client, FacebookClient):
+        raise TypeError(f"a Facebook page needs a FacebookClient, not {type(client).__name__}")
+    params = {
+        "platform": "messenger",
+        "fields": "id,updated_time,participants",
+        "limit": str(CONVERSATIONS_PER_PAGE),
+    }
+    path = client.base_url + f"/{client.page_id}/conversations"
+    try:
+        body, _, _ = await client._fetch(
+            "GET", path, params={**params, "after": cursor} if cursor else params
+        )
+    except TaxonomyError as exc:
+        if cursor is None or not _refused(exc):
+            raise
+        # Graph cursors are not meant to be stored (§5.5): a refused one restarts the window
+        # from the newest conversation, which is safe, as messages are inserted only where
+        # absent.
+        cursor = None
+        body, _, _ = await client._fetch("GET", path, params=params)
+    records: list[SyncedMessage] = []
+    skipped = 0
+    for conversation in _objects(body, f"/{client.page_id}/conversations"):
+        updated = _graph_time(conversation.get("updated_time"), field="updated_time")
+        if updated < window.start:
+            return Page(records=tuple(records), next_cursor=None, skipped=skipped)
+        listed, refused = await _conversation_messages(client, conversation, window)
+        records += listed
+        skipped += refused
+    paging = body.get("paging")
+    # A short or empty page is not the end; a missing `next` is (§5.5).
+    if not isinstance(paging, dict) or not paging.get("next"):
+        return Page(records=tuple(records), next_cursor=None, skipped=skipped)
+    cursors = paging.get("cursors")
+    after = cursors.get("after") if isinstance(cursors, dict) else None
+    if not isinstance(after, str) or not after or after == cursor:
+        raise UnexpectedResponseError(
+            "conversations: paging.next without a new after cursor",
+            platform=PLATFORM,
+            field="paging.cursors.after",
+        )
+    return Page(records=tuple(records), next_cursor=after, skipped=skipped)
+
+
+SYNC = SyncSpec(
+    messages=StreamSpec(
+        name="messages",
+        max_window=None,
+        page=message_page,
+        grid=False,
+        source="platforms.md §5.5 (Page conversations, their messages, message details)",
+    ),
+    default_rate_per_s=10.0,
+    rate_confidence="M",
+    rate_source=(
+        "platforms.md §5.7: X-Business-Use-Case-Usage (Page tokens, Messenger) gives integer"
+        " percentages of a rolling allowance, not requests per second: Pages 4800 × engaged"
+        " users per hour, Messenger 200 × engaged users per 24 h [F-RL · H]; Retry-After only"
+        " in community sources [L]"
+    ),
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Facebook",
@@ -743,4 +967,5 @@ SPEC = PlatformSpec(
     api_base=_api_base,
     webhook=WEBHOOK,
     authorization=AUTHORIZATION,
+    sync=SYNC,
 )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -42,6 +43,16 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.sync import (
+    Buyer,
+    OrderStatus,
+    Page,
+    StreamSpec,
+    SyncedOrder,
+    SyncSpec,
+    Window,
+    parse_amount,
+)
 from nfdoctor.platforms.webhook import (
     DeliveryInputs,
     EventInputs,
@@ -58,9 +69,11 @@ from nfdoctor.platforms.webhook import (
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
+    "CRM_ITEM_STATUS",
     "LAZADA_AUTH_URL",
     "LAZADA_BASE_URL",
     "SPEC",
+    "SYNC",
     "LazadaAuth",
     "LazadaClient",
     "LazadaConfig",
@@ -598,6 +611,233 @@ WEBHOOK = WebhookSpec(
 )
 
 
+# --- sync (§3.5) ---------------------------------------------------------------------------
+
+ORDERS_PATH = "/orders/get"
+
+#: Lazada's item statuses (GetOrders' ``statuses[]``: Lazada has no order status, only the
+#: distinct statuses of the order's items, §3.5 and the GetOrders reference) as the CRM's six
+CRM_ITEM_STATUS: dict[str, OrderStatus] = {
+    "unpaid": "pending",
+    # "pending" is Lazada's paid (or confirmed cash-on-delivery) order, waiting to be packed
+    "pending": "paid",
+    "topack": "paid",
+    "packed": "paid",
+    "repacked": "paid",
+    "toship": "paid",
+    "ready_to_ship_pending": "paid",
+    "ready_to_ship": "paid",
+    "shipping": "shipped",
+    "shipped": "shipped",
+    # Guess: a failed delivery attempt is still with the carrier (it may be tried again).
+    "failed_delivery": "shipped",
+    "delivered": "delivered",
+    "confirmed": "delivered",
+    "canceled": "cancelled",
+    # Guess: lost, damaged or scrapped by the carrier, the item never reaches the buyer and
+    # is refunded: the CRM has no other value for it.
+    "lost": "cancelled",
+    "lost_by_3pl": "cancelled",
+    "damaged_by_3pl": "cancelled",
+    "package_scrapped": "cancelled",
+    "returned": "returned",
+    # Guess: a delivery that failed for good, and a parcel shipped back, end with the goods
+    # back at the seller.
+    "failed": "returned",
+    "shipped_back": "returned",
+    "shipped_back_success": "returned",
+    "shipped_back_failed": "returned",
+}
+#: how far an item still under way has got, least first
+_PROGRESS: tuple[OrderStatus, ...] = ("pending", "paid", "shipped", "delivered")
+
+
+def crm_order_status(statuses: Sequence[str]) -> OrderStatus:
+    """One CRM status for an order from its items' statuses: the least advanced status among
+    the items still under way (pending < paid < shipped < delivered), so the order is, say,
+    "shipped" only once every live item has shipped; "cancelled" or "returned" only when every
+    item is (then "returned" if any item came back, else "cancelled")."""
+    mapped = [CRM_ITEM_STATUS[status] for status in statuses]
+    live = [status for status in mapped if status in _PROGRESS]
+    if live:
+        return min(live, key=_PROGRESS.index)
+    return "returned" if "returned" in mapped else "cancelled"
+
+
+def _iso(moment: datetime) -> str:
+    """A window bound as GetOrders takes it: ISO 8601 with an offset, to the second."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _time(value: object, *, order_id: str, field: str) -> datetime:
+    """A Lazada time (``2018-02-09T22:44:30+08:00``) as an aware UTC datetime."""
+    moment: datetime | None = None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment is None:  # "+0800" (no colon) is not ISO to Python 3.10
+            with contextlib.suppress(ValueError):
+                moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    if moment is None or moment.tzinfo is None:
+        raise UnexpectedResponseError(
+            f"order {order_id}: {field} is not a time with an offset",
+            platform=PLATFORM,
+            field=field,
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def synced_order(order: Mapping[str, Any]) -> SyncedOrder:
+    """One GetOrders order normalised for the CRM's ``orders``."""
+    raw_id = order.get("order_id")
+    if not isinstance(raw_id, (int, str)) or isinstance(raw_id, bool) or raw_id == "":
+        raise UnexpectedResponseError(
+            "/orders/get: an order without order_id", platform=PLATFORM, field="order_id"
+        )
+    order_id = str(raw_id)
+    statuses = order.get("statuses")
+    if (
+        not isinstance(statuses, list)
+        or not statuses
+        or not all(isinstance(s, str) and s in CRM_ITEM_STATUS for s in statuses)
+    ):
+        raise UnexpectedResponseError(
+            f"order {order_id}: statuses {statuses!r} is not a list of item statuses nfdoctor"
+            " knows",
+            platform=PLATFORM,
+            field="statuses",
+        )
+    # What the buyer paid, by GetOrders' own guide: price - voucher + shipping_fee ("price"
+    # excludes both); an absent voucher or fee counts as none.
+    total = parse_amount(
+        order.get("price"), platform=PLATFORM, record=f"order {order_id}", field="price"
+    )
+    for field, sign in (("voucher", -1), ("shipping_fee", 1)):
+        if order.get(field) not in (None, ""):
+            total += sign * parse_amount(
+                order.get(field), platform=PLATFORM, record=f"order {order_id}", field=field
+            )
+    # GetOrders names no buyer id (its reference lists customer_first_name, masked, and the
+    # addresses, nothing else about the buyer): a buyer_id is used only if one is ever sent.
+    buyer_id = order.get("buyer_id")
+    buyer = None
+    if isinstance(buyer_id, (int, str)) and not isinstance(buyer_id, bool) and buyer_id != "":
+        names = [order.get("customer_first_name"), order.get("customer_last_name")]
+        name = " ".join(n for n in names if isinstance(n, str) and n.strip())
+        buyer = Buyer(external_user_id=str(buyer_id), display_name=name or None)
+    return SyncedOrder(
+        external_id=order_id,
+        platform_status=",".join(statuses),
+        status=crm_order_status(statuses),
+        total_amount=total,
+        # GetOrders names no currency; nfdoctor's Lazada is the Vietnam venture (§3).
+        currency="VND",
+        created_at=_time(order.get("created_at"), order_id=order_id, field="created_at"),
+        updated_at=_time(order.get("updated_at"), order_id=order_id, field="updated_at"),
+        buyer=buyer,
+        raw=dict(order),
+    )
+
+
+def _read_cursor(cursor: str | None, window: Window) -> tuple[str, datetime, int]:
+    """The ``update_after`` a cursor holds (as sent, and as a time) and its ``offset``: the
+    window's start and 0 for the first page."""
+    if cursor is None:
+        return _iso(window.start), window.start, 0
+    try:
+        data = json.loads(cursor)
+        after, offset = data["after"], data["offset"]
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError(offset)
+        moment = _time(after, order_id="(cursor)", field="after")
+    except (ValueError, TypeError, KeyError, UnexpectedResponseError):
+        raise ValueError(f"lazada: not a sync cursor of nfdoctor's: {cursor!r}") from None
+    return after, moment, offset
+
+
+def _count(value: object) -> int | None:
+    """``countTotal``: a string of digits (or a number); None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value).isdigit():
+        return int(value)
+    raise UnexpectedResponseError(
+        "/orders/get: countTotal is not a count", platform=PLATFORM, field="countTotal"
+    )
+
+
+async def order_page(
+    client: PlatformClient, window: Window, cursor: str | None
+) -> Page[SyncedOrder]:
+    """One ``/orders/get`` page: orders *updated* in the window, oldest first, 100 at most.
+
+    The cursor is ``{"after": <update_after>, "offset": <n>}``. GetOrders refuses an offset
+    past 5000 (§3.5; the API reference's own parameter table says 4500), so when the next
+    offset would pass it, the listing goes on from the last order's ``updated_at`` at offset
+    0: orders updated in that same second are listed twice, which the engine's upsert
+    absorbs."""
+    if not isinstance(client, LazadaClient):
+        raise TypeError(f"a Lazada order page needs a LazadaClient, not {type(client).__name__}")
+    after, after_time, offset = _read_cursor(cursor, window)
+    params = {
+        "update_after": after,
+        "update_before": _iso(window.end),
+        "sort_by": "updated_at",
+        "sort_direction": "ASC",
+        "limit": str(MAX_LIMIT),
+        "offset": str(offset),
+    }
+    body, _, _ = await client._fetch("GET", client.base_url + ORDERS_PATH, params=params)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise UnexpectedResponseError("/orders/get without 'data'", platform=PLATFORM, field="data")
+    orders = data.get("orders") or []
+    if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
+        raise UnexpectedResponseError(
+            "/orders/get: data.orders is not a list of objects", platform=PLATFORM, field="orders"
+        )
+    records = tuple(synced_order(order) for order in orders)
+    count_total = _count(data.get("countTotal"))
+    done = len(orders) < MAX_LIMIT or (
+        count_total is not None and offset + len(orders) >= count_total
+    )
+    next_cursor: str | None = None
+    if not done:
+        next_after, next_offset = after, offset + MAX_LIMIT
+        if next_offset > MAX_OFFSET:
+            if records[-1].updated_at <= after_time:
+                # More than 5000 orders updated within one second: no way past them.
+                raise UnexpectedResponseError(
+                    "/orders/get: cannot page past offset 5000, the orders' updated_at does"
+                    " not move",
+                    platform=PLATFORM,
+                    field="updated_at",
+                )
+            last_text = orders[-1].get("updated_at")
+            next_after, next_offset = str(last_text), 0
+        next_cursor = json.dumps({"after": next_after, "offset": next_offset})
+    # countTotal counts the request's own filter: the window's only before a restart.
+    total = count_total if after == _iso(window.start) else None
+    return Page(records=records, next_cursor=next_cursor, total=total)
+
+
+SYNC = SyncSpec(
+    orders=StreamSpec(
+        name="orders",
+        max_window=None,
+        page=order_page,
+        source="platforms.md §3.5 (GetOrders /orders/get)",
+    ),
+    default_rate_per_s=10.0,
+    rate_confidence="L",
+    rate_source=(
+        "platforms.md §3.7: per-API QPS limits exist but are unpublished; a breach gives a"
+        " 1-second ban (ApiCallLimit); inventory APIs 50 calls/s per seller [LZ-QA · H];"
+        " daily caps 10,000 (Test app) and 10 million (Online app) [LZ-ISV · M]"
+    ),
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Lazada",
@@ -621,4 +861,5 @@ SPEC = PlatformSpec(
     build_client=_build,
     webhook=WEBHOOK,
     authorization=AUTHORIZATION,
+    sync=SYNC,
 )

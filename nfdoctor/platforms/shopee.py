@@ -6,9 +6,10 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -48,6 +49,16 @@ from nfdoctor.platforms.errors import (
     UnexpectedResponseError,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.sync import (
+    Buyer,
+    OrderStatus,
+    Page,
+    StreamSpec,
+    SyncedOrder,
+    SyncSpec,
+    Window,
+    parse_amount,
+)
 from nfdoctor.platforms.webhook import (
     DeliveryInputs,
     EventInputs,
@@ -64,8 +75,10 @@ from nfdoctor.platforms.webhook import (
 from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
+    "CRM_ORDER_STATUS",
     "SHOPEE_BASE_URL",
     "SPEC",
+    "SYNC",
     "ShopeeAuth",
     "ShopeeClient",
     "ShopeeConfig",
@@ -82,6 +95,7 @@ SHOPEE_BASE_URL = "https://partner.shopeemobile.com"
 REFRESH_PATH = "/api/v2/auth/access_token/get"
 PING_PATH = "/api/v2/shop/get_shop_info"
 ORDER_LIST_PATH = "/api/v2/order/get_order_list"
+ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 PUSH_CONFIG_PATH = "/api/v2/push/get_app_push_config"
 LOST_PUSH_PATH = "/api/v2/push/get_lost_push_message"
 CONFIRM_LOST_PUSH_PATH = "/api/v2/push/confirm_consumed_lost_push_message"
@@ -765,6 +779,173 @@ WEBHOOK = WebhookSpec(
 )
 
 
+# --- sync (§2.5) ---------------------------------------------------------------------------
+
+#: get_order_detail takes 1–50 order numbers at a time (§2.5)
+MAX_DETAIL_BATCH = 50
+#: what get_order_detail returns only when asked (order_sn, order_status, currency,
+#: create_time and update_time come by default)
+DETAIL_FIELDS = "buyer_user_id,buyer_username,total_amount"
+
+#: Shopee's ``order_status`` (§2.5, plus RETRY_SHIP, TO_CONFIRM_RECEIVE and TO_RETURN of the
+#: data definitions) as one of the CRM's six statuses
+CRM_ORDER_STATUS: dict[str, OrderStatus] = {
+    "UNPAID": "pending",
+    "READY_TO_SHIP": "paid",
+    # shipment arranged and a tracking number issued, not yet handed to the carrier
+    "PROCESSED": "paid",
+    # the carrier's pickup failed and the shipment is arranged again
+    "RETRY_SHIP": "paid",
+    # Guess: Brazil's "waiting for the seller's invoice" comes after payment, before shipping.
+    "INVOICE_PENDING": "paid",
+    "SHIPPED": "shipped",
+    # received by the buyer, who has not confirmed yet
+    "TO_CONFIRM_RECEIVE": "delivered",
+    "COMPLETED": "delivered",
+    # A cancellation or return still being processed: the CRM has no "in progress" value,
+    # and Shopee none for a finished return; one refused moves the order on again, and the
+    # next sync (orders are upserted by update_time) corrects it.
+    "IN_CANCEL": "cancelled",
+    "CANCELLED": "cancelled",
+    "TO_RETURN": "returned",
+}
+
+
+def _order_objects(value: object, field: str) -> list[JsonObject]:
+    """A list of order objects, or UnexpectedResponseError naming ``field``."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise UnexpectedResponseError(
+            f"{field} is not a list of objects", platform=PLATFORM, field=field
+        )
+    return value
+
+
+def _order_sn(order: Mapping[str, Any], field: str) -> str:
+    sn = order.get("order_sn")
+    if not isinstance(sn, str) or not sn:
+        raise UnexpectedResponseError(
+            f"{field}: an order without order_sn", platform=PLATFORM, field="order_sn"
+        )
+    return sn
+
+
+def _amount(value: object, *, order_sn: str) -> Decimal:
+    """``total_amount`` as an exact Decimal; absent means unpaid (Shopee returns it only once
+    the buyer has paid)."""
+    if value is None:
+        return Decimal(0)
+    return parse_amount(value, platform=PLATFORM, record=f"order {order_sn}", field="total_amount")
+
+
+def synced_order(order: Mapping[str, Any]) -> SyncedOrder:
+    """One order (list item and detail merged) normalised for the CRM's ``orders``."""
+    sn = _order_sn(order, "get_order_detail")
+    platform_status = order.get("order_status")
+    if not isinstance(platform_status, str) or platform_status not in CRM_ORDER_STATUS:
+        raise UnexpectedResponseError(
+            f"order {sn}: order_status {platform_status!r} is not one nfdoctor knows",
+            platform=PLATFORM,
+            field="order_status",
+        )
+    buyer_id = order.get("buyer_user_id")
+    buyer = None
+    # Empty (or 0) for non-integrated orders in TW, whose username is masked "****".
+    known = isinstance(buyer_id, (int, str)) and not isinstance(buyer_id, bool)
+    if known and str(buyer_id) not in ("", "0"):
+        name = order.get("buyer_username")
+        buyer = Buyer(
+            external_user_id=str(buyer_id),
+            display_name=name if isinstance(name, str) and name and name != "****" else None,
+        )
+    currency = order.get("currency")
+    return SyncedOrder(
+        external_id=sn,
+        platform_status=platform_status,
+        status=CRM_ORDER_STATUS[platform_status],
+        total_amount=_amount(order.get("total_amount"), order_sn=sn),
+        # get_order_detail always names it; a shop's orders are in VND when it does not
+        currency=currency if isinstance(currency, str) and currency else "VND",
+        created_at=abs_time(order.get("create_time"), platform=PLATFORM, field="create_time"),
+        updated_at=abs_time(order.get("update_time"), platform=PLATFORM, field="update_time"),
+        buyer=buyer,
+        raw=dict(order),
+    )
+
+
+async def order_page(
+    client: PlatformClient, window: Window, cursor: str | None
+) -> Page[SyncedOrder]:
+    """One ``get_order_list`` page (orders *updated* in the window, 100 at most, from
+    ``cursor``: ``""`` first, then Shopee's ``next_cursor``), completed by
+    ``get_order_detail`` in batches of 50; the next cursor is None once ``more`` is false."""
+    if not isinstance(client, ShopeeClient):
+        raise TypeError(f"a Shopee order page needs a ShopeeClient, not {type(client).__name__}")
+    params = {
+        "time_range_field": "update_time",
+        "time_from": str(int(window.start.timestamp())),
+        "time_to": str(int(window.end.timestamp())),
+        "page_size": str(MAX_PAGE_SIZE),
+        "cursor": cursor or "",
+        "response_optional_fields": "order_status",
+    }
+    body, _, _ = await client._fetch("GET", client.base_url + ORDER_LIST_PATH, params=params)
+    page = _response_object(body, "get_order_list")
+    listed: dict[str, JsonObject] = {}
+    for item in _order_objects(page.get("order_list"), "response.order_list"):
+        listed.setdefault(_order_sn(item, "get_order_list"), item)
+    details: dict[str, JsonObject] = {}
+    numbers = list(listed)
+    for first in range(0, len(numbers), MAX_DETAIL_BATCH):
+        batch = numbers[first : first + MAX_DETAIL_BATCH]
+        body, _, _ = await client._fetch(
+            "GET",
+            client.base_url + ORDER_DETAIL_PATH,
+            params={"order_sn_list": ",".join(batch), "response_optional_fields": DETAIL_FIELDS},
+        )
+        detail = _response_object(body, "get_order_detail")
+        for order in _order_objects(detail.get("order_list"), "response.order_list"):
+            details[_order_sn(order, "get_order_detail")] = order
+    missing = [sn for sn in numbers if sn not in details]
+    if missing:
+        raise UnexpectedResponseError(
+            f"get_order_detail did not return {len(missing)} listed order(s), e.g. {missing[0]}",
+            platform=PLATFORM,
+            field="order_list",
+        )
+    records = tuple(synced_order({**listed[sn], **details[sn]}) for sn in numbers)
+    next_cursor: str | None = None
+    if page.get("more") is True:
+        following = page.get("next_cursor")
+        if following in (None, "") or str(following) == (cursor or ""):
+            # Without a new cursor the same page would be listed for ever.
+            raise UnexpectedResponseError(
+                "get_order_list says more but gives no new next_cursor",
+                platform=PLATFORM,
+                field="next_cursor",
+            )
+        next_cursor = str(following)
+    return Page(records=records, next_cursor=next_cursor)
+
+
+SYNC = SyncSpec(
+    orders=StreamSpec(
+        name="orders",
+        max_window=MAX_WINDOW,
+        page=order_page,
+        source="platforms.md §2.5 (get_order_list, get_order_detail)",
+    ),
+    default_rate_per_s=10.0,
+    rate_confidence="L",
+    rate_source=(
+        "platforms.md §2.7: no limits published (every rate_limit field in the reference is"
+        " [0,0,0]); one community report puts throttling above 100–1,000 requests/s"
+        " [SH-ISSUE54 · L]; error_rate_limit and error_limit are the signals"
+    ),
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Shopee",
@@ -786,4 +967,5 @@ SPEC = PlatformSpec(
     build_client=_build,
     webhook=WEBHOOK,
     authorization=AUTHORIZATION,
+    sync=SYNC,
 )

@@ -18,13 +18,15 @@ CRM, validation) is the engine's (:mod:`nfdoctor.sync`), the same for all five.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, Literal, TypeVar
 
 from nfdoctor.platforms.base import PlatformClient
+from nfdoctor.platforms.errors import UnexpectedResponseError
 
 __all__ = [
     "ORDER_STATUSES",
@@ -37,6 +39,7 @@ __all__ = [
     "SyncedMessage",
     "SyncedOrder",
     "Window",
+    "parse_amount",
     "split_windows",
 ]
 
@@ -126,6 +129,9 @@ class Page(Generic[R]):
     #: the platform's count of records in the whole window, where it says (Lazada's
     #: ``countTotal``, TikTok's ``total_count``): validation compares it with the CRM's
     total: int | None = None
+    #: records in the window the platform would not let be read (Facebook reads only a
+    #: conversation's 20 most recent messages in detail): reported, never silently lost
+    skipped: int = 0
 
 
 #: fetch one page: (client, window, cursor or None for the first page) -> the page
@@ -140,6 +146,10 @@ class StreamSpec(Generic[R]):
     #: the longest window the platform lists at once (Shopee: 15 days); None: no limit
     max_window: timedelta | None
     page: PageFetcher[R]
+    #: cut the range into UTC days (windows in parallel, found again by a resumed run);
+    #: False where every window walks the same listing from its newest end (Facebook's
+    #: conversations have no time filter: a day per window would walk them once per day)
+    grid: bool = True
     #: where the facts come from (platforms.md section), for the docs and messages
     source: str
 
@@ -182,3 +192,18 @@ def split_windows(
         windows.append(Window(start, end))
         start = end
     return windows
+
+
+def parse_amount(value: object, *, platform: str, record: str, field: str) -> Decimal:
+    """A money field (a JSON number or a string such as ``"106.00"``) as an exact Decimal,
+    through its text (never a float's binary value); anything else is the platform's
+    unexpected response, naming the record and the field."""
+    amount = Decimal("NaN")
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        with contextlib.suppress(InvalidOperation):
+            amount = Decimal(str(value))
+    if not amount.is_finite():
+        raise UnexpectedResponseError(
+            f"{record}: {field} is not an amount", platform=platform, field=field
+        )
+    return amount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -28,11 +28,13 @@ from nfdoctor.platforms.base import (
     PlatformAuth,
     PlatformClient,
     TokenSet,
+    abs_time,
     appsecret_proof,
     decode_json,
     read_response,
     rebuild,
     rel_time,
+    seconds_of,
     status_only_error,
     unknown_code_category,
     unreadable_body_error,
@@ -48,6 +50,7 @@ from nfdoctor.platforms.errors import (
     scrub,
 )
 from nfdoctor.platforms.spec import Capabilities, ClientInputs, PlatformSection, PlatformSpec
+from nfdoctor.platforms.sync import Buyer, Page, StreamSpec, SyncedMessage, SyncSpec, Window
 from nfdoctor.platforms.webhook import (
     DeliveryInputs,
     EventInputs,
@@ -63,6 +66,7 @@ from nfdoctor.secrets.reference import SecretRef
 
 __all__ = [
     "SPEC",
+    "SYNC",
     "ZALO_BASE_URL",
     "ZALO_OAUTH_URL",
     "ZaloAuth",
@@ -627,6 +631,169 @@ WEBHOOK = WebhookSpec(
 )
 
 
+# --- sync (§6.5) ---------------------------------------------------------------------------
+
+RECENT_CHATS_PATH = "/v2.0/oa/listrecentchat"
+CONVERSATION_PATH = "/v2.0/oa/conversation"
+
+
+async def _data_array(client: ZaloClient, path: str, query: dict[str, object]) -> list[JsonObject]:
+    """A GET whose one ``data`` query parameter is JSON, answered by a bare array (§6.5)."""
+    body, _, _ = await client._fetch(
+        "GET", client.base_url + path, params={"data": json.dumps(query)}
+    )
+    items = body.get("data")
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UnexpectedResponseError(
+            f"{path}: 'data' is not an array of objects", platform=PLATFORM, field="data"
+        )
+    return items
+
+
+def _id(item: Mapping[str, Any], field: str) -> str | None:
+    value = item.get(field)
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
+        return str(value)  # ids exceed 2**53: kept as the exact text (or Python int)
+    return None
+
+
+def _sent_at(item: Mapping[str, Any]) -> datetime:
+    """``time``: Unix milliseconds."""
+    millis = seconds_of(item.get("time"), platform=PLATFORM, field="time")
+    return abs_time(millis / 1000, platform=PLATFORM, field="time")
+
+
+def _from_user(item: Mapping[str, Any], oa_id: str | None) -> bool:
+    """Whether the user (not the OA) sent this message: ``from_id``/``to_id`` against the OA's
+    id, else ``src`` (1: the user, 0: the OA)."""
+    sender, recipient = _id(item, "from_id"), _id(item, "to_id")
+    if oa_id is not None and sender == oa_id:
+        return False
+    if oa_id is not None and recipient == oa_id:
+        return True
+    src = item.get("src")
+    if src in (0, 1, "0", "1"):
+        return str(src) == "1"
+    raise UnexpectedResponseError(
+        "a message that names neither the OA nor its src", platform=PLATFORM, field="src"
+    )
+
+
+def _user(item: Mapping[str, Any], oa_id: str | None) -> Buyer:
+    """The user a message was exchanged with, and the name Zalo shows for them."""
+    side = "from" if _from_user(item, oa_id) else "to"
+    user_id = _id(item, f"{side}_id")
+    if user_id is None:
+        raise UnexpectedResponseError(
+            f"a message without {side}_id", platform=PLATFORM, field=f"{side}_id"
+        )
+    name = item.get(f"{side}_display_name")
+    return Buyer(external_user_id=user_id, display_name=name if isinstance(name, str) else None)
+
+
+def synced_message(item: Mapping[str, Any], *, oa_id: str | None) -> SyncedMessage:
+    """One ``conversation`` message normalised for the CRM's ``messages``."""
+    message_id = _id(item, "message_id")
+    if message_id is None:
+        raise UnexpectedResponseError(
+            "a message without message_id", platform=PLATFORM, field="message_id"
+        )
+    inbound = _from_user(item, oa_id)
+    sender = _id(item, "from_id")
+    if sender is None:
+        raise UnexpectedResponseError(
+            f"message {message_id} without from_id", platform=PLATFORM, field="from_id"
+        )
+    text = item.get("message")
+    return SyncedMessage(
+        external_id=message_id,
+        thread_id=None,  # Zalo has no conversation id: a chat is the OA and one user
+        customer=_user(item, oa_id),
+        direction="in" if inbound else "out",
+        sender_external_id=sender,
+        body=text if isinstance(text, str) and text else None,
+        sent_at=_sent_at(item),
+        raw=dict(item),
+    )
+
+
+async def _user_messages(client: ZaloClient, user_id: str, window: Window) -> list[SyncedMessage]:
+    """The messages with one user sent in the window, ``conversation`` page by page (10 at
+    most each), until a short page or one reaching back before the window."""
+    messages = []
+    listed: set[str] = set()
+    offset = 0
+    while True:
+        items = await _data_array(
+            client, CONVERSATION_PATH, {"user_id": user_id, "offset": offset, "count": MAX_COUNT}
+        )
+        ids = {_id(item, "message_id") or "" for item in items}
+        if items and ids <= listed:
+            # The same messages again: the offset is not honoured, and paging would not end.
+            raise UnexpectedResponseError(
+                f"{CONVERSATION_PATH}: offset {offset} lists the same messages again",
+                platform=PLATFORM,
+                field="offset",
+            )
+        listed |= ids
+        older = False
+        for item in items:
+            sent_at = _sent_at(item)
+            if sent_at < window.start:
+                older = True
+            elif sent_at < window.end:
+                messages.append(synced_message(item, oa_id=client.oa_id))
+        # Newest first (an inference, L): once a message precedes the window, the rest do.
+        # No end marker is documented: a short or empty page ends the list (§6.5, L).
+        if older or len(items) < MAX_COUNT:
+            return messages
+        offset += MAX_COUNT
+
+
+async def message_page(
+    client: PlatformClient, window: Window, cursor: str | None
+) -> Page[SyncedMessage]:
+    """Ten recent chats (``listrecentchat`` from the offset the cursor holds) and, for each
+    whose latest message is not older than the window, its messages sent in the window."""
+    if not isinstance(client, ZaloClient):
+        raise TypeError(f"a Zalo page needs a ZaloClient, not {type(client).__name__}")
+    if cursor is not None and not cursor.isdigit():
+        raise ValueError(f"zalo: not a sync cursor of nfdoctor's: {cursor!r}")
+    offset = int(cursor) if cursor else 0
+    chats = await _data_array(client, RECENT_CHATS_PATH, {"offset": offset, "count": MAX_COUNT})
+    records: list[SyncedMessage] = []
+    users: set[str] = set()
+    for chat in chats:
+        # Each chat is listed by its latest message; one older than the window has nothing
+        # in it. The list's order is not documented, so every chat is looked at.
+        user = _user(chat, client.oa_id).external_user_id
+        if user in users or _sent_at(chat) < window.start:
+            continue
+        users.add(user)
+        records += await _user_messages(client, user, window)
+    # No end marker is documented: a short or empty page ends the list (§6.5, L).
+    next_cursor = str(offset + MAX_COUNT) if len(chats) >= MAX_COUNT else None
+    return Page(records=tuple(records), next_cursor=next_cursor)
+
+
+SYNC = SyncSpec(
+    messages=StreamSpec(
+        name="messages",
+        max_window=None,
+        page=message_page,
+        source="platforms.md §6.5 (listrecentchat, conversation)",
+    ),
+    default_rate_per_s=60.0,
+    rate_confidence="M",
+    rate_source=(
+        "platforms.md §6.7: OA API limit 4,000 requests/minute, over it error -32;"
+        " X-RateLimit-Limit and X-RateLimit-Remain on every call [Z-DOCS · M]"
+    ),
+)
+
+
 SPEC = PlatformSpec(
     name=PLATFORM,
     title="Zalo OA",
@@ -651,4 +818,5 @@ SPEC = PlatformSpec(
     build_client=_build,
     webhook=WEBHOOK,
     authorization=AUTHORIZATION,
+    sync=SYNC,
 )

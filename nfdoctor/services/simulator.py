@@ -19,6 +19,8 @@ from nfdoctor.simulator.crm import CrmSettings
 from nfdoctor.simulator.crm_data import write_demo_crm
 from nfdoctor.simulator.emitter import WebhookEmitter
 from nfdoctor.simulator.faults import FaultPlan, load_fault_plan
+from nfdoctor.simulator.ratelimit import parse_rate_limit
+from nfdoctor.simulator.registry import NAMES
 from nfdoctor.simulator.server import (
     CRM_TLS_DOMAIN,
     CrmTlsSites,
@@ -27,7 +29,12 @@ from nfdoctor.simulator.server import (
     webhook_urls,
     write_config,
 )
-from nfdoctor.simulator.state import MAX_ACCOUNTS_PER_PLATFORM, SimulatorState
+from nfdoctor.simulator.state import (
+    DEFAULT_ORDERS_PER_SHOP,
+    MAX_ACCOUNTS_PER_PLATFORM,
+    MAX_ORDERS_PER_SHOP,
+    SimulatorState,
+)
 from nfdoctor.store.database import DatabaseUrl
 from nfdoctor.store.seeding import check_seed_target, database_target
 
@@ -42,6 +49,10 @@ class SimulatorRequest:
     faults: Path | None = None
     seed: int = 7
     shops: int = 1
+    #: orders per marketplace shop (``--orders``, 0-100000)
+    orders: int = DEFAULT_ORDERS_PER_SHOP
+    #: ``PLATFORM=RPS`` ceilings (``--rate-limit``), over the fault plan's ``rate_limits:``
+    rate_limits: tuple[str, ...] = ()
     write_config: Path | None = None
     #: ``sqlite:///PATH``, a plain path or ``postgresql://…``; or a SQLite path (``--db``)
     database: str | None = None
@@ -101,10 +112,25 @@ def _database_target(request: SimulatorRequest) -> tuple[DatabaseUrl, str] | Non
         raise UsageError(f"--database: {exc}") from None
 
 
+def _rate_limits(options: tuple[str, ...]) -> dict[str, int]:
+    """``--rate-limit PLATFORM=RPS`` options as platform -> ceiling (the last one wins)."""
+    limits: dict[str, int] = {}
+    for option in options:
+        try:
+            name, limit = parse_rate_limit(option, NAMES)
+        except ValueError as exc:
+            raise UsageError(f"--rate-limit {option}: {exc}") from None
+        limits[name] = limit
+    return limits
+
+
 def start_simulator(env: Environment, request: SimulatorRequest) -> SimulatorStarted:
     """Check every target, build the simulator, write its demo CRM and config; ready to serve."""
     if not 1 <= request.shops <= MAX_ACCOUNTS_PER_PLATFORM:
         raise UsageError(f"--shops: expected 1-{MAX_ACCOUNTS_PER_PLATFORM}, got {request.shops}")
+    if not 0 <= request.orders <= MAX_ORDERS_PER_SHOP:
+        raise UsageError(f"--orders: expected 0-{MAX_ORDERS_PER_SHOP}, got {request.orders}")
+    rate_limits = _rate_limits(request.rate_limits)
     if request.write_config is not None:
         try:
             check_write_target(request.write_config)
@@ -125,6 +151,8 @@ def start_simulator(env: Environment, request: SimulatorRequest) -> SimulatorSta
         plan,
         env.clock,
         accounts_per_platform=request.shops,
+        orders_per_shop=request.orders,
+        rate_limits=rate_limits,
         shared_message_ids=1 if target is not None else 0,
         # The CRM stores the message events it accepts in the demo CRM, as the real one does.
         crm_settings=CrmSettings(database=target[0] if target is not None else None),
@@ -170,6 +198,11 @@ def start_simulator(env: Environment, request: SimulatorRequest) -> SimulatorSta
     if tls is not None:
         notes.append(_https_note(server, tls, ca_path))
     per = f"{request.shops} shops per platform" if request.shops > 1 else "1 shop per platform"
+    if request.orders != DEFAULT_ORDERS_PER_SHOP:
+        per += f", {request.orders} orders per marketplace shop"
+    if state.rate_limits:
+        ceilings = ", ".join(f"{name} {rps}/s" for name, rps in state.rate_limits.items())
+        per += f", rate limits {ceilings}"
     notes.append(f"nfdoctor simulator listening on {server.url}, {per} (Ctrl-C to stop)")
     emitter = platform_emitter(state, server, pki.root_pem() if pki is not None else None)
     if emitter is not None:

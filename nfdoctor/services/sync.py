@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets as _secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -148,6 +148,13 @@ def _range(request: SyncRequest, now: datetime, zone: ZoneInfo) -> tuple[datetim
             )
     elif request.until is not None:
         raise UsageError("--until needs --since (an incremental run always goes up to now)")
+    # Whole seconds: the platforms filter on seconds, and a bound cut inside a second would
+    # drop what happened in its first part.
+    until = until.replace(microsecond=0) + (
+        timedelta(seconds=1) if until.microsecond else timedelta()
+    )
+    if since is not None:
+        since = since.replace(microsecond=0)
     return since, until
 
 
@@ -332,6 +339,11 @@ def _job_result(outcome: JobOutcome, request: SyncRequest, env: Environment) -> 
             f"range {outcome.since:%Y-%m-%d %H:%M} – {outcome.until:%Y-%m-%d %H:%M} UTC, "
             f"{outcome.windows} windows"
             + (f" ({outcome.windows_done_before} done before)" if outcome.resumed else "")
+        )
+    if outcome.skipped:
+        details.append(
+            f"{outcome.skipped} records in the range the platform would not let be read "
+            "(Facebook reads only a conversation's 20 most recent messages in detail)"
         )
     if outcome.token_refreshed:
         details.append("the access token had expired: refreshed once, then continued")

@@ -4,17 +4,26 @@ Each platform module declares the real hosts it replaces and the prefix each is 
 (``SimPlatform.hosts``); the CRM is at ``/crm`` (``/crm/api/status``,
 ``/crm/webhooks/{platform}`` …). :data:`PREFIXES` maps every prefix to the name the fault
 plan matches on.
+
+The simulator's own endpoints sit at the root, outside every platform (no fault, no rate
+limit): ``GET /_sim/ground-truth?platform=P[&account=ID]`` (what the platform holds, see
+:meth:`SimulatorState.ground_truth`) and ``GET /_sim/rate-limits[?platform=P]`` (each
+platform's ceiling and what its limiter counted).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+from nfdoctor.simulator.base import json_response
 from nfdoctor.simulator.crm import (
     CRM_NAME,
     CRM_PREFIX,
@@ -24,11 +33,17 @@ from nfdoctor.simulator.crm import (
 )
 from nfdoctor.simulator.emitter import seed_lost_pushes
 from nfdoctor.simulator.faults import FaultInjector, FaultPlan, Sleep, load_fault_plan
-from nfdoctor.simulator.registry import SIM_PLATFORMS
+from nfdoctor.simulator.registry import NAMES, SIM_PLATFORMS
 from nfdoctor.simulator.spec import ErrorBody
-from nfdoctor.simulator.state import Clock, SimulatorState
+from nfdoctor.simulator.state import DEFAULT_ORDERS_PER_SHOP, Clock, SimulatorState
 
-__all__ = ["PREFIXES", "build_simulator"]
+__all__ = ["GROUND_TRUTH_PATH", "PREFIXES", "RATE_LIMITS_PATH", "build_simulator"]
+
+#: the simulator's own endpoints (not any platform's)
+GROUND_TRUTH_PATH = "/_sim/ground-truth"
+RATE_LIMITS_PATH = "/_sim/rate-limits"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 #: mount prefix -> platform name the fault plan matches on
 PREFIXES: dict[str, str] = {
@@ -45,9 +60,10 @@ def build_simulator(
     sleep: Sleep = asyncio.sleep,
     crm_settings: CrmSettings | None = None,
     accounts_per_platform: int = 1,
-    orders_per_shop: int = 250,
+    orders_per_shop: int = DEFAULT_ORDERS_PER_SHOP,
     conversations_per_account: int = 40,
     shared_message_ids: int = 0,
+    rate_limits: Mapping[str, int] | None = None,
 ) -> tuple[Starlette, SimulatorState]:
     """Build the ASGI app and the state it serves, from a seed, a fault plan and a clock.
 
@@ -59,6 +75,9 @@ def build_simulator(
     ``emitter``, for the server start; see :func:`~nfdoctor.simulator.emitter.emitter_for`),
     ``state.registrations``, and the lost pushes it asks for. ``sleep`` is what faults wait
     with (``latency``, ``timeout``, ``slow_ack``).
+
+    ``rate_limits`` (platform -> requests per second) caps platforms' API requests, over
+    the plan's ``rate_limits:`` section (``--rate-limit``).
     """
     if isinstance(faults, Path):
         plan = load_fault_plan(faults, default_seed=seed)
@@ -76,18 +95,27 @@ def build_simulator(
     plan.check_accounts(state)
     plan.apply_token_settings(state)
     plan.apply_limits(state)
+    plan.apply_rate_limits(state)
+    for name, limit in (rate_limits or {}).items():
+        state.set_rate_limit(name, limit)
     state.fault_plan = plan
     state.registrations = {name: dict(values) for name, values in plan.registrations.items()}
     for name, count in plan.lost_pushes.items():
         seed_lost_pushes(state, name, count)
-    apps: dict[str, tuple[ASGIApp, ErrorBody]] = {
-        host.prefix: (host.build(state), spec.error_body)
+    # prefix -> (app, error envelope, counted by the rate limiter, its browser paths)
+    apps: dict[str, tuple[ASGIApp, ErrorBody, bool, tuple[str, ...]]] = {
+        host.prefix: (host.build(state), spec.error_body, True, host.browser_paths)
         for spec in SIM_PLATFORMS
         for host in spec.hosts
     }
-    apps[CRM_PREFIX] = (build_crm_app(state, crm_settings, sleep=sleep), crm_error_body)
+    crm = build_crm_app(state, crm_settings, sleep=sleep)
+    apps[CRM_PREFIX] = (crm, crm_error_body, False, ())
+    routes: list[BaseRoute] = [
+        Route(GROUND_TRUTH_PATH, _ground_truth_endpoint(state), methods=["GET"]),
+        Route(RATE_LIMITS_PATH, _rate_limits_endpoint(state), methods=["GET"]),
+    ]
     # Longer prefixes first, so /lazada-auth is not swallowed by /lazada.
-    routes = [
+    routes += [
         Mount(
             prefix,
             app=FaultInjector(
@@ -97,8 +125,52 @@ def build_simulator(
                 state=state,
                 error_body=error_body,
                 sleep=sleep,
+                rate_limited=limited,
+                browser_paths=browser_paths,
             ),
         )
-        for prefix, (inner, error_body) in sorted(apps.items(), key=lambda kv: -len(kv[0]))
+        for prefix, (inner, error_body, limited, browser_paths) in sorted(
+            apps.items(), key=lambda kv: -len(kv[0])
+        )
     ]
     return Starlette(routes=routes), state
+
+
+def _ground_truth_endpoint(state: SimulatorState) -> Endpoint:
+    async def ground_truth(request: Request) -> Response:
+        """GET /_sim/ground-truth?platform=P[&account=ID]: what the platform holds."""
+        platform = request.query_params.get("platform")
+        if platform not in NAMES:
+            return json_response(
+                {"error": f"name a platform: ?platform= one of {', '.join(NAMES)}"}, 400
+            )
+        try:
+            data = state.ground_truth(platform, request.query_params.get("account"))
+        except KeyError as exc:
+            return json_response({"error": str(exc.args[0])}, 404)
+        return json_response(data)
+
+    return ground_truth
+
+
+def _rate_limits_endpoint(state: SimulatorState) -> Endpoint:
+    async def rate_limits(request: Request) -> Response:
+        """GET /_sim/rate-limits[?platform=P]: each platform's ceiling (null: none), the
+        requests its limiter accepted and refused, and the most accepted in one second."""
+        wanted = request.query_params.get("platform")
+        if wanted is not None and wanted not in NAMES:
+            return json_response(
+                {"error": f"no platform {wanted!r}: one of {', '.join(NAMES)}"}, 400
+            )
+        platforms = {}
+        for name in NAMES if wanted is None else (wanted,):
+            accepted, refused = state.rate_counts(name)
+            platforms[name] = {
+                "limit": state.rates[name].limit,
+                "accepted": accepted,
+                "refused": refused,
+                "max_in_1s": state.max_requests_in_window(name, 1.0),
+            }
+        return json_response({"platforms": platforms})
+
+    return rate_limits

@@ -44,6 +44,8 @@ from nfdoctor.simulator.events import (
 )
 from nfdoctor.simulator.model import (
     Account,
+    Conversation,
+    Message,
     Token,
     TokenEventKind,
     TokenKind,
@@ -86,6 +88,8 @@ NAME = "facebook"
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
+#: §5.5: only the 20 most recent messages of a conversation can be read in detail
+READABLE_MESSAGES = 20
 #: the name the CRM's Meta app goes by (debug_token's ``application``, subscribed_apps)
 APP_NAME = "NextFlow CRM"
 #: the Page subscription field chat messages need (§5.8)
@@ -172,6 +176,25 @@ def facebook_error_body(kind: str, status: int) -> tuple[int, dict[str, Any]]:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _person(person_id: str, name: str) -> dict[str, str]:
+    """A participant as Graph names one: ``{name, email, id}`` (the email is Graph's proxy)."""
+    return {"name": name, "email": f"{person_id}@facebook.com", "id": person_id}
+
+
+def _message_object(
+    account: Account, conversation: Conversation, message: Message
+) -> dict[str, Any]:
+    """Every field of a message node / messages edge item the simulator has (§5.5)."""
+    names = {conversation.user_id: conversation.user_name, account.account_id: account.name}
+    return {
+        "id": message.message_id,
+        "created_time": _iso(message.time),
+        "from": _person(message.sender_id, names.get(message.sender_id, "")),
+        "to": {"data": [_person(message.recipient_id, names.get(message.recipient_id, ""))]},
+        "message": message.text,
+    }
 
 
 def _cursor(index: int) -> str:
@@ -435,10 +458,21 @@ class FacebookApp:
                     {"data": apps}, headers=self.usage_headers(account, now, app=False)
                 )
             if edge == "conversations" and node in (account.account_id, "me"):
-                items = [
-                    {"id": c.conversation_id, "updated_time": _iso(c.updated_time)}
-                    for c in account.conversations
-                ]
+                fields = request.query_params.get("fields", "id,updated_time").split(",")
+                items = []
+                for c in account.conversations:
+                    item: dict[str, Any] = {
+                        "id": c.conversation_id,
+                        "updated_time": _iso(c.updated_time),
+                    }
+                    if "participants" in fields:
+                        item["participants"] = {
+                            "data": [
+                                _person(c.user_id, c.user_name),
+                                _person(account.account_id, account.name),
+                            ]
+                        }
+                    items.append(item)
             elif edge == "messages":
                 conv = next((c for c in account.conversations if c.conversation_id == node), None)
                 if conv is None:
@@ -452,13 +486,7 @@ class FacebookApp:
                 fields = request.query_params.get("fields", "id,created_time").split(",")
                 items = []
                 for m in reversed(conv.messages):  # newest first
-                    full = {
-                        "id": m.message_id,
-                        "created_time": _iso(m.time),
-                        "message": m.text,
-                        "from": {"id": m.sender_id},
-                        "to": {"data": [{"id": m.recipient_id}]},
-                    }
+                    full = _message_object(account, conv, m)
                     items.append({k: v for k, v in full.items() if k in fields or k == "id"})
             else:
                 raise GraphError(
@@ -624,6 +652,13 @@ class FacebookApp:
                 headers = self.usage_headers(None, now, app=True)
             else:
                 _, own, now = self.page_token(request)
+                if node not in (own.account_id, "me"):
+                    found = _find_message(own, node)
+                    if found is not None:
+                        wanted = request.query_params.get("fields", "id,created_time").split(",")
+                        detail = self.message_detail(own, *found)
+                        shown = {k: v for k, v in detail.items() if k in wanted or k == "id"}
+                        return json_response(shown, headers=self.usage_headers(own, now, app=False))
                 account = own if node in (own.account_id, "me") else None
                 if account is not None and "access_token" in fields:
                     # The simulator's choice: Page tokens come from a User token only.
@@ -648,6 +683,17 @@ class FacebookApp:
             body["access_token"] = self.new_page_token(request, user, account.account_id, now).value
         return json_response(body, headers=headers)
 
+    def message_detail(
+        self, account: Account, conversation: Conversation, message: Message
+    ) -> dict[str, Any]:
+        """``GET /{v}/{message-id}`` (§5.5): only the conversation's 20 most recent messages
+        are read in detail; an older one is refused as deleted (code 100; the exact code is
+        an open question, §8.21)."""
+        position = len(conversation.messages) - conversation.messages.index(message)
+        if position > READABLE_MESSAGES:
+            raise GraphError(100, "(#100) This message has been deleted.")
+        return _message_object(account, conversation, message)
+
     async def accounts(self, request: Request) -> Response:
         """GET /{v}/me/accounts with a User token: every Page it was granted, each with a new
         Page token (Graph's cursor paging)."""
@@ -668,6 +714,15 @@ class FacebookApp:
         if paging:
             body["paging"] = paging
         return json_response(body, headers=self.usage_headers(None, now, app=True))
+
+
+def _find_message(account: Account, message_id: str) -> tuple[Conversation, Message] | None:
+    """The Page's message with that id, and its conversation."""
+    for conversation in account.conversations:  # a list the state swaps, never changes
+        for message in conversation.messages:
+            if message.message_id == message_id:
+                return conversation, message
+    return None
 
 
 def _code_error(status: str) -> GraphError:
@@ -875,6 +930,45 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
     return found
 
 
+#: the edges of the Messenger Platform (whose throttling is 80006, Messenger BUC)
+_MESSENGER_EDGES = ("conversations", "messages")
+
+
+def _rate_limited(state: SimulatorState, request: RequestView) -> tuple[int, dict[str, Any]]:
+    """§5.6: the code of the limit the token hits: an app's (4: app token, or the token
+    endpoints' client secret), a user's (17), a Page's through a User token (32), or a
+    Page token's business-use-case limits (80006 Messenger edges, 80001 the rest). HTTP 429
+    (throttling may come as 400 too; clients branch on the code)."""
+    value = request.query.get("access_token")
+    auth = request.headers.get("authorization", "")
+    if value is None and auth.lower().startswith("bearer "):
+        value = auth[7:].strip()
+    token = state.tokens.get(value or "")
+    parts = request.path.strip("/").split("/")
+    on_page = len(parts) >= 2 and state.account(NAME, parts[1]) is not None
+    if token is None or token.platform != NAME:
+        error = GraphError(4, "(#4) Application request limit reached")
+    elif token.kind == "user":
+        error = (
+            GraphError(32, "(#32) Page request limit reached")
+            if on_page
+            else GraphError(17, "(#17) User request limit reached")
+        )
+    elif parts[-1] in _MESSENGER_EDGES:
+        error = GraphError(
+            80006,
+            "(#80006) There have been too many messages sent to this Messenger account. "
+            "Please wait a bit and try again.",
+        )
+    else:
+        error = GraphError(
+            80001,
+            "(#80001) There have been too many calls to this Page account. "
+            "Wait a bit and try again.",
+        )
+    return 429, error.body("A" + state.new_request_id()[-10:])
+
+
 def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
     # the Page id as the node of /{version}/{page-id}/{edge}; conversation ids are known
     # through the token only
@@ -886,7 +980,13 @@ def _request_accounts(state: SimulatorState, request: RequestView) -> set[str]:
 
 
 _GRAPH = Host(prefix="/facebook", real_host="graph.facebook.com", build=build_facebook_app)
-_WWW = Host(prefix="/facebook-www", real_host="www.facebook.com", build=build_facebook_www_app)
+_WWW = Host(
+    prefix="/facebook-www",
+    real_host="www.facebook.com",
+    build=build_facebook_www_app,
+    # the Login dialog and its links: a browser's, not the API's
+    browser_paths=("*",),
+)
 
 FACEBOOK: SimPlatform[FacebookSettings] = SimPlatform(
     name=NAME,
@@ -941,4 +1041,5 @@ FACEBOOK: SimPlatform[FacebookSettings] = SimPlatform(
         delivery_url=_delivery_url,
         registration_fields={"subscribed_fields": "strings", "name": "text"},
     ),
+    rate_limit_answer=_rate_limited,
 )

@@ -17,6 +17,10 @@ Example (see ``examples/faults-demo.yaml`` and the simulator README)::
         retry_after: 2
         probability: 0.3
 
+A plan may also cap each platform's request rate, ``rate_limits: {lazada: 40}`` (API
+requests per second, all accounts together; :mod:`nfdoctor.simulator.ratelimit`): the
+:class:`FaultInjector` refuses the requests over it, before any rule is tried.
+
 Beside the rules, a plan may say how the platforms' side of webhooks behaves: ``tls:`` (the
 certificate kind of each platform's CRM receiver under ``--tls``), ``emitter:`` (the
 platforms deliver chat message events, with their retry schedules), ``registrations:``
@@ -62,6 +66,7 @@ from nfdoctor.simulator.crm import (
 )
 from nfdoctor.simulator.emitter import DEFAULT_COMPRESS, DEFAULT_EVERY, EmitterPlan
 from nfdoctor.simulator.model import TokenEvent
+from nfdoctor.simulator.ratelimit import MAX_RATE_LIMIT
 from nfdoctor.simulator.registry import NAMES, sim_platform
 from nfdoctor.simulator.spec import ErrorBody, RequestView
 from nfdoctor.simulator.state import SimulatorState
@@ -196,6 +201,8 @@ class FaultPlan:
         self.registrations: dict[str, dict[str, Any]] = {}
         #: platform -> how many lost pushes it holds at start (``lost_pushes:``)
         self.lost_pushes: dict[str, int] = {}
+        #: platform -> its ceiling in API requests per second (``rate_limits:``)
+        self.rate_limits: dict[str, int] = {}
 
     def needs_accounts(self, platform: str, path: str) -> bool:
         """Whether a live rule for this platform and path names an account (so the request's
@@ -237,8 +244,11 @@ class FaultPlan:
         return chosen
 
     @classmethod
-    def from_mapping(cls, data: Any, *, source: str, default_seed: int = 7) -> FaultPlan:
-        """Validate a parsed plan; every problem raises :class:`UsageError` with file and key."""
+    def from_mapping(
+        cls, data: Any, *, source: str, default_seed: int = 7, text: str | None = None
+    ) -> FaultPlan:
+        """Validate a parsed plan; every problem raises :class:`UsageError` with file and key
+        (and, for ``rate_limits:`` when ``text`` is the plan's YAML, the line)."""
 
         def bad(key: str, message: str) -> UsageError:
             return UsageError(f"{source}: {key}: {message}")
@@ -269,6 +279,7 @@ class FaultPlan:
         plan.emitter = _parse_emitter(data.get("emitter"), bad)
         plan.registrations = _parse_registrations(data.get("registrations", {}), bad)
         plan.lost_pushes = _parse_lost_pushes(data.get("lost_pushes", {}), bad)
+        plan.rate_limits = _parse_rate_limits(data.get("rate_limits"), source, text)
         return plan
 
     def resolve_shops(self, state: SimulatorState) -> None:
@@ -288,6 +299,11 @@ class FaultPlan:
             settings = sim_platform(name).settings(state)
             for field_name, value in values.items():
                 setattr(settings, field_name, value)
+
+    def apply_rate_limits(self, state: SimulatorState) -> None:
+        """Cap the platforms' request rates as the plan's ``rate_limits:`` section says."""
+        for name, limit in self.rate_limits.items():
+            state.set_rate_limit(name, limit)
 
     def apply_token_settings(self, state: SimulatorState) -> None:
         """Age tokens as the plan's ``tokens:`` section says (an expired Zalo token …)."""
@@ -320,7 +336,17 @@ class FaultPlan:
 
 
 #: the top-level keys of a plan
-_SECTIONS = ("seed", "rules", "tokens", "limits", "tls", "emitter", "registrations", "lost_pushes")
+_SECTIONS = (
+    "seed",
+    "rules",
+    "tokens",
+    "limits",
+    "tls",
+    "emitter",
+    "registrations",
+    "lost_pushes",
+    "rate_limits",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -728,6 +754,53 @@ def _parse_lost_pushes(data: Any, bad: Callable[[str, str], UsageError]) -> dict
     return counts
 
 
+def _parse_rate_limits(data: Any, source: str, text: str | None) -> dict[str, int]:
+    """``rate_limits: {platform: requests per second}``; errors name the file and line."""
+
+    def bad(keys: tuple[str, ...], message: str) -> UsageError:
+        line = _key_line(text, keys)
+        where = f"{source}:{line}" if line is not None else source
+        return UsageError(f"{where}: {'.'.join(keys)}: {message}")
+
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise bad(("rate_limits",), "must be a mapping of platform to requests per second")
+    limits: dict[str, int] = {}
+    for name, value in data.items():
+        keys = ("rate_limits", str(name))
+        if name not in NAMES:
+            raise bad(keys, f"not a simulated platform (expected one of {', '.join(NAMES)})")
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or not 1 <= value <= MAX_RATE_LIMIT:
+            raise bad(
+                keys, f"must be a whole number of requests per second from 1 to {MAX_RATE_LIMIT}"
+            )
+        limits[name] = value
+    return limits
+
+
+def _key_line(text: str | None, keys: tuple[str, ...]) -> int | None:
+    """The 1-based line of the key at ``keys`` (a path of mapping keys) in the YAML ``text``."""
+    if text is None:
+        return None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                line, node = key_node.start_mark.line + 1, value_node
+                break
+        else:
+            return None
+    return line
+
+
 #: a fault plan is a few dozen lines
 MAX_PLAN_BYTES = 1024 * 1024
 
@@ -751,7 +824,7 @@ def load_fault_plan(path: Path, *, default_seed: int = 7) -> FaultPlan:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise UsageError(f"{path}{where}: not valid YAML") from None
-    return FaultPlan.from_mapping(data, source=str(path), default_seed=default_seed)
+    return FaultPlan.from_mapping(data, source=str(path), default_seed=default_seed, text=text)
 
 
 def _rename(value: Any, old: str, new: str) -> Any:
@@ -844,7 +917,12 @@ async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
 
 
 class FaultInjector:
-    """ASGI wrapper: picks the rules for each request, applies them, and adds ``Date``."""
+    """ASGI wrapper: refuses what is over the platform's rate limit, picks the rules for each
+    request, applies them, and adds ``Date``.
+
+    ``rate_limited``: the platform's requests count towards its ceiling
+    (``state.admit_request``), except the ``browser_paths`` (globs: consent pages).
+    """
 
     def __init__(
         self,
@@ -855,6 +933,8 @@ class FaultInjector:
         state: SimulatorState,
         error_body: ErrorBody,
         sleep: Sleep = asyncio.sleep,
+        rate_limited: bool = False,
+        browser_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.platform = platform
@@ -862,6 +942,8 @@ class FaultInjector:
         self.state = state
         self.error_body = error_body
         self.sleep = sleep
+        self.rate_limited = rate_limited
+        self.browser_paths = browser_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one request through the plan."""
@@ -870,6 +952,13 @@ class FaultInjector:
             return
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if scope["path"].startswith(root) else scope["path"]
+        if (
+            self.rate_limited
+            and not any(fnmatch.fnmatchcase(path, glob) for glob in self.browser_paths)
+            and not self.state.admit_request(self.platform)
+        ):
+            await self._over_the_limit(scope, send, path)
+            return
         accounts: set[str] = set()
         if self.plan.needs_accounts(self.platform, path):
             body, receive = await _buffer_body(receive)
@@ -966,6 +1055,18 @@ class FaultInjector:
         if "malformed_body" in kinds:
             body = body[: max(1, len(body) // 2)]
         await self._send(send, status, headers, body, date)
+
+    async def _over_the_limit(self, scope: Scope, send: Send, path: str) -> None:
+        """The platform's own answer to a request over its ceiling, with ``Retry-After: 1``
+        (the window is one second)."""
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        view = RequestView(path, query, {}, headers)
+        status, payload = sim_platform(self.platform).rate_limited(self.state, view)
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        date = format_datetime(self.state.clock(), usegmt=True).encode("ascii")
+        answer = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
+        await self._send(send, status, answer, body, date)
 
     @staticmethod
     async def _send(

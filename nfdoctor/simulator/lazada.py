@@ -48,6 +48,7 @@ from nfdoctor.simulator.spec import (
     Host,
     InboundMessage,
     OrderSpec,
+    RequestView,
     SimPlatform,
     WebhookDelivery,
     WebhookSpec,
@@ -74,6 +75,24 @@ NAME = "lazada"
 TIMESTAMP_TOLERANCE = 7200  # §3.2: within 7200 s of UTC
 MAX_LIMIT = 100
 MAX_OFFSET = 5000
+#: §3.5: /orders/items/get takes at most 50 order ids, in brackets
+MAX_ITEM_ORDERS = 50
+#: §3.5 (LZ-API GetOrders): the status filter's values
+ORDER_STATUSES = (
+    "unpaid",
+    "pending",
+    "canceled",
+    "ready_to_ship",
+    "delivered",
+    "returned",
+    "shipped",
+    "failed",
+    "topack",
+    "toship",
+    "shipping",
+    "lost",
+    "packed",
+)
 _VN = timezone(timedelta(hours=7))  # the docs' sample times carry +07:00 / +08:00
 #: §3.1: the seller authorization page on the auth host; its links go to the second path
 AUTHORIZE_PATH = "/oauth/authorize"
@@ -370,15 +389,18 @@ class LazadaApp:
             if not 0 <= offset <= MAX_OFFSET:
                 raise LazadaError("14", "E014: Invalid Offset")
             status = params.get("status", "all")
+            if status != "all" and status not in ORDER_STATUSES:
+                raise LazadaError("36", "E036: Invalid status filter")
+            # LZ-API GetOrders: E074 is the direction, E075 the sort field
             sort_by = params.get("sort_by", "created_at")
             if sort_by not in ("created_at", "updated_at"):
-                raise LazadaError("74", "E074: Invalid sort field")
+                raise LazadaError("75", "E075: Invalid sort filter.")
             direction = params.get("sort_direction", "DESC")
             if direction not in ("ASC", "DESC"):
-                raise LazadaError("75", "E075: Invalid sort direction")
+                raise LazadaError("74", "E074: Invalid sort direction.")
             orders = [
                 o
-                for o in account.orders
+                for o in account.orders  # a list the state swaps, never changes
                 if ("created_after" not in bounds or o.create_time >= bounds["created_after"])
                 and ("created_before" not in bounds or o.create_time <= bounds["created_before"])
                 and ("update_after" not in bounds or o.update_time >= bounds["update_after"])
@@ -401,6 +423,72 @@ class LazadaApp:
             )
         except LazadaError as exc:
             return self.error(rid, exc)
+
+    async def order_get(self, request: Request) -> Response:
+        """GET /order/get?order_id=: one order, ``data`` the order object itself (as the list
+        item); an order the seller does not have is ``16`` E016 (LZ-API GetOrder)."""
+        rid = self.state.new_request_id()
+        try:
+            params = await self.params(request)
+            _, account = self.check(request, params, seller=True)
+            assert account is not None
+            if "order_id" not in params:
+                raise LazadaError("MissingParameter", "Missing required parameter: order_id")
+            order_id = params["order_id"].strip()
+            order = self.state.find_order(NAME, account.account_id, order_id)
+            if order is None:
+                raise LazadaError("16", f'E016: "{order_id}" Invalid Order ID')
+        except LazadaError as exc:
+            return self.error(rid, exc)
+        return json_response({"code": "0", "data": _order_item(order), "request_id": rid})
+
+    async def orders_items_get(self, request: Request) -> Response:
+        """GET /orders/items/get?order_ids=[1,2,3] (at most 50): ``data`` one entry per order
+        with its ``order_items`` (each carries ``buyer_id`` and ``currency``; LZ-API
+        GetMultipleOrderItems). E056 a list not in brackets, E038 more than 50, E037 an id
+        the seller does not have, E039 none of them."""
+        rid = self.state.new_request_id()
+        try:
+            params = await self.params(request)
+            _, account = self.check(request, params, seller=True)
+            assert account is not None
+            if "order_ids" not in params:
+                raise LazadaError("MissingParameter", "Missing required parameter: order_ids")
+            ids = _bracketed_ids(params["order_ids"])
+            if ids is None:
+                raise LazadaError(
+                    "56", "E056: Invalid OrdersIdList format. Must use array format [1,2]"
+                )
+            if len(ids) > MAX_ITEM_ORDERS:
+                raise LazadaError("38", "E038: Too many orders were requested")
+            found = [self.state.find_order(NAME, account.account_id, i) for i in ids]
+            orders = [o for o in found if o is not None]
+            if not orders:
+                raise LazadaError("39", "E039: No orders were found")
+            if len(orders) < len(ids):
+                raise LazadaError("37", "E037: One or more order id in the list are incorrect")
+        except LazadaError as exc:
+            return self.error(rid, exc)
+        data = [
+            {
+                "order_number": o.order_id,
+                "order_id": o.order_id,
+                "order_items": [_order_line(o)],
+            }
+            for o in orders
+        ]
+        return json_response({"code": "0", "data": data, "request_id": rid})
+
+
+def _bracketed_ids(text: str) -> list[str] | None:
+    """``[1, 2,3]`` -> ``["1", "2", "3"]``; None when not a bracketed list of whole numbers."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    ids = [part.strip() for part in text[1:-1].split(",")]
+    if not ids or not all(i.isascii() and i.isdigit() for i in ids):
+        return None
+    return list(dict.fromkeys(ids))
 
 
 def _token_body(
@@ -436,7 +524,10 @@ def _vn_time(moment: datetime) -> str:
 
 
 def _order_item(order: Order) -> dict[str, Any]:
-    """One order as /orders/get lists it."""
+    """One order as /orders/get lists it and /order/get returns it (LZ-API GetOrders,
+    GetOrder): no buyer id and no currency there (those are on the order items); the buyer's
+    whole name in ``customer_first_name``, as GetOrders documents ``customer_last_name``
+    "Empty for now. See customer_first_name"."""
     return {
         "order_id": order.order_id,
         "order_number": order.order_id,
@@ -445,7 +536,49 @@ def _order_item(order: Order) -> dict[str, Any]:
         "statuses": [order.status],
         "price": f"{order.amount:.2f}",
         "items_count": "1",
+        "customer_first_name": order.buyer_name,
+        "customer_last_name": "",
+        "payment_method": "COD",
+        "shipping_fee": "0.00",
+        "voucher": "0.00",
     }
+
+
+def _order_line(order: Order) -> dict[str, Any]:
+    """The order's one item as /orders/items/get returns it (LZ-API GetMultipleOrderItems)."""
+    item_id = stable_digits(f"{NAME}/item/{order.order_id}", 15)
+    price = f"{order.amount:.2f}"
+    return {
+        "order_item_id": item_id,
+        "order_id": order.order_id,
+        "buyer_id": order.buyer_user_id,
+        "name": _PRODUCTS[int(item_id) % len(_PRODUCTS)],
+        "sku": "SKU-" + item_id[-6:],
+        "shop_sku": f"{item_id[-9:]}_VNAMZ-{item_id[-6:]}",
+        "status": order.status,
+        "currency": order.currency,
+        "item_price": price,
+        "paid_price": price,
+        "voucher_amount": "0.00",
+        "shipping_amount": "0.00",
+        "tax_amount": "0.00",
+        # ISO 8601 as the field reference says (its sample shows milliseconds: a conflict)
+        "created_at": _vn_time(order.create_time),
+        "updated_at": _vn_time(order.update_time),
+    }
+
+
+#: what the sellers sell (one item per order)
+_PRODUCTS = (
+    "Kem chống nắng SPF50+ 50ml",
+    "Sữa rửa mặt dịu nhẹ 150ml",
+    "Tai nghe Bluetooth không dây",
+    "Ốp lưng điện thoại trong suốt",
+    "Bình giữ nhiệt inox 500ml",
+    "Nồi chiên không dầu 4L",
+    "Bộ đồ chơi xếp hình 120 chi tiết",
+    "Sổ tay bìa da A5",
+)
 
 
 def build_lazada_app(state: SimulatorState) -> Starlette:
@@ -455,6 +588,8 @@ def build_lazada_app(state: SimulatorState) -> Starlette:
         routes=[
             Route("/rest/seller/get", app.seller_get, methods=["GET", "POST"]),
             Route("/rest/orders/get", app.orders_get, methods=["GET", "POST"]),
+            Route("/rest/order/get", app.order_get, methods=["GET", "POST"]),
+            Route("/rest/orders/items/get", app.orders_items_get, methods=["GET", "POST"]),
         ]
     )
 
@@ -501,9 +636,19 @@ def _new_buyer_id(rng: random.Random) -> str:
 
 
 def _payload(order: Order) -> dict[str, Any]:
-    """The order as /orders/get lists it, with the buyer's name as Lazada splits it."""
-    family, _, given = order.buyer_name.partition(" ")
-    return {**_order_item(order), "customer_first_name": given, "customer_last_name": family}
+    """The order as /orders/get lists it, with its items as /orders/items/get returns them
+    (where the buyer's id is)."""
+    return {**_order_item(order), "order_items": [_order_line(order)]}
+
+
+def _rate_limited(state: SimulatorState, request: RequestView) -> tuple[int, dict[str, Any]]:
+    # §3.6/§3.7: ApiCallLimit, with HTTP 200 like every Lazada error
+    return 200, {
+        "type": "SYSTEM",
+        "code": "ApiCallLimit",
+        "message": "Api access frequency exceeds the limit. this ban will last 1 seconds",
+        "request_id": state.new_request_id(),
+    }
 
 
 def _secrets(state: SimulatorState) -> list[str]:
@@ -593,7 +738,13 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
 
 
 _API = Host(prefix="/lazada", real_host="api.lazada.vn", build=build_lazada_app)
-_AUTH = Host(prefix="/lazada-auth", real_host="auth.lazada.com", build=build_lazada_auth_app)
+_AUTH = Host(
+    prefix="/lazada-auth",
+    real_host="auth.lazada.com",
+    build=build_lazada_auth_app,
+    # the seller's consent page and its links (the token endpoints are API calls)
+    browser_paths=(AUTHORIZE_PATH, APPROVE_PATH),
+)
 
 LAZADA: SimPlatform[LazadaSettings] = SimPlatform(
     name=NAME,
@@ -651,4 +802,5 @@ LAZADA: SimPlatform[LazadaSettings] = SimPlatform(
         probe_event=_probe_event,
         sign=_sign,
     ),
+    rate_limit_answer=_rate_limited,
 )

@@ -112,9 +112,12 @@ class TokenEvent:
     delivered: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Order:
-    """One marketplace order, in platform-neutral form; each app renders its own shape."""
+    """One marketplace order, in platform-neutral form; each app renders its own shape.
+
+    Slotted: a simulator may hold millions of them (``--orders`` × ``--shops`` × 3).
+    """
 
     order_id: str
     status: str

@@ -59,6 +59,26 @@ __all__ = ["SHOPEE", "ShopeeSettings", "build_shopee_app", "shopee_error_body"]
 NAME = "shopee"
 TIMESTAMP_TOLERANCE = 300  # §2.2: within 5 minutes of server time, either side
 MAX_WINDOW = 15 * 86400  # §2.5: get_order_list window ≤ 15 days
+#: §2.5: get_order_detail takes 1-50 order numbers
+MAX_DETAIL_ORDERS = 50
+#: §2.5: the order_status values get_order_list filters on
+ORDER_STATUSES = (
+    "UNPAID",
+    "READY_TO_SHIP",
+    "PROCESSED",
+    "SHIPPED",
+    "COMPLETED",
+    "IN_CANCEL",
+    "CANCELLED",
+    "INVOICE_PENDING",
+    "TO_CONFIRM_RECEIVE",
+    "TO_RETURN",
+)
+#: get_order_detail's fields returned only when named in response_optional_fields (SH-SCHEMA);
+#: of those, the ones the simulator has data for (others named are ignored)
+OPTIONAL_DETAIL_FIELDS = ("buyer_user_id", "buyer_username", "total_amount", "payment_method")
+#: days between an order and its ship-by date (days_to_ship, seller's listing setting)
+DAYS_TO_SHIP = 2
 #: §2.8: get_lost_push_message lists the earliest 100 of the last 3 days
 LOST_PUSH_WINDOW = timedelta(days=3)
 LOST_PUSH_PAGE = 100
@@ -425,10 +445,12 @@ class ShopeeApp:
             if offset is None or offset < 0:
                 raise ShopeeError("error_param", "Wrong parameters, detail: cursor.")
             status_filter = q.get("order_status")
+            if status_filter is not None and status_filter not in ORDER_STATUSES:
+                raise ShopeeError("error_param", "Wrong parameters, detail: order_status.")
             with_status = "order_status" in q.get("response_optional_fields", "").split(",")
             matching = [
                 o
-                for o in account.orders
+                for o in account.orders  # a list the state swaps, never changes
                 if time_from <= int(getattr(o, field).timestamp()) <= time_to
                 and (status_filter is None or o.status == status_filter)
             ]
@@ -454,6 +476,47 @@ class ShopeeApp:
             )
         except ShopeeError as exc:
             return self.error(rid, exc)
+
+    async def get_order_detail(self, request: Request) -> Response:
+        """GET /api/v2/order/get_order_detail?order_sn_list=SN1,SN2 (1-50): ``response.
+        order_list``; the buyer and the amount only when named in ``response_optional_fields``.
+        Order numbers the shop does not have are left out and named in ``warning``; none
+        found is ``error_not_found``."""
+        rid = self.state.new_request_id()
+        try:
+            _, account = self.check_sign(request, shop=True)
+            assert account is not None
+            q = request.query_params
+            wanted = list(dict.fromkeys(sn.strip() for sn in q.get("order_sn_list", "").split(",")))
+            wanted = [sn for sn in wanted if sn]
+            if not wanted:
+                raise ShopeeError("error_param", "Wrong parameters, detail: order_sn_list.")
+            if len(wanted) > MAX_DETAIL_ORDERS:
+                raise ShopeeError(
+                    "error_param",
+                    "Wrong parameters, detail: order_sn_list should be in "
+                    f"[1, {MAX_DETAIL_ORDERS}].",
+                )
+            optional = {f.strip() for f in q.get("response_optional_fields", "").split(",")}
+            found = [(sn, self.state.find_order(NAME, account.account_id, sn)) for sn in wanted]
+            orders = [_detail(order, optional) for _, order in found if order is not None]
+            missing = [sn for sn, order in found if order is None]
+            if not orders:
+                raise ShopeeError(
+                    "error_not_found", "Wrong parameters, detail: the order is not found."
+                )
+        except ShopeeError as exc:
+            return self.error(rid, exc)
+        body: dict[str, Any] = {
+            "request_id": rid,
+            "error": "",
+            "message": "",
+            "response": {"order_list": orders},
+        }
+        if missing:
+            # The envelope's partial-success field (§2.6); its wording is the simulator's.
+            body["warning"] = [f"order_sn {sn} is not found." for sn in missing]
+        return json_response(body)
 
     # ---- push (§2.8): the partner's push configuration and the pushes it gave up on --------
 
@@ -529,6 +592,7 @@ def build_shopee_app(state: SimulatorState) -> Starlette:
             Route("/api/v2/shop/get_shop_info", app.get_shop_info, methods=["GET"]),
             Route("/api/v2/public/get_shops_by_partner", app.get_shops_by_partner, methods=["GET"]),
             Route("/api/v2/order/get_order_list", app.get_order_list, methods=["GET"]),
+            Route("/api/v2/order/get_order_detail", app.get_order_detail, methods=["GET"]),
             Route("/api/v2/push/get_app_push_config", app.get_app_push_config, methods=["GET"]),
             Route("/api/v2/push/get_lost_push_message", app.get_lost_push_message, methods=["GET"]),
             Route(
@@ -589,17 +653,45 @@ def _new_buyer_id(rng: random.Random) -> str:
     return rng.choice("123456789") + digits(rng, rng.choice((7, 8, 9)))
 
 
-def _payload(order: Order) -> dict[str, Any]:
-    """The order as get_order_detail returns it (the list endpoint returns ids only)."""
-    return {
+def _detail(order: Order, optional: set[str] | frozenset[str]) -> dict[str, Any]:
+    """One order as get_order_detail returns it: the fields returned by default, and those
+    of ``optional`` (response_optional_fields) the simulator has (SH-SCHEMA)."""
+    created = int(order.create_time.timestamp())
+    detail: dict[str, Any] = {
         "order_sn": order.order_id,
-        "order_status": order.status,
         "region": "VN",
         "currency": order.currency,
-        "total_amount": order.amount,
-        "buyer_user_id": int(order.buyer_user_id),
-        "create_time": int(order.create_time.timestamp()),
+        "cod": False,
+        "order_status": order.status,
+        "message_to_seller": "",
+        "create_time": created,
         "update_time": int(order.update_time.timestamp()),
+        "days_to_ship": DAYS_TO_SHIP,
+        "ship_by_date": created + DAYS_TO_SHIP * 86400,
+    }
+    extra = {
+        "buyer_user_id": int(order.buyer_user_id),
+        "buyer_username": order.buyer_name,
+        # VND has no minor unit: a whole number (the reference's type is float)
+        "total_amount": order.amount,
+        "payment_method": "Cash on Delivery",
+    }
+    detail.update({k: v for k, v in extra.items() if k in optional})
+    return detail
+
+
+def _payload(order: Order) -> dict[str, Any]:
+    """The order as get_order_detail returns it with every optional field the simulator has
+    (the list endpoint returns ids only)."""
+    return _detail(order, frozenset(OPTIONAL_DETAIL_FIELDS))
+
+
+def _rate_limited(state: SimulatorState, request: RequestView) -> tuple[int, dict[str, Any]]:
+    # §2.6: error_rate_limit; the HTTP status of Shopee errors is undocumented: 429 here.
+    return 429, {
+        "request_id": state.new_request_id(),
+        "error": "error_rate_limit",
+        "message": "Too many requests. You have reached the rate limit. Please try again later.",
     }
 
 
@@ -711,7 +803,13 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
         return []
 
 
-_HOST = Host(prefix="/shopee", real_host="partner.shopeemobile.com", build=build_shopee_app)
+_HOST = Host(
+    prefix="/shopee",
+    real_host="partner.shopeemobile.com",
+    build=build_shopee_app,
+    # the seller's consent page and its links (not the partner's API calls)
+    browser_paths=(AUTH_PARTNER_PATH, APPROVE_PATH),
+)
 
 SHOPEE: SimPlatform[ShopeeSettings] = SimPlatform(
     name=NAME,
@@ -781,4 +879,5 @@ SHOPEE: SimPlatform[ShopeeSettings] = SimPlatform(
         },
         keeps_lost_pushes=True,
     ),
+    rate_limit_answer=_rate_limited,
 )

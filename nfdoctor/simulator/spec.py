@@ -33,6 +33,7 @@ __all__ = [
     "Host",
     "InboundMessage",
     "OrderSpec",
+    "RateLimitAnswer",
     "RegistrationKind",
     "RequestView",
     "SimPlatform",
@@ -59,6 +60,9 @@ class Host:
     prefix: str
     real_host: str
     build: Callable[[SimulatorState], ASGIApp]
+    #: paths (globs, after the prefix) a browser opens rather than an API client: consent
+    #: pages and their links. The rate limiter does not count them.
+    browser_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +105,11 @@ class RequestView:
     fields: Mapping[str, Any]
     #: lowercase names
     headers: Mapping[str, str]
+
+
+#: ``(state, request) -> (status, JSON body)``: the platform's answer to a request its rate
+#: limiter refused (the body in its own envelope; the simulator adds ``Retry-After``)
+RateLimitAnswer = Callable[["SimulatorState", "RequestView"], tuple[int, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -265,6 +274,17 @@ class SimPlatform(Generic[S]):
     read_message_event: Callable[[bytes], list[InboundMessage]] | None = None
     #: how the platform delivers events (emitter, retries, registration, lost pushes)
     webhooks: WebhookSpec | None = None
+    #: the answer to a request over the rate limit (``rate_limits:``, ``--rate-limit``);
+    #: default: ``error_body("rate_limit", 429)``
+    rate_limit_answer: RateLimitAnswer | None = None
+
+    def rate_limited(
+        self, state: SimulatorState, request: RequestView
+    ) -> tuple[int, dict[str, Any]]:
+        """The platform's own answer to a request its rate limiter refused."""
+        if self.rate_limit_answer is not None:
+            return self.rate_limit_answer(state, request)
+        return self.error_body("rate_limit", 429)
 
     def settings(self, state: SimulatorState) -> S:
         """This platform's settings in ``state``."""

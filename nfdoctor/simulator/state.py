@@ -34,6 +34,7 @@ from nfdoctor.simulator.model import (
     alnum,
 )
 from nfdoctor.simulator.people import CHAT_NAMES, CHAT_TEXTS, SHOP_BRANDS, buyer_name
+from nfdoctor.simulator.ratelimit import RequestRate
 from nfdoctor.simulator.registry import NAMES, SIM_PLATFORMS, sim_platform
 from nfdoctor.simulator.spec import SimPlatform
 from nfdoctor.simulator.verify import pkce_s256, pkce_verifier_ok, verify_exact
@@ -46,8 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUYERS_PER_PLATFORM",
+    "DEFAULT_ORDERS_PER_SHOP",
     "LIFETIMES",
     "MAX_ACCOUNTS_PER_PLATFORM",
+    "MAX_ORDERS_PER_SHOP",
     "MAX_RECORDS",
     "PLATFORMS",
     "Account",
@@ -74,6 +77,10 @@ LIFETIMES: dict[str, tuple[timedelta | None, timedelta | None]] = {
 
 #: most accounts per platform the simulator makes (``nfdoctor simulator --shops``)
 MAX_ACCOUNTS_PER_PLATFORM = 50
+
+#: orders per marketplace shop unless told (``nfdoctor simulator --orders``), and the most
+DEFAULT_ORDERS_PER_SHOP = 250
+MAX_ORDERS_PER_SHOP = 100_000
 
 #: marketplace buyers per platform; every order is from one of them, so some order again
 BUYERS_PER_PLATFORM = 200
@@ -114,8 +121,13 @@ class SimulatorState:
     per platform); ``state.<platform>_<field>`` (``state.shopee_partner_key``,
     ``state.zalo_limit_per_minute = 1``) reads and sets them, as it always did.
 
-    Not thread-safe: change it from another thread only while the server is idle (readers
-    of the token table take a snapshot, as a late request may still issue tokens).
+    The data may change while the server runs, from any thread: :meth:`add_orders`,
+    :meth:`update_order` and :meth:`add_message` take a lock and swap in new lists (a
+    request that already holds the old list reads a consistent snapshot), and every
+    endpoint and :meth:`ground_truth` see the change. The rate records are thread-safe too
+    (:meth:`rate_counts`, :meth:`max_requests_in_window`). Anything else (tokens, settings)
+    change only while the server is idle (readers of the token table take a snapshot, as a
+    late request may still issue tokens).
     """
 
     def __init__(
@@ -124,7 +136,7 @@ class SimulatorState:
         clock: Clock | None = None,
         *,
         accounts_per_platform: int = 1,
-        orders_per_shop: int = 250,
+        orders_per_shop: int = DEFAULT_ORDERS_PER_SHOP,
         conversations_per_account: int = 40,
         shared_message_ids: int = 0,
     ) -> None:
@@ -178,6 +190,15 @@ class SimulatorState:
         self._lost_lock = threading.Lock()
         self._counter = 0
         self._buyer_pools: dict[str, list[tuple[str, str]]] = {}
+        #: platform -> its API requests: the ceiling, counts and accepted times
+        self.rates: dict[str, RequestRate] = {p.name: RequestRate() for p in SIM_PLATFORMS}
+        # Changes to the data while the server runs (add_orders …) take this lock; orders by
+        # id per account, rebuilt when the account's list is another one.
+        self._data_lock = threading.RLock()
+        self._order_index: dict[tuple[str, str], tuple[list[Order], dict[str, Order]]] = {}
+        # New orders and messages come from a stream of their own: the seeded data and the
+        # tokens stay what they are whatever a test adds.
+        self._mutation_rng = random.Random(f"nfdoctor-simulator/{seed}/mutations")
         now = self.clock()
         #: the moment the data was made: every order and message is at or before it
         self.started_at = now
@@ -346,6 +367,17 @@ class SimulatorState:
         tokens or data the main stream draws; one pool per platform, so a buyer may order
         from several shops.
         """
+        pool = self._buyer_pool(spec)
+        picks = random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/{index}/buyers")
+
+        def pick() -> tuple[str, str]:
+            regular = picks.random() < _REGULAR_SHARE
+            return pool[picks.randrange(_REGULARS if regular else len(pool))]
+
+        return pick
+
+    def _buyer_pool(self, spec: SimPlatform[Any]) -> list[tuple[str, str]]:
+        """The platform's buyers ``(user id, name)``, from a stream of their own."""
         assert spec.orders is not None
         pool = self._buyer_pools.get(spec.name)
         if pool is None:
@@ -356,13 +388,7 @@ class SimulatorState:
                 name = buyer_name(rng)
                 ids.setdefault(buyer_id, name)
             pool = self._buyer_pools[spec.name] = list(ids.items())
-        picks = random.Random(f"nfdoctor-simulator/{self.seed}/{spec.name}/{index}/buyers")
-
-        def pick() -> tuple[str, str]:
-            regular = picks.random() < _REGULAR_SHARE
-            return pool[picks.randrange(_REGULARS if regular else len(pool))]
-
-        return pick
+        return pool
 
     def _conversations(
         self, spec: SimPlatform[Any], account: Account, now: datetime, count: int
@@ -401,6 +427,232 @@ class SimulatorState:
             if account_id is None or account.account_id == account_id:
                 return account
         return None
+
+    def _account_or_fail(self, platform: str, account_id: str) -> Account:
+        if platform not in self.accounts:
+            raise KeyError(f"no simulated platform {platform!r} (known: {', '.join(NAMES)})")
+        account = self.account(platform, account_id)
+        if account is None:
+            known = ", ".join(a.account_id for a in self.accounts[platform])
+            raise KeyError(f"no {platform} account {account_id!r} (known: {known})")
+        return account
+
+    def find_order(self, platform: str, account_id: str, order_id: str) -> Order | None:
+        """The account's order with that id, or None (an index, rebuilt after a change)."""
+        account = self.account(platform, account_id)
+        if account is None:
+            return None
+        orders = account.orders
+        key = (platform, account_id)
+        cached = self._order_index.get(key)
+        if cached is None or cached[0] is not orders:
+            with self._data_lock:
+                orders = account.orders
+                cached = (orders, {o.order_id: o for o in orders})
+                self._order_index[key] = cached
+        return cached[1].get(order_id)
+
+    # ---- changes while the server runs (incremental sync tests) -----------------------------
+
+    def add_orders(
+        self, platform: str, account_id: str, count: int = 1, *, status: str | None = None
+    ) -> list[Order]:
+        """``count`` new orders of the account, created (and updated) now, by buyers of the
+        platform's pool, in the platform's first status (unless ``status``, one the platform
+        serves); every endpoint and :meth:`ground_truth` list them from now on."""
+        spec = sim_platform(platform)
+        if spec.orders is None:
+            raise ValueError(f"{spec.label} has no orders")
+        if count < 0:
+            raise ValueError("count must be 0 or more")
+        status = spec.orders.statuses[0] if status is None else status
+        if status not in spec.orders.crm_status:
+            raise ValueError(
+                f"{spec.label} has no order status {status!r} "
+                f"(known: {', '.join(spec.orders.crm_status)})"
+            )
+        account = self._account_or_fail(platform, account_id)
+        with self._data_lock:
+            now = self.clock().replace(microsecond=0)
+            taken = {o.order_id for o in account.orders}
+            rng = self._mutation_rng
+            pool = self._buyer_pool(spec)
+            added: list[Order] = []
+            for _ in range(count):
+                order_id = spec.orders.new_order_id(rng, now)
+                while order_id in taken:
+                    order_id = spec.orders.new_order_id(rng, now)
+                taken.add(order_id)
+                regular = rng.random() < _REGULAR_SHARE
+                buyer_id, name = pool[rng.randrange(_REGULARS if regular else len(pool))]
+                added.append(
+                    Order(
+                        order_id=order_id,
+                        status=status,
+                        create_time=now,
+                        update_time=now,
+                        amount=rng.randrange(50, 5000) * 1000,
+                        buyer_user_id=buyer_id,
+                        buyer_name=name,
+                    )
+                )
+            orders = [*account.orders, *added]
+            orders.sort(key=lambda o: o.create_time)  # stable: ties keep their order
+            account.orders = orders
+        return added
+
+    def update_order(
+        self,
+        platform: str,
+        account_id: str,
+        order_id: str,
+        *,
+        status: str | None = None,
+        amount: int | None = None,
+    ) -> Order:
+        """Change an order (its status, its amount) and move its update time to now."""
+        spec = sim_platform(platform)
+        if spec.orders is None:
+            raise ValueError(f"{spec.label} has no orders")
+        if status is not None and status not in spec.orders.crm_status:
+            raise ValueError(
+                f"{spec.label} has no order status {status!r} "
+                f"(known: {', '.join(spec.orders.crm_status)})"
+            )
+        account = self._account_or_fail(platform, account_id)
+        with self._data_lock:
+            orders = list(account.orders)
+            index = next((i for i, o in enumerate(orders) if o.order_id == order_id), None)
+            if index is None:
+                raise KeyError(f"no order {order_id!r} in {platform} account {account_id}")
+            order = orders[index]
+            changed = dataclasses.replace(
+                order,
+                status=order.status if status is None else status,
+                amount=order.amount if amount is None else amount,
+                update_time=max(order.create_time, self.clock().replace(microsecond=0)),
+            )
+            orders[index] = changed
+            account.orders = orders
+        return changed
+
+    def add_message(
+        self,
+        platform: str,
+        account_id: str,
+        *,
+        text: str | None = None,
+        user_id: str | None = None,
+        user_name: str | None = None,
+        from_customer: bool = True,
+    ) -> tuple[Conversation, Message]:
+        """A new message, sent now, in the conversation with ``user_id`` (a new conversation,
+        with a new user, when that user has none or ``user_id`` is None); the conversation
+        becomes the account's most recent. From the customer unless ``from_customer`` is
+        False (the page / OA answering)."""
+        spec = sim_platform(platform)
+        chat = spec.chat
+        if chat is None:
+            raise ValueError(f"{spec.label} has no conversations")
+        account = self._account_or_fail(platform, account_id)
+        with self._data_lock:
+            rng = self._mutation_rng
+            t = self.clock()
+            t = t.replace(microsecond=t.microsecond // 1000 * 1000)
+            conversation = next(
+                (c for c in account.conversations if user_id is not None and c.user_id == user_id),
+                None,
+            )
+            if conversation is None:
+                taken_users = {c.user_id for c in account.conversations}
+                new_user = user_id or chat.new_user_id(rng)
+                while user_id is None and new_user in taken_users:
+                    new_user = chat.new_user_id(rng)
+                conversation = Conversation(
+                    conversation_id=chat.new_conversation_id(rng, new_user),
+                    user_id=new_user,
+                    user_name=user_name or rng.choice(CHAT_NAMES),
+                )
+            taken = {m.message_id for c in account.conversations for m in c.messages}
+            message_id = chat.new_message_id(rng)
+            while message_id in taken:
+                message_id = chat.new_message_id(rng)
+            customer = conversation.user_id
+            message = Message(
+                message_id=message_id,
+                sender_id=customer if from_customer else account.account_id,
+                recipient_id=account.account_id if from_customer else customer,
+                text=text if text is not None else rng.choice(CHAT_TEXTS),
+                # never before the conversation's last message (a clock set back)
+                time=max(t, conversation.messages[-1].time) if conversation.messages else t,
+                from_customer=from_customer,
+            )
+            conversation.messages = [*conversation.messages, message]
+            others = [c for c in account.conversations if c is not conversation]
+            account.conversations = [conversation, *others]
+        return conversation, message
+
+    # ---- ground truth ----------------------------------------------------------------------
+
+    def ground_truth(self, platform: str, account_id: str | None = None) -> dict[str, Any]:
+        """What the platform holds, as plain JSON-able data: per account, the orders
+        (marketplaces) or the messages (chat platforms), as every endpoint serves them.
+
+        Orders: ``order_id``, ``platform_status``, ``crm_status`` (the status the CRM stores,
+        by the platform's declaration), ``amount`` (whole currency units), ``currency``,
+        ``create_time``, ``update_time`` (ISO 8601 UTC), ``buyer_user_id``, ``buyer_name``;
+        in creation order. Messages: ``message_id``, ``conversation_id``, ``user_id``,
+        ``user_name``, ``from_customer``, ``sender_id``, ``text``, ``time`` (ISO 8601 UTC, ms);
+        conversations newest first, each one's messages oldest first. KeyError for an
+        unknown platform or account.
+        """
+        if platform not in self.accounts:
+            raise KeyError(f"no simulated platform {platform!r} (known: {', '.join(NAMES)})")
+        spec = sim_platform(platform)
+        if account_id is None:
+            accounts = list(self.accounts[platform])
+        else:
+            accounts = [self._account_or_fail(platform, account_id)]
+        with self._data_lock:  # never half of a change made meanwhile
+            listed = [self._truth_of(spec, account) for account in accounts]
+        return {"platform": platform, "at": _iso(self.clock()), "accounts": listed}
+
+    @staticmethod
+    def _truth_of(spec: SimPlatform[Any], account: Account) -> dict[str, Any]:
+        """One account's entry of :meth:`ground_truth`."""
+        entry: dict[str, Any] = {"account_id": account.account_id, "name": account.name}
+        if spec.orders is not None:
+            crm = spec.orders.crm_status
+            entry["orders"] = [
+                {
+                    "order_id": o.order_id,
+                    "platform_status": o.status,
+                    "crm_status": crm[o.status],
+                    "amount": o.amount,
+                    "currency": o.currency,
+                    "create_time": _iso(o.create_time),
+                    "update_time": _iso(o.update_time),
+                    "buyer_user_id": o.buyer_user_id,
+                    "buyer_name": o.buyer_name,
+                }
+                for o in account.orders
+            ]
+        else:
+            entry["messages"] = [
+                {
+                    "message_id": m.message_id,
+                    "conversation_id": c.conversation_id,
+                    "user_id": c.user_id,
+                    "user_name": c.user_name,
+                    "from_customer": m.from_customer,
+                    "sender_id": m.sender_id,
+                    "text": m.text,
+                    "time": _iso(m.time, "milliseconds"),
+                }
+                for c in account.conversations
+                for m in c.messages
+            ]
+        return entry
 
     # ---- tokens ----------------------------------------------------------------------------
 
@@ -710,6 +962,41 @@ class SimulatorState:
             self._lost[platform] = kept
             return len(pushes) - len(kept)
 
+    # ---- rate limits (ratelimit.py) ----------------------------------------------------------
+
+    @property
+    def rate_limits(self) -> dict[str, int]:
+        """platform -> its ceiling in requests per second (platforms without one left out)."""
+        return {name: r.limit for name, r in self.rates.items() if r.limit is not None}
+
+    def set_rate_limit(self, platform: str, limit: int | None) -> None:
+        """Cap ``platform`` at ``limit`` API requests per second (None: no ceiling)."""
+        self._rate(platform).set_limit(limit)
+
+    def admit_request(self, platform: str, now: datetime | None = None) -> bool:
+        """Count one API request to ``platform``: False when it is over the ceiling."""
+        return self._rate(platform).admit(now or self.clock())
+
+    def rate_counts(self, platform: str) -> tuple[int, int]:
+        """``(accepted, refused)`` API requests of ``platform`` since the start."""
+        return self._rate(platform).counts()
+
+    def max_requests_in_window(self, platform: str, seconds: float = 1.0) -> int:
+        """The most accepted API requests of ``platform`` in any ``seconds``-long window."""
+        return self._rate(platform).max_in_window(seconds)
+
+    def request_times(self, platform: str) -> list[datetime]:
+        """When ``platform``'s accepted API requests came, oldest first."""
+        return self._rate(platform).times()
+
+    def _rate(self, platform: str) -> RequestRate:
+        try:
+            return self.rates[platform]
+        except KeyError:
+            raise KeyError(
+                f"no simulated platform {platform!r} (known: {', '.join(NAMES)})"
+            ) from None
+
     # ---- usage -----------------------------------------------------------------------------
 
     def record_call(self, bucket: str, now: datetime, window: timedelta) -> int:
@@ -721,6 +1008,11 @@ class SimulatorState:
         calls.append(now)
         self._calls[bucket] = calls
         return len(calls)
+
+
+def _iso(moment: datetime, timespec: str = "seconds") -> str:
+    """ISO 8601 in UTC (``2026-11-26T03:00:00+00:00``)."""
+    return moment.astimezone(timezone.utc).isoformat(timespec=timespec)
 
 
 def _remember(table: dict[str, Any], key: str, value: Any) -> None:

@@ -83,6 +83,12 @@ FUTURE_TOLERANCE = 30
 # Code for a bad business parameter: TikTok's reference gives none for page_size, so this
 # is a simulator choice (HTTP 400).
 INVALID_PARAMETER = 40006
+#: §4.6 (TT-API Get Order Detail): an order that is not the shop's
+NOT_THE_SELLERS = 21008111
+#: §4.5: Get Order Detail takes at most 50 ids
+MAX_DETAIL_ORDERS = 50
+#: TT-API: ``recipient_address`` "is not available under UNPAID and ON_HOLD status"
+_NO_ADDRESS_YET = ("UNPAID", "ON_HOLD")
 #: the webhook type of a new chat message (§4.8)
 NEW_MESSAGE = 14
 #: the event type name of type 14 in the webhook API (as registered per shop)
@@ -152,15 +158,34 @@ def _offset(token: str) -> int | None:
 
 
 def _order_item(order: Order) -> dict[str, Any]:
-    """One order as /order/202309/orders/search lists it."""
-    return {
+    """One order as orders/search lists it and Get Order Detail returns it (§4.5: full
+    objects): ``user_id`` the buyer; the buyer's name only as the recipient's, which is not
+    served while the order is UNPAID or ON_HOLD."""
+    amount = str(order.amount)
+    item: dict[str, Any] = {
         "id": order.order_id,
         "status": order.status,
+        "user_id": order.buyer_user_id,
         "create_time": int(order.create_time.timestamp()),
         "update_time": int(order.update_time.timestamp()),
-        "payment": {"currency": order.currency, "total_amount": str(order.amount)},
+        "payment": {
+            "currency": order.currency,
+            "sub_total": amount,
+            "shipping_fee": "0",
+            "seller_discount": "0",
+            "platform_discount": "0",
+            "total_amount": amount,
+        },
         "line_items": [],
     }
+    if order.status not in _NO_ADDRESS_YET:
+        item["recipient_address"] = {
+            "name": order.buyer_name,
+            "first_name": order.buyer_name,
+            "last_name": "",
+            "region_code": "VN",
+        }
+    return item
 
 
 class TiktokApp:
@@ -311,7 +336,10 @@ class TiktokApp:
             sort_field = q.get("sort_field", "create_time")
             if sort_field not in ("create_time", "update_time"):
                 raise TiktokError(INVALID_PARAMETER, "Invalid `sort_field`.", 400)
-            orders = account.orders
+            sort_order = q.get("sort_order", "DESC")
+            if sort_order not in ("ASC", "DESC"):
+                raise TiktokError(INVALID_PARAMETER, "Invalid `sort_order`.", 400)
+            orders = account.orders  # a list the state swaps, never changes
             for name, attr, below in (
                 ("create_time_ge", "create_time", False),
                 ("create_time_lt", "create_time", True),
@@ -327,9 +355,7 @@ class TiktokApp:
             if "order_status" in filters:
                 orders = [o for o in orders if o.status == filters["order_status"]]
             orders = sorted(
-                orders,
-                key=lambda o: getattr(o, sort_field),
-                reverse=q.get("sort_order", "DESC") == "DESC",
+                orders, key=lambda o: getattr(o, sort_field), reverse=sort_order == "DESC"
             )
             page = orders[offset : offset + page_size]
             more = offset + page_size < len(orders)
@@ -343,6 +369,35 @@ class TiktokApp:
             )
         except TiktokError as exc:
             return self.error(rid, exc)
+
+    async def orders_detail(self, request: Request) -> Response:
+        """GET /order/202309/orders?ids=a,b (at most 50): ``data.orders``, full objects in
+        the order asked; an id that is not the shop's order is 21008111 (HTTP 200)."""
+        rid = self.state.new_request_id()
+        try:
+            _, account, _ = await self.check(request, shop_scoped=True)
+            raw = request.query_params.get("ids", "")
+            ids = list(dict.fromkeys(i.strip() for i in raw.split(",") if i.strip()))
+            if not ids:
+                raise TiktokError(
+                    INVALID_PARAMETER, "Invalid request parameters. `ids` is required.", 400
+                )
+            if len(ids) > MAX_DETAIL_ORDERS:
+                raise TiktokError(
+                    INVALID_PARAMETER,
+                    f"Invalid request parameters. At most {MAX_DETAIL_ORDERS} `ids`.",
+                    400,
+                )
+            found = [self.state.find_order(NAME, account.account_id, i) for i in ids]
+            if any(o is None for o in found):
+                raise TiktokError(
+                    NOT_THE_SELLERS,
+                    "The order or package does not belong to the current seller.",
+                    200,
+                )
+        except TiktokError as exc:
+            return self.error(rid, exc)
+        return self.respond(rid, {"orders": [_order_item(o) for o in found if o is not None]})
 
     async def webhooks(self, request: Request) -> Response:
         """GET /event/202309/webhooks?shop_cipher=…: the shop's webhooks, one per event type
@@ -544,6 +599,7 @@ def build_tiktok_app(state: SimulatorState) -> Starlette:
         routes=[
             Route("/authorization/202309/shops", app.shops, methods=["GET"]),
             Route("/order/202309/orders/search", app.orders_search, methods=["POST"]),
+            Route("/order/202309/orders", app.orders_detail, methods=["GET"]),
             Route("/event/202309/webhooks", app.webhooks, methods=["GET"]),
         ]
     )
@@ -627,8 +683,17 @@ def _new_buyer_id(rng: random.Random) -> str:
 
 
 def _payload(order: Order) -> dict[str, Any]:
-    """The order as orders/search lists it, with the buyer's ``user_id``."""
-    return {**_order_item(order), "user_id": order.buyer_user_id}
+    """The order as orders/search lists it (and Get Order Detail returns it)."""
+    return _order_item(order)
+
+
+def _rate_limited(state: SimulatorState, request: RequestView) -> tuple[int, dict[str, Any]]:
+    # §4.6/§4.7: 36009002 with HTTP 429
+    return 429, {
+        "code": 36009002,
+        "message": "Too many requests. You've made too many requests in a short period of time.",
+        "request_id": state.new_request_id(),
+    }
 
 
 def _secrets(state: SimulatorState) -> list[str]:
@@ -755,7 +820,11 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
 _API = Host(prefix="/tiktok", real_host="open-api.tiktokglobalshop.com", build=build_tiktok_app)
 _AUTH = Host(prefix="/tiktok-auth", real_host="auth.tiktok-shops.com", build=build_tiktok_auth_app)
 _SERVICES = Host(
-    prefix="/tiktok-services", real_host="services.tiktokshop.com", build=build_tiktok_services_app
+    prefix="/tiktok-services",
+    real_host="services.tiktokshop.com",
+    build=build_tiktok_services_app,
+    # the whole host is the seller's consent page and its links
+    browser_paths=("*",),
 )
 
 TIKTOK: SimPlatform[TiktokSettings] = SimPlatform(
@@ -824,4 +893,5 @@ TIKTOK: SimPlatform[TiktokSettings] = SimPlatform(
         delivery_url=_delivery_url,
         registration_fields={"address": "url", "event_types": "strings"},
     ),
+    rate_limit_answer=_rate_limited,
 )

@@ -60,6 +60,7 @@ from nfdoctor.simulator.spec import (
     EmittedEvent,
     Host,
     InboundMessage,
+    RequestView,
     SimPlatform,
     WebhookDelivery,
     WebhookSpec,
@@ -606,8 +607,19 @@ def _read_message_event(body: bytes) -> list[InboundMessage]:
         return []
 
 
+def _rate_limited(state: SimulatorState, request: RequestView) -> tuple[int, dict[str, Any]]:
+    # §6.6/§6.7: -32 with HTTP 200; the ceiling is the app's (every OA together)
+    return 200, {"error": -32, "message": "Your application reached limit call api"}
+
+
 _API = Host(prefix="/zalo", real_host="openapi.zalo.me", build=build_zalo_app)
-_OAUTH = Host(prefix="/zalo-oauth", real_host="oauth.zaloapp.com", build=build_zalo_oauth_app)
+_OAUTH = Host(
+    prefix="/zalo-oauth",
+    real_host="oauth.zaloapp.com",
+    build=build_zalo_oauth_app,
+    # the OA permission page and its links (the token endpoint is an API call)
+    browser_paths=(PERMISSION_PATH, APPROVE_PATH),
+)
 
 ZALO: SimPlatform[ZaloSettings] = SimPlatform(
     name=NAME,
@@ -658,4 +670,5 @@ ZALO: SimPlatform[ZaloSettings] = SimPlatform(
         sign=_sign,
         retry_headers=_retry_headers,
     ),
+    rate_limit_answer=_rate_limited,
 )

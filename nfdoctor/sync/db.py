@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS nfdoctor_sync_seen (
   external_id     TEXT NOT NULL,
   platform_status TEXT,
   total_amount    TEXT,
+  buyer_id        TEXT,
   PRIMARY KEY (run_id, external_id)
 );
 CREATE TABLE IF NOT EXISTS nfdoctor_sync_bookmarks (
@@ -255,49 +256,39 @@ class SyncDatabase:
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         """One write transaction on the page connection (SQLite: ``BEGIN IMMEDIATE``)."""
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            conn = self._conn
-            try:
-                if self.is_sqlite:
-                    conn.execute("BEGIN IMMEDIATE")
-                    yield conn
-                    conn.execute("COMMIT")
-                else:
-                    with conn.transaction():
-                        yield conn
-            except Exception as exc:
-                if self.is_sqlite and conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, (StateError, DatabaseError)):
-                    raise
-                if isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg"):
-                    raise self._failure(exc) from None
-                raise
+        with self._lock, self._in_transaction("_conn") as conn:
+            yield conn
 
     @contextmanager
     def _side_transaction(self) -> Iterator[Any]:
-        with self._side_lock:
-            if self._side is None:
-                self._side = self._connect()
-            conn = self._side
-            try:
-                if self.is_sqlite:
-                    conn.execute("BEGIN IMMEDIATE")
+        """One transaction on the side connection (leases, the rate limit, lookups)."""
+        with self._side_lock, self._in_transaction("_side") as conn:
+            yield conn
+
+    @contextmanager
+    def _in_transaction(self, slot: str) -> Iterator[Any]:
+        """A transaction on the connection kept in attribute ``slot`` (opened on first use);
+        a driver error becomes a DatabaseError naming the database, never its password."""
+        conn = getattr(self, slot)
+        if conn is None:
+            conn = self._connect()
+            setattr(self, slot, conn)
+        try:
+            if self.is_sqlite:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            else:
+                with conn.transaction():
                     yield conn
-                    conn.execute("COMMIT")
-                else:
-                    with conn.transaction():
-                        yield conn
-            except Exception as exc:
-                if self.is_sqlite and conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, (StateError, DatabaseError)):
-                    raise
-                if isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg"):
-                    raise self._failure(exc) from None
+        except Exception as exc:
+            if self.is_sqlite and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, (StateError, DatabaseError)):
                 raise
+            if isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg"):
+                raise self._failure(exc) from None
+            raise
 
     def close(self) -> None:
         """Close both connections."""
@@ -681,7 +672,15 @@ class SyncDatabase:
                     self._seen(
                         conn,
                         run_id,
-                        [(o.external_id, o.platform_status, str(o.total_amount)) for o in records],
+                        [
+                            (
+                                o.external_id,
+                                o.platform_status,
+                                str(o.total_amount),
+                                o.buyer.external_user_id if o.buyer else None,
+                            )
+                            for o in records
+                        ],
                     )
                     self._checkpoint(conn, run_id, window, next_cursor, len(records), total, now)
                 if dry_run:
@@ -757,7 +756,7 @@ class SyncDatabase:
                     present.add(message.external_id)
                     counts.inserted += 1
                 if run_id is not None:
-                    self._seen(conn, run_id, [(m.external_id, None, None) for m in records])
+                    self._seen(conn, run_id, [(m.external_id, None, None, None) for m in records])
                     self._checkpoint(conn, run_id, window, next_cursor, len(records), total, now)
                 if dry_run:
                     raise _Rollback(counts)
@@ -774,17 +773,17 @@ class SyncDatabase:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def seen(self, run_id: str) -> dict[str, tuple[str | None, str | None]]:
-        """What the run fetched: external id -> (platform status, amount)."""
+    def seen(self, run_id: str) -> dict[str, tuple[str | None, str | None, str | None]]:
+        """What the run fetched: external id -> (platform status, amount, buyer id)."""
         with self._transaction() as conn:
             rows = conn.execute(
                 self._sql(
-                    "SELECT external_id, platform_status, total_amount FROM nfdoctor_sync_seen "
-                    "WHERE run_id = ?"
+                    "SELECT external_id, platform_status, total_amount, buyer_id "
+                    "FROM nfdoctor_sync_seen WHERE run_id = ?"
                 ),
                 (run_id,),
             ).fetchall()
-        return {str(r[0]): (r[1], r[2]) for r in rows}
+        return {str(r[0]): (r[1], r[2], r[3]) for r in rows}
 
     def crm_orders_between(
         self, shop_id: int, since: datetime, until: datetime
@@ -803,7 +802,8 @@ class SyncDatabase:
     def crm_orders(self, shop_id: int, ids: Iterable[str]) -> dict[str, CrmOrder]:
         """The CRM's orders of a shop with these external ids."""
         with self._transaction() as conn:
-            return self._crm_orders(conn, shop_id, list(ids))
+            rows = self._crm_orders(conn, shop_id, list(ids))
+        return {key: self._crm_order(row) for key, row in rows.items()}
 
     def crm_orders_updated(self, shop_id: int, ids: Iterable[str]) -> dict[str, datetime]:
         """When the CRM's copy of each of these orders was last updated (absent: not held)."""
@@ -1011,14 +1011,15 @@ class SyncDatabase:
         row = conn.execute(self._sql(statement) + " RETURNING id", params).fetchone()
         return int(row[0])
 
-    def _seen(self, conn: Any, run_id: str, rows: Sequence[tuple[str, Any, Any]]) -> None:
+    def _seen(self, conn: Any, run_id: str, rows: Sequence[tuple[str, Any, Any, Any]]) -> None:
         statement = self._sql(
-            "INSERT INTO nfdoctor_sync_seen (run_id, external_id, platform_status, total_amount) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (run_id, external_id) DO UPDATE SET "
-            "platform_status = excluded.platform_status, total_amount = excluded.total_amount"
+            "INSERT INTO nfdoctor_sync_seen (run_id, external_id, platform_status, total_amount,"
+            " buyer_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, external_id) DO UPDATE SET "
+            "platform_status = excluded.platform_status, total_amount = excluded.total_amount,"
+            " buyer_id = excluded.buyer_id"
         )
-        for external_id, status, amount in rows:
-            conn.execute(statement, (run_id, external_id, status, amount))
+        for external_id, status, amount, buyer in rows:
+            conn.execute(statement, (run_id, external_id, status, amount, buyer))
 
     def _checkpoint(
         self,

@@ -6,8 +6,8 @@ For one (platform, shop, stream):
 2. start or resume the run (``nfdoctor_sync_runs``): a killed run of the same shop and stream
    is resumed over both ranges, its finished windows skipped, its others continued from the
    cursor of the page they had not committed;
-3. cut the range into windows on a fixed UTC grid (a day; never more than the platform's
-   limit), so a resumed run finds its windows again under the same keys;
+3. cut the range into windows on a fixed UTC grid (a week from the epoch; never more than
+   the platform's limit), so a resumed run finds its windows again under the same keys;
 4. for each window not done, concurrently with the other windows and shops: fetch the next
    page from the checkpoint's cursor, write its records and the new cursor in one
    transaction; until the platform says the window is done;
@@ -49,8 +49,11 @@ __all__ = [
     "grid_windows",
 ]
 
-#: the grid windows are cut on: UTC days (a run resumed a day later finds the same keys)
-GRID = timedelta(days=1)
+#: the grid windows are cut on: UTC weeks from the epoch (a run resumed later finds the same
+#: keys). A window costs at least one request even when empty, so a grid of days would spend
+#: 30 requests on a month of a quiet shop; weeks still give a month's backfill of one big
+#: shop 5 windows in parallel.
+GRID = timedelta(days=7)
 #: categories that retrying or refreshing cannot fix: the shop stops, the others go on
 _FATAL = frozenset(
     {
@@ -62,6 +65,9 @@ _FATAL = frozenset(
         Category.BAD_PARAMETERS,
     }
 )
+
+#: what the platform listed of one order: its status, amount and buyer (None: not named)
+Listed = tuple[str, Decimal, "str | None"]
 
 JobStatus = Literal["ok", "failed", "busy", "no_bookmark", "no_shop"]
 
@@ -131,8 +137,12 @@ class JobOutcome:
     resumed: bool = False
     windows: int = 0
     windows_done_before: int = 0
+    #: windows this run finished (with the ones done before: the progress bar's count)
+    windows_finished: int = 0
     pages: int = 0
     fetched: int = 0
+    #: records the platform would not let be read (Facebook's older messages)
+    skipped: int = 0
     counts: PageCounts = field(default_factory=PageCounts)
     failed_windows: int = 0
     error: TaxonomyError | None = None
@@ -142,7 +152,7 @@ class JobOutcome:
 
 
 def grid_windows(since: datetime, until: datetime, max_window: timedelta | None) -> list[Window]:
-    """``[since, until)`` cut at UTC day boundaries (and the platform's limit, if smaller)."""
+    """``[since, until)`` cut on the :data:`GRID` (and the platform's limit, if smaller)."""
     if since >= until:
         return []
     windows: list[Window] = []
@@ -245,7 +255,7 @@ class SyncEngine:
             run = await _thread(
                 lambda: self.db.start_run(
                     key,
-                    run_id=plan.run_id,
+                    run_id=f"{plan.run_id}/{'/'.join(key)}",
                     owner=plan.owner,
                     since=since,
                     until=until,
@@ -292,10 +302,13 @@ class SyncEngine:
         cursors: dict[str, str | None] | None = None,
     ) -> None:
         outcome.since, outcome.until = since, until
-        windows = grid_windows(since, until, job.stream.max_window)
+        if job.stream.grid:
+            windows = grid_windows(since, until, job.stream.max_window)
+        else:
+            windows = split_windows(since, until, job.stream.max_window)
         outcome.windows = len(windows)
         outcome.windows_done_before = sum(1 for w in windows if w.key() in done)
-        seen: dict[str, tuple[str, Decimal]] = {}
+        seen: dict[str, Listed] = {}
         token = await self.access_token(job.account)
         if token is None:
             outcome.status = "failed"
@@ -333,7 +346,7 @@ class SyncEngine:
         window: Window,
         run_id: str | None,
         cursor: str | None,
-        seen: dict[str, tuple[str, Decimal]],
+        seen: dict[str, Listed],
     ) -> None:
         while True:
             if state.stopped is not None:
@@ -345,14 +358,18 @@ class SyncEngine:
             counts = await _thread(write)
             outcome.pages += 1
             outcome.fetched += len(page.records)
+            outcome.skipped += page.skipped
             outcome.counts.add(counts)
             if run_id is None and job.stream.name == "orders":
                 for record in page.records:
                     assert isinstance(record, SyncedOrder)
-                    seen[record.external_id] = (record.platform_status, record.total_amount)
-            self.progress(outcome)
+                    buyer = record.buyer.external_user_id if record.buyer else None
+                    seen[record.external_id] = (record.platform_status, record.total_amount, buyer)
             if page.next_cursor is None:
+                outcome.windows_finished += 1
+                self.progress(outcome)
                 return
+            self.progress(outcome)
             cursor = page.next_cursor
 
     async def _page(
@@ -409,7 +426,7 @@ class SyncEngine:
 
     def _validate(self, job: Job, run_id: str, since: datetime, until: datetime) -> Validation:
         seen = self.db.seen(run_id)
-        listed = {k: (v[0] or "", _decimal(v[1])) for k, v in seen.items()}
+        listed = {k: (v[0] or "", _decimal(v[1]), v[2]) for k, v in seen.items()}
         return self._compare(job, since, until, listed)
 
     def _validate_dry(
@@ -417,19 +434,19 @@ class SyncEngine:
         job: Job,
         since: datetime,
         until: datetime,
-        seen: dict[str, tuple[str, Decimal]],
+        seen: dict[str, Listed],
     ) -> Validation:
         return self._compare(job, since, until, seen)
 
     def _compare(
-        self, job: Job, since: datetime, until: datetime, listed: dict[str, tuple[str, Decimal]]
+        self, job: Job, since: datetime, until: datetime, listed: dict[str, Listed]
     ) -> Validation:
         assert job.shop_id is not None
         held = self.db.crm_orders(job.shop_id, listed)
         in_range = self.db.crm_orders_between(job.shop_id, since, until)
         missing = sorted(i for i in listed if i not in held)
         mismatched = []
-        for external_id, (status, amount) in sorted(listed.items()):
+        for external_id, (status, amount, _) in sorted(listed.items()):
             crm = held.get(external_id)
             if crm is None:
                 continue
@@ -437,7 +454,10 @@ class SyncEngine:
                 mismatched.append((external_id, f"status {status}", f"{crm.platform_status}"))
             elif crm.total_amount != amount:
                 mismatched.append((external_id, f"amount {amount}", f"{crm.total_amount}"))
-        unlinked = sorted(i for i, o in held.items() if o.customer_id is None)
+        # Only where the platform names the buyer: Lazada's orders name none (platforms.md §3.5)
+        unlinked = sorted(
+            i for i, o in held.items() if o.customer_id is None and listed[i][2] is not None
+        )
         extra = sorted(i for i in in_range if i not in listed)
         return Validation(
             platform_count=len(listed),
