@@ -30,7 +30,7 @@ def simulator(
         int,
         typer.Option(
             "--shops",
-            help="Shops (sellers, pages, OAs) per platform, 1-50; each has its own tokens "
+            help="Shops (sellers, pages, OAs) per platform, 1-100; each has its own tokens "
             "and data.",
         ),
     ] = 1,

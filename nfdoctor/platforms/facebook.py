@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -850,8 +851,7 @@ async def _conversation_messages(
         params={"fields": "id,created_time", "limit": str(READABLE_MESSAGES)},
     )
     customer = _customer(conversation, client.page_id)
-    messages = []
-    skipped = 0
+    wanted: list[str] = []
     # Newest first (§5.5): past the window's start, every other message is older still.
     for listed in _objects(body, f"/{thread_id}/messages")[:READABLE_MESSAGES]:
         message_id = _node_id(listed.get("id"), field="id")
@@ -860,19 +860,27 @@ async def _conversation_messages(
             continue
         if sent_at < window.start:
             break
+        wanted.append(message_id)
+
+    async def detail(message_id: str) -> JsonObject | None:
         try:
-            detail, _, _ = await client._fetch(
+            found, _, _ = await client._fetch(
                 "GET", client.base_url + f"/{message_id}", params={"fields": MESSAGE_FIELDS}
             )
         except TaxonomyError as exc:
             if _refused(exc):
-                skipped += 1  # "deleted" to Graph: beyond what it reads in detail
-                continue
+                return None  # "deleted" to Graph: beyond what it reads in detail
             raise
-        messages.append(
-            synced_message(detail, thread_id=thread_id, page_id=client.page_id, customer=customer)
-        )
-    return messages, skipped
+        return found
+
+    # The detail reads go out together (the session paces and caps them).
+    details = await asyncio.gather(*(detail(m) for m in wanted))
+    messages = [
+        synced_message(d, thread_id=thread_id, page_id=client.page_id, customer=customer)
+        for d in details
+        if d is not None
+    ]
+    return messages, sum(1 for d in details if d is None)
 
 
 async def message_page(
@@ -902,15 +910,20 @@ async def message_page(
         # absent.
         cursor = None
         body, _, _ = await client._fetch("GET", path, params=params)
-    records: list[SyncedMessage] = []
-    skipped = 0
+    current: list[Mapping[str, Any]] = []
+    past_the_window = False
     for conversation in _objects(body, f"/{client.page_id}/conversations"):
         updated = _graph_time(conversation.get("updated_time"), field="updated_time")
         if updated < window.start:
-            return Page(records=tuple(records), next_cursor=None, skipped=skipped)
-        listed, refused = await _conversation_messages(client, conversation, window)
-        records += listed
-        skipped += refused
+            past_the_window = True
+            break
+        current.append(conversation)
+    # The page's conversations are read together (the session paces and caps the requests).
+    read = await asyncio.gather(*(_conversation_messages(client, c, window) for c in current))
+    records = [message for listed, _ in read for message in listed]
+    skipped = sum(refused for _, refused in read)
+    if past_the_window:
+        return Page(records=tuple(records), next_cursor=None, skipped=skipped)
     paging = body.get("paging")
     # A short or empty page is not the end; a missing `next` is (§5.5).
     if not isinstance(paging, dict) or not paging.get("next"):

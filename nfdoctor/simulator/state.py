@@ -76,7 +76,7 @@ LIFETIMES: dict[str, tuple[timedelta | None, timedelta | None]] = {
 }
 
 #: most accounts per platform the simulator makes (``nfdoctor simulator --shops``)
-MAX_ACCOUNTS_PER_PLATFORM = 50
+MAX_ACCOUNTS_PER_PLATFORM = 100  # benchmarks/sync.py shards 100 shops
 
 #: orders per marketplace shop unless told (``nfdoctor simulator --orders``), and the most
 DEFAULT_ORDERS_PER_SHOP = 250
@@ -108,7 +108,7 @@ class LostPush:
 class SimulatorState:
     """Credentials, tokens and data of every simulated platform, from one seed and a clock.
 
-    ``accounts_per_platform`` shops / sellers / pages / OAs per platform (1-50), each with
+    ``accounts_per_platform`` shops / sellers / pages / OAs per platform (1-100), each with
     its own ids, tokens and data (TikTok its own cipher, Zalo its own OA secret). Account 0
     is the same whatever that number; account k depends only on the seed and k.
 

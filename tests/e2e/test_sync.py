@@ -117,14 +117,20 @@ def test_429s_5xx_and_resets_still_deliver_every_order_once(tmp_path: Path) -> N
     sim = start(tmp_path, shops=2, orders=150, faults=faults)
     try:
         now = sim.state.clock()
-        report = sim.run(platform=",".join(MARKETPLACES), since="40d")
+        retried = 0
+        # A request that fails five times in a row (likely enough here: a fault on 39 % of
+        # the calls) leaves its window for the next run, which resumes it.
+        for _ in range(4):
+            report = sim.run(platform=",".join(MARKETPLACES), since="40d")
+            retried += sum(
+                next(m.value for m in r.metrics if m.name == "retries")
+                for r in report.results
+                if r.id.endswith(".requests")
+            )
+            if report.worst is not Status.CRITICAL:
+                break
         assert report.worst is not Status.CRITICAL, [(r.id, r.summary) for r in report.results]
         _assert_equals_truth(sim, MARKETPLACES, now - timedelta(days=40))
-        retried = sum(
-            next(m.value for m in r.metrics if m.name == "retries")
-            for r in report.results
-            if r.id.endswith(".requests")
-        )
         assert retried > 0  # the faults fired, and were retried
         # Each order is in the CRM once (upserts by (shop_id, external_id)).
         assert sim.crm(
@@ -453,5 +459,25 @@ def test_diagnose_measures_the_crms_lag_and_names_the_sync_that_catches_up(
         caught_up = diagnose()
         assert caught_up["status"] == "OK", caught_up
         assert any("last nfdoctor sync: finished" in d for d in caught_up["details"])
+    finally:
+        sim.started.stop()
+
+
+def test_facebook_messages_and_what_graph_will_not_read(tmp_path: Path) -> None:
+    sim = start(tmp_path, shops=1, orders=10)
+    sim.configure(sync={"message_settle": "0s", "rate_limits": {"facebook": 200}})
+    page = sim.accounts("facebook")[0]
+    try:
+        report = sim.run(platform="facebook", since="40d")
+        (result,) = [r for r in report.results if r.id == "sync.facebook.messages"]
+        assert result.status is Status.OK, (result.summary, result.details)
+        held = _messages(sim, "facebook", page)
+        truth = {m["message_id"] for m in _truth_messages(sim, "facebook", page)}
+        assert held and set(held) <= truth and all(c == 1 for c in held.values())
+        # What Graph reads (each conversation's 20 most recent) is synced; the rest is
+        # counted as skipped, never silently lost.
+        skipped = len(truth) - len(held)
+        if skipped:
+            assert any(f"{skipped} records" in d for d in result.details), result.details
     finally:
         sim.started.stop()

@@ -229,7 +229,7 @@ def test_account_zero_is_what_it_always_was() -> None:
 
 
 def test_bad_account_counts_are_refused() -> None:
-    for bad in (0, 51):
+    for bad in (0, 101):
         with pytest.raises(ValueError, match="accounts_per_platform"):
             SimulatorState(1, FakeClock(), accounts_per_platform=bad)
 
@@ -598,11 +598,11 @@ def test_account_rule_validation() -> None:
 # ---- the CLI -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shops", ["0", "51", "-3"])
+@pytest.mark.parametrize("shops", ["0", "101", "-3"])
 def test_cli_shops_out_of_range_is_exit_3_one_line(shops: str) -> None:
     app = typer.Typer()
     app.command()(simulator)
     result = CliRunner().invoke(app, ["--shops", shops])
     assert result.exit_code == 3
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "--shops: expected 1-50" in lines[0]
+    assert len(lines) == 1 and "--shops: expected 1-100" in lines[0]
