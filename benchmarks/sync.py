@@ -155,7 +155,14 @@ def sync(config: Path, workdir: Path, *extra: str, state: str = "state") -> subp
 def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = process.communicate(timeout=1800)
     if process.returncode != 0:
-        raise RuntimeError(f"sync exited {process.returncode}:\n{err[-2000:]}")
+        failing = ""
+        if out.strip():
+            failing = "\n".join(
+                f"{r['status']} {r['id']} {r.get('subject', '')}: {r['summary']}"
+                for r in json.loads(out)["results"]
+                if r["status"] != "OK"
+            )
+        raise RuntimeError(f"sync exited {process.returncode}:\n{failing}\n{err[-2000:]}")
     report: dict[str, Any] = json.loads(out)
     return report
 

@@ -113,6 +113,24 @@ def regular_file_size(path: Path) -> int:
     return info.st_size
 
 
+def regular_file_size_unopened(path: Path) -> int:
+    """:func:`regular_file_size` without opening the file: for a SQLite database, which this
+    process may have open. Closing any descriptor of a file drops every POSIX lock the
+    process holds on it, the locks its SQLite connections hold included (fcntl(2)), and a
+    writer that lost its lock mid-transaction corrupts or fails (SQLITE_IOERR_RDLOCK)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise FileRefusedError(os_reason(exc)) from None
+        raise
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRefusedError(f"is {describe_kind(info.st_mode)}, not a regular file")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    return info.st_size
+
+
 def read_regular_file(path: Path, *, limit: int) -> bytes:
     """The bytes of ``path``, at most ``limit`` of them; never blocks.
 

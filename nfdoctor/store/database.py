@@ -30,7 +30,7 @@ from nfdoctor.errors import (
     DatabaseUnreachableError,
     NotADatabaseError,
 )
-from nfdoctor.fsutil import FileRefusedError, expand_user, os_reason, regular_file_size
+from nfdoctor.fsutil import FileRefusedError, expand_user, os_reason, regular_file_size_unopened
 from nfdoctor.store.schema import EXPECTED_TABLES
 
 if TYPE_CHECKING:
@@ -321,7 +321,9 @@ def _check_sqlite_file(path: Path) -> int:
     """Classify a missing, unreadable or odd file before SQLite turns it into CANTOPEN (or,
     for a FIFO, blocks forever opening it)."""
     try:
-        return regular_file_size(path)
+        # Never open it here: closing that descriptor would drop the locks of this
+        # process's SQLite connections to the same file (see regular_file_size_unopened).
+        return regular_file_size_unopened(path)
     except FileRefusedError as exc:
         raise DatabaseUnreachableError(f"{path} {exc.reason}; expected a database file") from None
     except FileNotFoundError:
@@ -347,14 +349,14 @@ def _open_sqlite(
             check_same_thread=not any_thread,
         )
     except sqlite3.Error as exc:
-        raise _sqlite_failure(exc, path, timeout_s) from exc
+        raise sqlite_failure(exc, path, timeout_s) from exc
 
 
 def _read_header(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
     try:
         conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.Error as exc:
-        raise _sqlite_failure(exc, path, timeout_s) from exc
+        raise sqlite_failure(exc, path, timeout_s) from exc
 
 
 def _sqlite_columns(conn: sqlite3.Connection, table: str, path: Path, timeout_s: float) -> set[str]:
@@ -362,7 +364,7 @@ def _sqlite_columns(conn: sqlite3.Connection, table: str, path: Path, timeout_s:
         # table comes from EXPECTED_TABLES, never from input; PRAGMA takes no parameters.
         rows = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
     except sqlite3.Error as exc:
-        raise _sqlite_failure(exc, path, timeout_s) from exc
+        raise sqlite_failure(exc, path, timeout_s) from exc
     return {str(row[1]) for row in rows}
 
 
@@ -375,7 +377,7 @@ def _sqlite_integrity(
         if _sqlite_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
             # Damage bad enough to stop the check is still an answer about integrity.
             return str(exc)
-        raise _sqlite_failure(exc, path, timeout_s) from exc
+        raise sqlite_failure(exc, path, timeout_s) from exc
     lines = [str(row[0]) for row in rows]
     if lines == ["ok"]:
         return "ok"
@@ -394,7 +396,7 @@ def _sqlite_code(exc: sqlite3.Error) -> int | None:
     return None
 
 
-def _sqlite_failure(exc: sqlite3.Error, path: Path, timeout_s: float) -> DatabaseError:
+def sqlite_failure(exc: sqlite3.Error, path: Path, timeout_s: float) -> DatabaseError:
     code = _sqlite_code(exc)
     primary = None if code is None else code & 0xFF
     if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
@@ -417,8 +419,10 @@ def _sqlite_failure(exc: sqlite3.Error, path: Path, timeout_s: float) -> Databas
             return DatabaseUnreachableError(f"database file not found: {path}")
         return DatabaseUnreachableError(f"cannot open {path} ({exc})")
     if primary == _SQLITE_IOERR:
-        return DatabaseUnreachableError(f"I/O error reading {path} ({exc})")
-    return DatabaseError(f"{path}: {exc}")
+        name = getattr(exc, "sqlite_errorname", None) or "SQLITE_IOERR"
+        return DatabaseUnreachableError(f"I/O error on {path} ({exc}, {name})")
+    name = getattr(exc, "sqlite_errorname", None)
+    return DatabaseError(f"{path}: {exc}" + (f" ({name})" if name else ""))
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from nfdoctor.store.database import (
     DatabaseUrl,
-    _sqlite_failure,
     connect_postgres,
     connect_sqlite_rw,
     postgres_error,
+    sqlite_failure,
 )
 from nfdoctor.store.repository import sqlite_time
 
@@ -308,7 +308,7 @@ def _store_sqlite(
                 conn.execute("ROLLBACK")
             raise
     except sqlite3.Error as exc:
-        raise _sqlite_failure(exc, url.path, timeout_s) from None
+        raise sqlite_failure(exc, url.path, timeout_s) from None
     finally:
         conn.close()
     return stored

@@ -45,6 +45,7 @@ from nfdoctor.store.database import (
     connect_postgres,
     connect_sqlite_rw,
     postgres_error,
+    sqlite_failure,
 )
 from nfdoctor.store.repository import sqlite_time
 from nfdoctor.store.schema import EXPECTED_TABLES
@@ -244,13 +245,8 @@ class SyncDatabase:
 
     def _failure(self, exc: Exception) -> DatabaseError:
         if isinstance(exc, sqlite3.Error):
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                return DatabaseError(
-                    f"the CRM database {self.url.location} is locked by another writer "
-                    f"(waited {self.timeout_s:g} s); nothing of this page was written"
-                )
-            return DatabaseError(f"the CRM database {self.url.location}: {text}")
+            assert self.url.path is not None
+            return sqlite_failure(exc, self.url.path, self.timeout_s)
         return postgres_error(exc, self.url, self.timeout_s)
 
     @contextmanager
@@ -447,12 +443,18 @@ class SyncDatabase:
     # -- the shared rate limit ---------------------------------------------------------------
 
     def reserve_slot(self, platform: str, interval_s: float) -> float:
-        """Reserve the next request slot of ``platform``: seconds to wait before sending.
+        """Reserve the next request slot of ``platform``: seconds to wait before sending."""
+        return self.reserve_slots(platform, interval_s, 1)[0]
+
+    def reserve_slots(self, platform: str, interval_s: float, count: int) -> list[float]:
+        """Reserve the next ``count`` request slots of ``platform``, one interval apart:
+        seconds from now to each.
 
         GCRA in one row: ``tat`` (the theoretical arrival time of the next request) moves by
-        one interval per request, from now when the line is idle. One atomic UPDATE per
-        request, whoever sends it: the slots of every process sharing the database interleave
-        and never come closer than the interval.
+        one interval per slot, from now when the line is idle. One atomic UPDATE per batch,
+        whoever sends it: the slots of every process sharing the database interleave and
+        never come closer than the interval. Batches keep the writes few (SQLite has one
+        writer at a time).
         """
         with self._side_transaction() as conn:
             now = self._now_epoch(conn)
@@ -469,10 +471,10 @@ class SyncDatabase:
                     f"UPDATE nfdoctor_rate_limits SET tat = {greatest}(tat, ?) + ? "
                     "WHERE platform = ? RETURNING tat"
                 ),
-                (now, interval_s, platform),
+                (now, interval_s * count, platform),
             ).fetchone()
-        slot = float(row[0]) - interval_s
-        return max(0.0, slot - now)
+        first = float(row[0]) - interval_s * count
+        return [max(0.0, first + i * interval_s - now) for i in range(count)]
 
     # -- runs and checkpoints ----------------------------------------------------------------
 

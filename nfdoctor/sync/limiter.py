@@ -37,7 +37,12 @@ MAX_RETAKES = 3
 
 
 class SharedRateLimit:
-    """The pacer of one platform: awaits this request's slot in the shared line."""
+    """The pacer of one platform: awaits this request's slot in the shared line.
+
+    Slots are reserved :data:`BATCH` at a time (one UPDATE for several requests: on SQLite
+    every write queues for the file's one write lock) and handed out in order; a slot this
+    process wakes too late for is dropped, never used late.
+    """
 
     def __init__(
         self,
@@ -46,24 +51,42 @@ class SharedRateLimit:
         rate_per_s: float,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        batch: int | None = None,
     ) -> None:
         self.db = db
         self.platform = platform
         self.interval_s = 1.0 / (rate_per_s * HEADROOM)
         self.sleep = sleep
+        #: slots per reservation: about a tenth of a second's worth, at least one
+        self.batch = batch or max(1, min(8, int(rate_per_s * HEADROOM / 10)))
+        #: reserved slots not used yet, as this process's monotonic times
+        self._slots: list[float] = []
+        self._lock = asyncio.Lock()
         #: seconds this process waited for its slots (the summary's "paced" time)
         self.waited_s = 0.0
         #: slots given up because this process woke too late for them
         self.retaken = 0
 
+    async def _next_slot(self) -> float:
+        async with self._lock:
+            while self._slots and self._slots[0] < time.monotonic() - MAX_LATE_S:
+                self._slots.pop(0)  # passed while nobody needed it
+                self.retaken += 1
+            if not self._slots:
+                waits = await in_daemon_thread(
+                    lambda: self.db.reserve_slots(self.platform, self.interval_s, self.batch),
+                    name="nfdoctor-pace",
+                )
+                now = time.monotonic()
+                self._slots = [now + wait for wait in waits]
+            return self._slots.pop(0)
+
     async def __call__(self) -> None:
         for _ in range(MAX_RETAKES + 1):
-            wait = await in_daemon_thread(
-                lambda: self.db.reserve_slot(self.platform, self.interval_s), name="nfdoctor-pace"
-            )
+            due = await self._next_slot()
+            wait = due - time.monotonic()
             if wait <= 0:
                 return
-            due = time.monotonic() + wait
             self.waited_s += wait
             await self.sleep(wait)
             if time.monotonic() - due <= MAX_LATE_S:
