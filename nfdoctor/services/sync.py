@@ -11,6 +11,7 @@ requests (sent, retried, rate-limited, rate against the limit).
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets as _secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -316,7 +317,32 @@ def _run(
         started_at=started_at,
         duration_s=wall,
         version=__version__,
+        extras=_validation_ids(outcomes),
     )
+
+
+def _validation_ids(outcomes: list[JobOutcome]) -> dict[str, str]:
+    """Every id the validation found, per shop (``--output json`` carries them; the
+    details show the first few): ``sync.validation.<platform>.<shop>`` -> a JSON object."""
+    found: dict[str, str] = {}
+    for outcome in outcomes:
+        check = outcome.validation
+        if check is None or not (
+            check.missing or check.mismatched or check.unlinked or check.extra
+        ):
+            continue
+        key = f"sync.validation.{outcome.account.platform}.{outcome.account.account_id}"
+        found[key] = json.dumps(
+            {
+                "missing": list(check.missing),
+                "mismatched": [{"id": i, "platform": p, "crm": c} for i, p, c in check.mismatched],
+                "unlinked": list(check.unlinked),
+                "extra": list(check.extra),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+    return found
 
 
 def _job_result(outcome: JobOutcome, request: SyncRequest, env: Environment) -> CheckResult:

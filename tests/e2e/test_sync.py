@@ -481,3 +481,90 @@ def test_facebook_messages_and_what_graph_will_not_read(tmp_path: Path) -> None:
             assert any(f"{skipped} records" in d for d in result.details), result.details
     finally:
         sim.started.stop()
+
+
+def test_incremental_runs_start_at_the_bookmark_and_backfills_leave_it(tmp_path: Path) -> None:
+    sim = start(tmp_path, shops=1, orders=60)
+    shop = sim.accounts("tiktok")[0]
+    try:
+        first = sim.run(platform="tiktok")
+        (result,) = [r for r in first.results if r.id == "sync.tiktok.orders"]
+        assert result.status is Status.WARNING and "no incremental bookmark yet" in result.summary
+        assert result.next_command and "--update-state" in result.next_command
+        assert sim.run(platform="tiktok", since="40d", update_state=True).worst is Status.OK
+        # The platform changes: one order moves on, two are new.
+        held = sim.orders("tiktok", shop)
+        moved = sorted(held)[0]
+        sim.state.update_order("tiktok", shop, moved, status="CANCELLED")
+        new = [o.order_id for o in sim.state.add_orders("tiktok", shop, 2)]
+        incremental = sim.run(platform="tiktok")
+        (result,) = [r for r in incremental.results if r.id == "sync.tiktok.orders"]
+        counts = {m.name: m.value for m in result.metrics}
+        # Only what changed since the bookmark (less its 10-minute overlap) is listed.
+        assert counts["fetched"] < 10, counts
+        assert (counts["inserted"], counts["updated"]) == (2, 1), counts
+        after = sim.orders("tiktok", shop)
+        assert after[moved][0] == "CANCELLED" and all(o in after for o in new)
+        # A backfill of an old range leaves the bookmark where it is.
+        bookmark = sim.crm("SELECT synced_until FROM nfdoctor_sync_bookmarks")
+        sim.run(platform="tiktok", since="40d", until="20d")
+        assert sim.crm("SELECT synced_until FROM nfdoctor_sync_bookmarks") == bookmark
+    finally:
+        sim.started.stop()
+
+
+def test_customers_links_buyers_and_writes_no_orders(sim: SyncSim) -> None:
+    before = sim.crm("SELECT COUNT(*) FROM customer_identities")[0][0]
+    report = sim.run(platform="tiktok", since="40d", stream="customers")
+    assert report.worst is Status.OK, [(r.id, r.summary) for r in report.results]
+    assert sim.crm("SELECT COUNT(*) FROM orders") == [(0,)]
+    buyers = {
+        o["buyer_user_id"]
+        for a in sim.accounts("tiktok")
+        for o in sim.state.ground_truth("tiktok", a)["accounts"][0]["orders"]
+    }
+    linked = {
+        r[0]
+        for r in sim.crm("SELECT external_user_id FROM customer_identities WHERE channel='tiktok'")
+    }
+    assert buyers <= linked
+    assert sim.crm("SELECT COUNT(*) FROM customer_identities")[0][0] >= before
+
+
+def test_an_order_only_the_crm_has_is_reported_with_every_id_in_json(sim: SyncSim) -> None:
+    assert sim.run(platform="shopee", since="40d").worst is Status.OK
+    shop_id = sim.crm("SELECT id FROM shops WHERE channel = 'shopee' ORDER BY id LIMIT 1")[0][0]
+    now = sim.state.clock().strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    with sqlite3.connect(sim.database) as conn:
+        conn.execute(
+            "INSERT INTO orders (shop_id, external_id, platform_status, status, total_amount, "
+            "currency, created_at, updated_at, synced_at) VALUES (?, 'GHOST1', 'COMPLETED', "
+            "'delivered', 1000, 'VND', ?, ?, ?)",
+            (shop_id, now, now, now),
+        )
+    result = sim.cli("--platform", "shopee", "--since", "40d", "-o", "json")
+    document = json.loads(result.stdout)
+    (ids,) = [
+        json.loads(v)
+        for k, v in document["extras"].items()
+        if k.startswith("sync.validation.shopee.")
+    ]
+    assert ids["extra"] == ["GHOST1"] and ids["missing"] == []
+
+
+def test_a_shop_another_run_is_syncing_is_left_to_it(sim: SyncSim) -> None:
+    from nfdoctor.store.database import parse_database_url
+    from nfdoctor.sync.db import SyncDatabase
+
+    db = SyncDatabase(parse_database_url(f"sqlite:///{sim.database}"), timeout_s=5)
+    db.ensure_own_tables()
+    shop = sim.accounts("lazada")[0]
+    assert db.take_lease(("lazada", shop, "orders"), "nfdoctor sync@other-host:1:aa", 60) is None
+    report = sim.run(platform="lazada", shop=shop, since="40d")
+    (result,) = [r for r in report.results if r.id == "sync.lazada.orders"]
+    assert result.status is Status.WARNING
+    assert (
+        "another sync of this shop's orders is running (nfdoctor sync@other-host" in result.summary
+    )
+    assert sim.orders("lazada", shop) == {}
+    db.close()
