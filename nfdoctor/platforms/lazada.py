@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -30,6 +31,7 @@ from nfdoctor.platforms.base import (
     PlatformAuth,
     PlatformClient,
     TokenSet,
+    abs_time,
     raise_for_refresh,
     read_response,
     rebuild,
@@ -48,6 +50,7 @@ from nfdoctor.platforms.sync import (
     OrderStatus,
     Page,
     StreamSpec,
+    SyncedMessage,
     SyncedOrder,
     SyncSpec,
     Window,
@@ -821,12 +824,259 @@ async def order_page(
     return Page(records=records, next_cursor=next_cursor, total=total)
 
 
+# Chat (§3.9): the seller's IM sessions, newest first, and each one's messages.
+
+SESSIONS_PATH = "/im/session/list"
+IM_MESSAGES_PATH = "/im/message/list"
+#: sessions per page: each costs at least one message listing, read together
+SESSIONS_PER_PAGE = 20
+#: the most ``/im/message/list`` returns at once (§3.9)
+MAX_IM_PAGE_SIZE = 20
+#: ``type``: 1 a user's message, 2 the platform's (skipped: no one in the chat wrote it)
+_USER_MESSAGE, _SYSTEM_MESSAGE = 1, 2
+#: ``from_account_type``: 1 the buyer, 2 the seller
+_FROM_BUYER, _FROM_SELLER = 1, 2
+#: ``status``: 0 normal, 1 recalled by its sender
+_NORMAL, _RECALLED = 0, 1
+
+
+def _im_data(body: JsonObject, path: str) -> JsonObject:
+    """The ``data`` of an IM answer; IM APIs add ``success``/``err_code``/``err_message``
+    (§3.6), so one that says it failed without an error ``code`` is refused here."""
+    if body.get("success") in (False, "false"):
+        err_code, err_message = body.get("err_code"), body.get("err_message")
+        raise UnexpectedResponseError(
+            f"{path}: success is false (err_code {err_code!r}: {err_message!r})",
+            platform=PLATFORM,
+            field="success",
+        )
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise UnexpectedResponseError(f"{path} without 'data'", platform=PLATFORM, field="data")
+    return data
+
+
+def _im_list(data: JsonObject, key: str, path: str) -> list[JsonObject]:
+    items = data.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UnexpectedResponseError(
+            f"{path}: data.{key} is not a list of objects", platform=PLATFORM, field=key
+        )
+    return items
+
+
+def _im_id(value: object, *, field: str) -> str:
+    """An IM id (opaque string; numbers kept as their exact text)."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
+        return str(value)
+    raise UnexpectedResponseError(f"{field} is not an id", platform=PLATFORM, field=field)
+
+
+def _im_int(value: object, *, field: str, allowed: tuple[int, ...] | None = None) -> int:
+    """A whole number sent as a number or a string of digits (IM answers use both)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isdigit():
+        number = int(value)
+    else:
+        raise UnexpectedResponseError(
+            f"{field} is not a whole number: {value!r}", platform=PLATFORM, field=field
+        )
+    if allowed is not None and number not in allowed:
+        raise UnexpectedResponseError(
+            f"{field} {number} is not one nfdoctor knows", platform=PLATFORM, field=field
+        )
+    return number
+
+
+def _im_flag(value: object, *, field: str) -> bool:
+    """``has_more``: a JSON boolean, or ``"true"``/``"false"``/0/1 as some answers spell it."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false", 0, 1, "0", "1"):
+        return value in ("true", 1, "1")
+    raise UnexpectedResponseError(f"{field} is not a boolean", platform=PLATFORM, field=field)
+
+
+def _ms_time(value: object, *, field: str) -> datetime:
+    """Unix milliseconds (``send_time``, ``last_message_time``) as an aware UTC datetime."""
+    millis = _im_int(value, field=field)
+    return abs_time(millis / 1000, platform=PLATFORM, field=field)
+
+
+def _now_ms(client: LazadaClient) -> int:
+    return int(client.clock().timestamp() * 1000)
+
+
+def synced_message(
+    item: Mapping[str, Any], *, session_id: str, customer: Buyer
+) -> SyncedMessage | None:
+    """One ``/im/message/list`` message normalised for the CRM's ``messages``; None for a
+    system message (``type`` 2). A recalled message (``status`` 1) is kept, without its
+    text: it was sent, and the list still shows it, but its sender took the words back."""
+    message_id = _im_id(item.get("message_id"), field="message_id")
+    kind = _im_int(item.get("type"), field="type", allowed=(_USER_MESSAGE, _SYSTEM_MESSAGE))
+    if kind == _SYSTEM_MESSAGE:
+        return None
+    sender_type = _im_int(
+        item.get("from_account_type"),
+        field="from_account_type",
+        allowed=(_FROM_BUYER, _FROM_SELLER),
+    )
+    status = item.get("status")
+    recalled = status is not None and (
+        _im_int(status, field="status", allowed=(_NORMAL, _RECALLED)) == _RECALLED
+    )
+    body: str | None = None
+    if not recalled:
+        # ``content`` is a JSON string; a text message's words are its "txt" (an image, an
+        # item or an order card has none).
+        content: object = None
+        with contextlib.suppress(TypeError, ValueError):
+            content = json.loads(item["content"])
+        if not isinstance(content, dict):
+            raise UnexpectedResponseError(
+                f"message {message_id}: content is not a JSON object",
+                platform=PLATFORM,
+                field="content",
+            )
+        text = content.get("txt")
+        body = text if isinstance(text, str) and text else None
+    return SyncedMessage(
+        external_id=message_id,
+        thread_id=session_id,
+        customer=customer,
+        direction="in" if sender_type == _FROM_BUYER else "out",
+        sender_external_id=_im_id(item.get("from_account_id"), field="from_account_id"),
+        body=body,
+        sent_at=_ms_time(item.get("send_time"), field="send_time"),
+        raw=dict(item),
+    )
+
+
+async def _session_messages(
+    client: LazadaClient, session: Mapping[str, Any], window: Window, now_ms: int
+) -> list[SyncedMessage]:
+    """The messages of one session sent in the window: ``/im/message/list`` from now back
+    (newest first, §3.9), page by page, until one older than the window or the end."""
+    session_id = _im_id(session.get("session_id"), field="session_id")
+    # The customer is the session's buyer, whoever sent the message.
+    customer = Buyer(external_user_id=_im_id(session.get("buyer_id"), field="buyer_id"))
+    start_time, last_message_id = now_ms, ""
+    messages: list[SyncedMessage] = []
+    while True:
+        params = {
+            "session_id": session_id,
+            "start_time": str(start_time),
+            "page_size": str(MAX_IM_PAGE_SIZE),
+        }
+        if last_message_id:
+            params["last_message_id"] = last_message_id
+        body, _, _ = await client._fetch("GET", client.base_url + IM_MESSAGES_PATH, params=params)
+        data = _im_data(body, IM_MESSAGES_PATH)
+        older = False
+        for item in _im_list(data, "message_list", IM_MESSAGES_PATH):
+            sent_at = _ms_time(item.get("send_time"), field="send_time")
+            if sent_at >= window.end:
+                continue
+            if sent_at < window.start:
+                older = True  # newest first: every later message is older still
+                break
+            message = synced_message(item, session_id=session_id, customer=customer)
+            if message is not None:
+                messages.append(message)
+        if older or not _im_flag(data.get("has_more"), field="has_more"):
+            return messages
+        next_start = _im_int(data.get("next_start_time"), field="next_start_time")
+        next_last = _im_id(data.get("last_message_id"), field="last_message_id")
+        if (next_start, next_last) == (start_time, last_message_id):
+            # The same position again would list the same page for ever.
+            raise UnexpectedResponseError(
+                f"{IM_MESSAGES_PATH}: has_more, but next_start_time and last_message_id do not"
+                " move on",
+                platform=PLATFORM,
+                field="last_message_id",
+            )
+        start_time, last_message_id = next_start, next_last
+
+
+def _read_session_cursor(cursor: str | None, now_ms: int) -> tuple[int, str]:
+    """The session list's ``start_time`` and ``last_session_id`` a cursor holds: now and
+    none for the first page."""
+    if cursor is None:
+        return now_ms, ""
+    try:
+        data = json.loads(cursor)
+        start_time, last_session_id = data["start_time"], data["last_session_id"]
+        if not isinstance(start_time, int) or isinstance(start_time, bool) or start_time < 0:
+            raise ValueError(start_time)
+        if not isinstance(last_session_id, str):
+            raise ValueError(last_session_id)
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(f"lazada: not a sync cursor of nfdoctor's: {cursor!r}") from None
+    return start_time, last_session_id
+
+
+async def message_page(
+    client: PlatformClient, window: Window, cursor: str | None
+) -> Page[SyncedMessage]:
+    """One ``/im/session/list`` page (sessions by their latest message, newest first) and,
+    for each session whose latest message is not older than the window, its messages sent in
+    the window, the sessions read together.
+
+    The cursor is ``{"start_time": <ms>, "last_session_id": "<id>"}``, the session list's own
+    paging state. The list has no time filter but pages back in time from ``start_time``, so
+    a page holding a session last active before the window's start ends the walk (the order
+    is inferred from that paging, not documented)."""
+    if not isinstance(client, LazadaClient):
+        raise TypeError(f"a Lazada page needs a LazadaClient, not {type(client).__name__}")
+    now_ms = _now_ms(client)
+    start_time, last_session_id = _read_session_cursor(cursor, now_ms)
+    params = {"start_time": str(start_time), "page_size": str(SESSIONS_PER_PAGE)}
+    if last_session_id:
+        params["last_session_id"] = last_session_id
+    body, _, _ = await client._fetch("GET", client.base_url + SESSIONS_PATH, params=params)
+    data = _im_data(body, SESSIONS_PATH)
+    current: list[JsonObject] = []
+    past_the_window = False
+    for session in _im_list(data, "session_list", SESSIONS_PATH):
+        latest = _ms_time(session.get("last_message_time"), field="last_message_time")
+        if latest < window.start:
+            past_the_window = True  # nothing in it; the sessions after it are older still
+        else:
+            current.append(session)
+    read = await asyncio.gather(*(_session_messages(client, s, window, now_ms) for s in current))
+    records = tuple(message for listed in read for message in listed)
+    if past_the_window or not _im_flag(data.get("has_more"), field="has_more"):
+        return Page(records=records, next_cursor=None)
+    next_start = _im_int(data.get("next_start_time"), field="next_start_time")
+    next_last = _im_id(data.get("last_session_id"), field="last_session_id")
+    if (next_start, next_last) == (start_time, last_session_id):
+        raise UnexpectedResponseError(
+            f"{SESSIONS_PATH}: has_more, but next_start_time and last_session_id do not move on",
+            platform=PLATFORM,
+            field="last_session_id",
+        )
+    next_cursor = json.dumps({"start_time": next_start, "last_session_id": next_last})
+    return Page(records=records, next_cursor=next_cursor)
+
+
 SYNC = SyncSpec(
     orders=StreamSpec(
         name="orders",
         max_window=None,
         page=order_page,
         source="platforms.md §3.5 (GetOrders /orders/get)",
+    ),
+    messages=StreamSpec(
+        name="messages",
+        max_window=None,
+        page=message_page,
+        # the session list has no time filter: every window walks it from now back
+        grid=False,
+        source="platforms.md §3.9 (IM /im/session/list, /im/message/list)",
     ),
     default_rate_per_s=10.0,
     rate_confidence="L",
@@ -854,7 +1104,7 @@ SPEC = PlatformSpec(
         refresh_tokens=True,
         single_use_refresh=False,
         orders=True,
-        messages=False,
+        messages=True,
         introspection=False,
         webhook_signature="HMAC-SHA256(app_secret, app_key + raw body), Authorization header",
     ),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -48,6 +50,7 @@ from nfdoctor.platforms.sync import (
     OrderStatus,
     Page,
     StreamSpec,
+    SyncedMessage,
     SyncedOrder,
     SyncSpec,
     Window,
@@ -798,12 +801,232 @@ async def order_page(
     )
 
 
+# Chat (§4.9): the shop's customer-service conversations and each one's messages.
+
+CONVERSATIONS_PATH = "/customer_service/202309/conversations"
+#: the most each listing returns at once (§4.9)
+CONVERSATIONS_PAGE_SIZE = 20
+MESSAGES_PAGE_SIZE = 10
+#: ``sender.role`` -> the message's direction; SYSTEM messages are skipped (no one in the
+#: chat wrote them); the shop's robot answers for the shop
+_ROLE_DIRECTION: dict[str, Literal["in", "out"] | None] = {
+    "BUYER": "in",
+    "SHOP": "out",
+    "CUSTOMER_SERVICE": "out",
+    "ROBOT": "out",
+    "SYSTEM": None,
+}
+
+
+def _cs_data(body: JsonObject, path: str) -> JsonObject:
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise UnexpectedResponseError(f"{path} without 'data'", platform=PLATFORM, field="data")
+    return data
+
+
+def _cs_list(data: JsonObject, key: str, path: str) -> list[JsonObject]:
+    items = data.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UnexpectedResponseError(
+            f"{path}: data.{key} is not a list of objects", platform=PLATFORM, field=key
+        )
+    return items
+
+
+def _cs_id(value: object, *, field: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise UnexpectedResponseError(f"{field} is not an id", platform=PLATFORM, field=field)
+
+
+def _next_token(data: JsonObject, previous: str | None, path: str) -> str | None:
+    """``next_page_token``: None at the end (``""``); the same token again is refused."""
+    token = data.get("next_page_token")
+    if token in (None, ""):
+        return None
+    if not isinstance(token, str) or token == previous:
+        raise UnexpectedResponseError(
+            f"{path}: next_page_token does not move on", platform=PLATFORM, field="next_page_token"
+        )
+    return token
+
+
+def _conversation_buyer(conversation: Mapping[str, Any]) -> Buyer | None:
+    """The conversation's BUYER participant: by ``user_id`` (the id orders name the buyer
+    by, so chat and orders meet in one customer), else ``im_user_id``; None when not listed."""
+    participants = conversation.get("participants")
+    for person in participants if isinstance(participants, list) else []:
+        if not isinstance(person, dict) or person.get("role") != "BUYER":
+            continue
+        for key in ("user_id", "im_user_id"):
+            value = person.get(key)
+            if isinstance(value, str) and value:
+                name = person.get("nickname")
+                return Buyer(
+                    external_user_id=value,
+                    display_name=name if isinstance(name, str) and name else None,
+                )
+    return None
+
+
+def synced_message(
+    message: Mapping[str, Any], *, conversation_id: str, customer: Buyer | None
+) -> SyncedMessage | None:
+    """One conversation message normalised for the CRM's ``messages``; None for a SYSTEM
+    message. The customer is the conversation's BUYER participant (else, for a buyer's own
+    message, its sender)."""
+    message_id = _cs_id(message.get("id"), field="id")
+    sender = message.get("sender")
+    if not isinstance(sender, dict):
+        raise UnexpectedResponseError(
+            f"message {message_id} without sender", platform=PLATFORM, field="sender"
+        )
+    role = sender.get("role")
+    if not isinstance(role, str) or role not in _ROLE_DIRECTION:
+        raise UnexpectedResponseError(
+            f"message {message_id}: sender.role {role!r} is not one nfdoctor knows",
+            platform=PLATFORM,
+            field="sender.role",
+        )
+    direction = _ROLE_DIRECTION[role]
+    if direction is None:
+        return None
+    sender_id = _cs_id(sender.get("im_user_id"), field="sender.im_user_id")
+    if not isinstance(message.get("type"), str) or not message.get("type"):
+        raise UnexpectedResponseError(
+            f"message {message_id} without type", platform=PLATFORM, field="type"
+        )
+    # ``content`` is a JSON string; a text's words are its "content" (an image or an order
+    # card has none).
+    content: object = None
+    with contextlib.suppress(TypeError, ValueError):
+        content = json.loads(message["content"])
+    if not isinstance(content, dict):
+        raise UnexpectedResponseError(
+            f"message {message_id}: content is not a JSON object",
+            platform=PLATFORM,
+            field="content",
+        )
+    text = content.get("content")
+    if customer is None:
+        if direction != "in":
+            raise UnexpectedResponseError(
+                f"conversation {conversation_id}: no BUYER participant",
+                platform=PLATFORM,
+                field="participants",
+            )
+        customer = Buyer(external_user_id=sender_id)
+    return SyncedMessage(
+        external_id=message_id,
+        thread_id=conversation_id,
+        customer=customer,
+        direction=direction,
+        sender_external_id=sender_id,
+        body=text if isinstance(text, str) and text else None,
+        sent_at=abs_time(message.get("create_time"), platform=PLATFORM, field="create_time"),
+        raw=dict(message),
+    )
+
+
+def _outside(conversation: Mapping[str, Any], window: Window) -> bool:
+    """Whether the conversation cannot hold a message sent in the window: created after it,
+    or its latest message sent before it."""
+    created = conversation.get("create_time")
+    if created is None:
+        created_at = None
+    else:
+        created_at = abs_time(created, platform=PLATFORM, field="create_time")
+    if created_at is not None and created_at >= window.end:
+        return True
+    latest = conversation.get("latest_message")
+    sent = latest.get("create_time") if isinstance(latest, dict) else None
+    if sent is None:
+        return False
+    return abs_time(sent, platform=PLATFORM, field="latest_message.create_time") < window.start
+
+
+async def _conversation_messages(
+    client: TiktokClient, conversation: Mapping[str, Any], window: Window, cipher: str
+) -> list[SyncedMessage]:
+    """The messages of one conversation sent in the window, newest first, 10 a page, until
+    one older than the window or the last page."""
+    conversation_id = _cs_id(conversation.get("id"), field="id")
+    customer = _conversation_buyer(conversation)
+    path = f"{CONVERSATIONS_PATH}/{conversation_id}/messages"
+    messages: list[SyncedMessage] = []
+    token: str | None = None
+    while True:
+        params = {
+            "shop_cipher": cipher,
+            "page_size": str(MESSAGES_PAGE_SIZE),
+            "sort_field": "create_time",
+            "sort_order": "DESC",
+        }
+        if token:
+            params["page_token"] = token
+        body, _, _ = await client._fetch("GET", client.base_url + path, params=params)
+        data = _cs_data(body, path)
+        older = False
+        for item in _cs_list(data, "messages", path):
+            sent_at = abs_time(item.get("create_time"), platform=PLATFORM, field="create_time")
+            if sent_at >= window.end:
+                continue
+            if sent_at < window.start:
+                older = True  # sorted DESC: every later message is older still
+                break
+            message = synced_message(item, conversation_id=conversation_id, customer=customer)
+            if message is not None:
+                messages.append(message)
+        token = None if older else _next_token(data, token, path)
+        if token is None:
+            return messages
+
+
+async def message_page(
+    client: PlatformClient, window: Window, cursor: str | None
+) -> Page[SyncedMessage]:
+    """One page of the shop's conversations (20) and, for each that can hold one, its
+    messages sent in the window, the conversations read together. The cursor is TikTok's
+    opaque conversations ``next_page_token``. The list has no time filter and its order is
+    not documented, so every conversation is looked at (its ``create_time`` and latest
+    message spare the reads of those that cannot hold one)."""
+    if not isinstance(client, TiktokClient):
+        raise TypeError(f"a TikTok page needs a TiktokClient, not {type(client).__name__}")
+    cipher = await client._cipher()
+    params = {"shop_cipher": cipher, "page_size": str(CONVERSATIONS_PAGE_SIZE)}
+    if cursor:
+        params["page_token"] = cursor
+    body, _, _ = await client._fetch("GET", client.base_url + CONVERSATIONS_PATH, params=params)
+    data = _cs_data(body, CONVERSATIONS_PATH)
+    current = [
+        c for c in _cs_list(data, "conversations", CONVERSATIONS_PATH) if not _outside(c, window)
+    ]
+    read = await asyncio.gather(
+        *(_conversation_messages(client, c, window, cipher) for c in current)
+    )
+    return Page(
+        records=tuple(message for listed in read for message in listed),
+        next_cursor=_next_token(data, cursor, CONVERSATIONS_PATH),
+    )
+
+
 SYNC = SyncSpec(
     orders=StreamSpec(
         name="orders",
         max_window=None,
         page=order_page,
         source="platforms.md §4.5 (Get Order List, POST /order/202309/orders/search)",
+    ),
+    messages=StreamSpec(
+        name="messages",
+        max_window=None,
+        page=message_page,
+        # the conversation list has no time filter: a window per day would walk it daily
+        grid=False,
+        source="platforms.md §4.9 (customer_service conversations and their messages)",
     ),
     default_rate_per_s=40.0,
     rate_confidence="H",
@@ -831,7 +1054,7 @@ SPEC = PlatformSpec(
         refresh_tokens=True,
         single_use_refresh=False,
         orders=True,
-        messages=False,
+        messages=True,
         introspection=False,
         webhook_signature="HMAC-SHA256(app_secret, app_key + raw body), Authorization header",
     ),

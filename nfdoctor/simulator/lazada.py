@@ -37,16 +37,27 @@ from nfdoctor.simulator.events import (
     json_object,
     lazada_category_tree,
     lazada_im_message,
+    milliseconds,
     stable_digits,
     utf8_json,
 )
-from nfdoctor.simulator.model import Account, Order, Token, TokenKind, alnum, digits
+from nfdoctor.simulator.model import (
+    Account,
+    Conversation,
+    Message,
+    Order,
+    Token,
+    TokenKind,
+    alnum,
+    digits,
+)
 from nfdoctor.simulator.spec import (
     ChatEventSource,
     ConfigContext,
     EmittedEvent,
     Host,
     InboundMessage,
+    MarketChatSpec,
     OrderSpec,
     RequestView,
     SimPlatform,
@@ -93,6 +104,11 @@ ORDER_STATUSES = (
     "lost",
     "packed",
 )
+#: §3.9: /im/message/list pages hold at most 20 messages; /im/session/list's limit is not
+#: given, and the simulator holds it to the same 20
+MAX_IM_PAGE = 20
+#: §3.9: ``from_account_type`` 1 buyer, 2 seller
+BUYER, SELLER = 1, 2
 _VN = timezone(timedelta(hours=7))  # the docs' sample times carry +07:00 / +08:00
 #: §3.1: the seller authorization page on the auth host; its links go to the second path
 AUTHORIZE_PATH = "/oauth/authorize"
@@ -479,6 +495,180 @@ class LazadaApp:
         ]
         return json_response({"code": "0", "data": data, "request_id": rid})
 
+    # ---- IM (§3.9) ------------------------------------------------------------------------
+
+    def im_error(self, rid: str, exc: LazadaError) -> Response:
+        # §3.6: the IM APIs add success, err_code and err_message to the envelope
+        return json_response(
+            {
+                "type": exc.kind,
+                "code": exc.code,
+                "message": exc.message,
+                "request_id": rid,
+                "success": False,
+                "err_code": exc.code,
+                "err_message": exc.message,
+            }
+        )
+
+    async def im_call(self, request: Request) -> tuple[str, dict[str, str], Account] | Response:
+        """The seller call's checks (gateway errors as the other APIs answer them), then the
+        page parameters every IM list takes: ``start_time`` (ms) and ``page_size`` (1–20)."""
+        rid = self.state.new_request_id()
+        try:
+            params = await self.params(request)
+            _, account = self.check(request, params, seller=True)
+        except LazadaError as exc:
+            return self.error(rid, exc)
+        assert account is not None
+        try:
+            _im_int(params, "start_time", None, 0)
+            _im_int(params, "page_size", str(MAX_IM_PAGE), 1, MAX_IM_PAGE)
+        except LazadaError as exc:
+            return self.im_error(rid, exc)
+        return rid, params, account
+
+    def im_ok(self, rid: str, data: dict[str, Any]) -> Response:
+        return json_response(
+            {"code": "0", "success": True, "err_code": "0", "data": data, "request_id": rid}
+        )
+
+    async def session_list(self, request: Request) -> Response:
+        """GET /im/session/list (``start_time`` ms, ``page_size``, ``last_session_id``): the
+        seller's sessions by their last message, newest first, paging back in time."""
+        checked = await self.im_call(request)
+        if isinstance(checked, Response):
+            return checked
+        rid, params, account = checked
+        start_time = int(params["start_time"])
+        size = int(params.get("page_size", str(MAX_IM_PAGE)))
+        last = params.get("last_session_id") or None
+        chats = account.chats  # a list the state swaps, never changes
+        keyed = sorted(
+            ((milliseconds(c.updated_time), c.conversation_id, c) for c in chats),
+            key=lambda k: (k[0], k[1]),
+            reverse=True,
+        )
+        rest = [c for t, sid, c in keyed if _before(t, sid, start_time, last)]
+        page = rest[:size]
+        return self.im_ok(
+            rid,
+            {
+                "session_list": [_session(account, c) for c in page],
+                "has_more": len(rest) > size,
+                "next_start_time": milliseconds(page[-1].updated_time) if page else start_time,
+                "last_session_id": page[-1].conversation_id if page else (last or ""),
+            },
+        )
+
+    async def message_list(self, request: Request) -> Response:
+        """GET /im/message/list (``session_id``, ``start_time`` ms, ``page_size`` ≤ 20,
+        ``last_message_id``): the session's messages sent at or before ``start_time``, newest
+        first; the next page asks with ``next_start_time`` and ``last_message_id``."""
+        checked = await self.im_call(request)
+        if isinstance(checked, Response):
+            return checked
+        rid, params, account = checked
+        session_id = params.get("session_id")
+        chat = next((c for c in account.chats if c.conversation_id == session_id), None)
+        if chat is None:
+            exc = (
+                LazadaError("MissingParameter", "Missing required parameter: session_id")
+                if not session_id
+                else LazadaError(
+                    "InvalidParameter", "The specified parameter session_id is not valid"
+                )
+            )
+            return self.im_error(rid, exc)
+        start_time = int(params["start_time"])
+        size = int(params.get("page_size", str(MAX_IM_PAGE)))
+        messages = chat.messages  # a list the state swaps, never changes
+        last_id = params.get("last_message_id") or None
+        # Messages of one session are in sending order: the position breaks a tie in time.
+        last = next((i for i, m in enumerate(messages) if m.message_id == last_id), None)
+        rest = [
+            m
+            for i, m in reversed(list(enumerate(messages)))
+            if _before(milliseconds(m.time), i, start_time, last)
+        ]
+        page = rest[:size]
+        return self.im_ok(
+            rid,
+            {
+                "message_list": [_im_message(account, chat, m) for m in page],
+                "has_more": len(rest) > size,
+                "next_start_time": milliseconds(page[-1].time) if page else start_time,
+                "last_message_id": page[-1].message_id if page else (last_id or ""),
+            },
+        )
+
+
+def _im_int(
+    params: dict[str, str], name: str, default: str | None, low: int, high: int | None = None
+) -> int:
+    """A whole-number IM parameter within ``[low, high]`` (MissingParameter when absent
+    without a default, InvalidParameter when not a number or out of range)."""
+    raw = params.get(name, default)
+    if raw is None:
+        raise LazadaError("MissingParameter", f"Missing required parameter: {name}")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        raise LazadaError("InvalidParameter", f"The specified parameter {name} is not valid")
+    return value
+
+
+def _before(t: int, tie: Any, start_time: int, last: Any | None) -> bool:
+    """Whether an item at ``t`` (ms) comes after the cursor ``(start_time, last)`` in a
+    newest-first list: sent before ``start_time``, or at it and after the last one served
+    (``tie`` orders items of the same time; no ``last``: every item at ``start_time``)."""
+    return t < start_time or (t == start_time and (last is None or tie < last))
+
+
+def _unread(chat: Conversation) -> int:
+    """The buyer's messages since the seller last wrote."""
+    unread = 0
+    for message in reversed(chat.messages):
+        if not message.from_customer:
+            break
+        unread += 1
+    return unread
+
+
+def _session(account: Account, chat: Conversation) -> dict[str, Any]:
+    """One session as /im/session/list lists it (§3.9)."""
+    last = chat.messages[-1]
+    return {
+        "session_id": chat.conversation_id,
+        "buyer_id": chat.user_id,
+        "title": chat.user_name,
+        "summary": last.text,
+        "head_url": "",
+        "last_message_id": last.message_id,
+        "last_message_time": milliseconds(last.time),
+        "unread_count": _unread(chat),
+    }
+
+
+def _im_message(account: Account, chat: Conversation, message: Message) -> dict[str, Any]:
+    """One message as /im/message/list lists it (§3.9): the content is JSON in a string."""
+    buyer, seller = chat.user_id, account.account_id
+    return {
+        "message_id": message.message_id,
+        "session_id": chat.conversation_id,
+        "from_account_id": buyer if message.from_customer else seller,
+        "from_account_type": BUYER if message.from_customer else SELLER,
+        "to_account_id": seller if message.from_customer else buyer,
+        "to_account_type": SELLER if message.from_customer else BUYER,
+        "template_id": 1,
+        "type": 1,
+        "content": json.dumps({"txt": message.text}, ensure_ascii=False),
+        "send_time": milliseconds(message.time),
+        "status": 0,
+    }
+
 
 def _bracketed_ids(text: str) -> list[str] | None:
     """``[1, 2,3]`` -> ``["1", "2", "3"]``; None when not a bracketed list of whole numbers."""
@@ -590,6 +780,8 @@ def build_lazada_app(state: SimulatorState) -> Starlette:
             Route("/rest/orders/get", app.orders_get, methods=["GET", "POST"]),
             Route("/rest/order/get", app.order_get, methods=["GET", "POST"]),
             Route("/rest/orders/items/get", app.orders_items_get, methods=["GET", "POST"]),
+            Route("/rest/im/session/list", app.session_list, methods=["GET", "POST"]),
+            Route("/rest/im/message/list", app.message_list, methods=["GET", "POST"]),
         ]
     )
 
@@ -633,6 +825,16 @@ def _new_order_id(rng: random.Random, created: datetime) -> str:
 
 def _new_buyer_id(rng: random.Random) -> str:
     return rng.choice("123456789") + digits(rng, rng.choice((8, 9, 10)))
+
+
+def _session_id(seller_id: str, buyer_id: str) -> str:
+    # the same id the IM push of the emitter derives for this buyer and seller
+    return stable_digits(f"{NAME}/{seller_id}/{buyer_id}", 16)
+
+
+def _new_im_message_id(rng: random.Random) -> str:
+    # §3.9: an opaque string, e.g. "1zYOS7N0cuIqw96026"
+    return alnum(rng, 18)
 
 
 def _payload(order: Order) -> dict[str, Any]:
@@ -684,7 +886,7 @@ def _message_event(
     # An opaque string id, as the IM API's (§3.9), e.g. "1zYOS7N0cuIqw96026"
     message_id = alnum(rng, 18)
     seller = source.account.account_id
-    session = source.conversation_id or stable_digits(f"{NAME}/{seller}/{source.user_id}", 16)
+    session = source.conversation_id or _session_id(seller, source.user_id)
     payload = lazada_im_message(
         seller_id=seller,
         session_id=session,
@@ -790,6 +992,7 @@ LAZADA: SimPlatform[LazadaSettings] = SimPlatform(
         new_buyer_id=_new_buyer_id,
         payload=_payload,
     ),
+    market_chat=MarketChatSpec(conversation_id=_session_id, new_message_id=_new_im_message_id),
     secrets=_secrets,
     config_section=_config_section,
     verify_webhook=_verify_webhook,

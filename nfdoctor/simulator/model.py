@@ -167,6 +167,10 @@ class Account:
     orders: list[Order] = field(default_factory=list)
     conversations: list[Conversation] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
+    #: a marketplace's chats with its buyers (Lazada IM sessions, TikTok Shop customer
+    #: service conversations), newest first; kept apart from ``conversations`` (the chat
+    #: platforms'), which the demo CRM and the emitter read
+    chats: list[Conversation] = field(default_factory=list)
 
 
 # One rng.choice per character: the seeded streams depend on exactly these draws.

@@ -32,6 +32,7 @@ __all__ = [
     "ErrorBody",
     "Host",
     "InboundMessage",
+    "MarketChatSpec",
     "OrderSpec",
     "RateLimitAnswer",
     "RegistrationKind",
@@ -93,6 +94,20 @@ class ChatSpec:
     webhook_retry_gap: tuple[timedelta, timedelta]
     #: a file's URL on the platform's CDN, for an attachment of ``kind`` (image, video, file)
     attachment_url: Callable[[random.Random, str], str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarketChatSpec:
+    """A marketplace's chat with its buyers (Lazada IM, TikTok Shop customer service).
+
+    The buyers are the platform's (their user ids as the orders carry them); the data comes
+    from a random stream of its own, so declaring it changes no other seeded data.
+    """
+
+    #: the conversation (session) id of ``(account id, buyer id)``: no draw, so the webhook
+    #: emitter derives the same id for the same buyer
+    conversation_id: Callable[[str, str], str]
+    new_message_id: Callable[[random.Random], str]
 
 
 @dataclass(frozen=True)
@@ -256,6 +271,8 @@ class SimPlatform(Generic[S]):
     identifying_extras: tuple[str, ...] = ()
     orders: OrderSpec | None = None
     chat: ChatSpec | None = None
+    #: a marketplace's buyer chat, served beside its orders (``Account.chats``)
+    market_chat: MarketChatSpec | None = None
     #: every secret of the platform the state holds (app secrets, per-account secrets)
     secrets: Callable[[SimulatorState], list[str]]
     #: the platform's section of an nfdoctor config pointing at the simulator

@@ -88,6 +88,9 @@ BUYERS_PER_PLATFORM = 200
 _REGULARS = 20
 _REGULAR_SHARE = 0.3
 
+#: how many chats a marketplace account has with its buyers: [low, high)
+_MARKET_CHATS = (4, 8)
+
 #: the CRM's and the emitter's records keep this many entries (the oldest are forgotten)
 MAX_RECORDS = 10_000
 
@@ -235,6 +238,11 @@ class SimulatorState:
                 self.rng = main_rng
         if shared_message_ids:
             self._share_message_ids(shared_message_ids)
+        # Marketplace chats last, each account's from a stream of its own: nothing above
+        # (ids, tokens, orders, the chat platforms' data) depends on them.
+        for spec in SIM_PLATFORMS:
+            for index, account in enumerate(self.accounts[spec.name]) if spec.market_chat else ():
+                account.chats = self._market_chats(spec, account, index, now)
 
     # ---- settings under their old flat names -------------------------------------------------
 
@@ -421,6 +429,55 @@ class SimulatorState:
         conversations.sort(key=lambda c: c.updated_time, reverse=True)
         return conversations
 
+    def _market_chats(
+        self, spec: SimPlatform[Any], account: Account, index: int, now: datetime
+    ) -> list[Conversation]:
+        """A few chats of a marketplace account with its buyers (those of its orders first,
+        else the platform's pool), each with messages from both sides in the last 30 days.
+
+        From ``random.Random("nfdoctor-simulator/{seed}/{platform}/chat")`` (account 0) or
+        ``…/{platform}/{index}/chat``: no other seeded data changes.
+        """
+        market = spec.market_chat
+        assert market is not None and spec.orders is not None
+        key = f"{spec.name}/chat" if index == 0 else f"{spec.name}/{index}/chat"
+        rng = random.Random(f"nfdoctor-simulator/{self.seed}/{key}")
+        buyers = list(dict.fromkeys((o.buyer_user_id, o.buyer_name) for o in account.orders))
+        if len(buyers) < _MARKET_CHATS[1]:
+            known = {b[0] for b in buyers}
+            buyers += [b for b in self._buyer_pool(spec) if b[0] not in known]
+        count = min(rng.randrange(*_MARKET_CHATS), len(buyers))
+        taken: set[str] = set()
+        conversations = []
+        for user_id, user_name in rng.sample(buyers, count):
+            conv = Conversation(
+                conversation_id=market.conversation_id(account.account_id, user_id),
+                user_id=user_id,
+                user_name=user_name,
+            )
+            t = now - timedelta(seconds=rng.randrange(3600, 30 * 86400))
+            for n in range(rng.randrange(2, 9)):
+                t = min(now, t + timedelta(seconds=rng.randrange(30, 7200)))
+                # the buyer opens, the seller answers; then either side
+                from_customer = n == 0 or (n > 1 and rng.random() < 0.6)
+                message_id = market.new_message_id(rng)
+                while message_id in taken:
+                    message_id = market.new_message_id(rng)
+                taken.add(message_id)
+                conv.messages.append(
+                    Message(
+                        message_id=message_id,
+                        sender_id=user_id if from_customer else account.account_id,
+                        recipient_id=account.account_id if from_customer else user_id,
+                        text=rng.choice(CHAT_TEXTS),
+                        time=t.replace(microsecond=t.microsecond // 1000 * 1000),
+                        from_customer=from_customer,
+                    )
+                )
+            conversations.append(conv)
+        conversations.sort(key=lambda c: c.updated_time, reverse=True)
+        return conversations
+
     def account(self, platform: str, account_id: str | None = None) -> Account | None:
         """The account with that id (or the first one when ``account_id`` is None)."""
         for account in self.accounts[platform]:
@@ -549,9 +606,14 @@ class SimulatorState:
         """A new message, sent now, in the conversation with ``user_id`` (a new conversation,
         with a new user, when that user has none or ``user_id`` is None); the conversation
         becomes the account's most recent. From the customer unless ``from_customer`` is
-        False (the page / OA answering)."""
+        False (the page / OA / seller answering). On a marketplace with a buyer chat
+        (Lazada, TikTok Shop) it writes in ``Account.chats``."""
         spec = sim_platform(platform)
         chat = spec.chat
+        if chat is None and spec.market_chat is not None:
+            return self._add_market_message(
+                spec, account_id, text, user_id, user_name, from_customer
+            )
         if chat is None:
             raise ValueError(f"{spec.label} has no conversations")
         account = self._account_or_fail(platform, account_id)
@@ -592,6 +654,64 @@ class SimulatorState:
             account.conversations = [conversation, *others]
         return conversation, message
 
+    def _add_market_message(
+        self,
+        spec: SimPlatform[Any],
+        account_id: str,
+        text: str | None,
+        user_id: str | None,
+        user_name: str | None,
+        from_customer: bool,
+    ) -> tuple[Conversation, Message]:
+        """:meth:`add_message` on a marketplace's chats: a new chat goes to a buyer of the
+        platform's pool who has none with the account (a new buyer id when all have)."""
+        market = spec.market_chat
+        assert market is not None and spec.orders is not None
+        account = self._account_or_fail(spec.name, account_id)
+        with self._data_lock:
+            rng = self._mutation_rng
+            t = self.clock()
+            t = t.replace(microsecond=t.microsecond // 1000 * 1000)
+            conversation = next(
+                (c for c in account.chats if user_id is not None and c.user_id == user_id), None
+            )
+            if conversation is None:
+                pool = self._buyer_pool(spec)
+                names = dict(pool)
+                if user_id is None:
+                    chatting = {c.user_id for c in account.chats}
+                    free = [b for b in pool if b[0] not in chatting]
+                    if free:
+                        new_user, pool_name = rng.choice(free)
+                    else:
+                        new_user, pool_name = spec.orders.new_buyer_id(rng), None
+                        while new_user in chatting:
+                            new_user = spec.orders.new_buyer_id(rng)
+                else:
+                    new_user, pool_name = user_id, names.get(user_id)
+                conversation = Conversation(
+                    conversation_id=market.conversation_id(account.account_id, new_user),
+                    user_id=new_user,
+                    user_name=user_name or pool_name or rng.choice(CHAT_NAMES),
+                )
+            taken = {m.message_id for c in account.chats for m in c.messages}
+            message_id = market.new_message_id(rng)
+            while message_id in taken:
+                message_id = market.new_message_id(rng)
+            customer = conversation.user_id
+            message = Message(
+                message_id=message_id,
+                sender_id=customer if from_customer else account.account_id,
+                recipient_id=account.account_id if from_customer else customer,
+                text=text if text is not None else rng.choice(CHAT_TEXTS),
+                time=max(t, conversation.messages[-1].time) if conversation.messages else t,
+                from_customer=from_customer,
+            )
+            conversation.messages = [*conversation.messages, message]
+            others = [c for c in account.chats if c is not conversation]
+            account.chats = [conversation, *others]
+        return conversation, message
+
     # ---- ground truth ----------------------------------------------------------------------
 
     def ground_truth(self, platform: str, account_id: str | None = None) -> dict[str, Any]:
@@ -603,8 +723,9 @@ class SimulatorState:
         ``create_time``, ``update_time`` (ISO 8601 UTC), ``buyer_user_id``, ``buyer_name``;
         in creation order. Messages: ``message_id``, ``conversation_id``, ``user_id``,
         ``user_name``, ``from_customer``, ``sender_id``, ``text``, ``time`` (ISO 8601 UTC, ms);
-        conversations newest first, each one's messages oldest first. KeyError for an
-        unknown platform or account.
+        conversations newest first, each one's messages oldest first. Marketplaces with a
+        buyer chat (``market_chat``: Lazada, TikTok Shop) have both, their messages from
+        ``Account.chats``. KeyError for an unknown platform or account.
         """
         if platform not in self.accounts:
             raise KeyError(f"no simulated platform {platform!r} (known: {', '.join(NAMES)})")
@@ -637,21 +758,10 @@ class SimulatorState:
                 }
                 for o in account.orders
             ]
+            if spec.market_chat is not None:
+                entry["messages"] = _truth_messages(account.chats)
         else:
-            entry["messages"] = [
-                {
-                    "message_id": m.message_id,
-                    "conversation_id": c.conversation_id,
-                    "user_id": c.user_id,
-                    "user_name": c.user_name,
-                    "from_customer": m.from_customer,
-                    "sender_id": m.sender_id,
-                    "text": m.text,
-                    "time": _iso(m.time, "milliseconds"),
-                }
-                for c in account.conversations
-                for m in c.messages
-            ]
+            entry["messages"] = _truth_messages(account.conversations)
         return entry
 
     # ---- tokens ----------------------------------------------------------------------------
@@ -1013,6 +1123,24 @@ class SimulatorState:
 def _iso(moment: datetime, timespec: str = "seconds") -> str:
     """ISO 8601 in UTC (``2026-11-26T03:00:00+00:00``)."""
     return moment.astimezone(timezone.utc).isoformat(timespec=timespec)
+
+
+def _truth_messages(conversations: list[Conversation]) -> list[dict[str, Any]]:
+    """The ground truth's messages: conversations in the order given, messages oldest first."""
+    return [
+        {
+            "message_id": m.message_id,
+            "conversation_id": c.conversation_id,
+            "user_id": c.user_id,
+            "user_name": c.user_name,
+            "from_customer": m.from_customer,
+            "sender_id": m.sender_id,
+            "text": m.text,
+            "time": _iso(m.time, "milliseconds"),
+        }
+        for c in conversations
+        for m in c.messages
+    ]
 
 
 def _remember(table: dict[str, Any], key: str, value: Any) -> None:

@@ -35,6 +35,7 @@ from nfdoctor.simulator.events import (
     MALFORMED,
     from_seconds,
     json_object,
+    milliseconds,
     seconds,
     stable_digits,
     tiktok_new_message,
@@ -42,6 +43,8 @@ from nfdoctor.simulator.events import (
 )
 from nfdoctor.simulator.model import (
     Account,
+    Conversation,
+    Message,
     Order,
     Token,
     TokenKind,
@@ -55,6 +58,7 @@ from nfdoctor.simulator.spec import (
     EmittedEvent,
     Host,
     InboundMessage,
+    MarketChatSpec,
     OrderSpec,
     RequestView,
     SimPlatform,
@@ -89,6 +93,9 @@ NOT_THE_SELLERS = 21008111
 MAX_DETAIL_ORDERS = 50
 #: TT-API: ``recipient_address`` "is not available under UNPAID and ON_HOLD status"
 _NO_ADDRESS_YET = ("UNPAID", "ON_HOLD")
+#: §4.9: customer service pages: at most 20 conversations, 10 messages
+MAX_CONVERSATIONS_PAGE = 20
+MAX_MESSAGES_PAGE = 10
 #: the webhook type of a new chat message (§4.8)
 NEW_MESSAGE = 14
 #: the event type name of type 14 in the webhook API (as registered per shop)
@@ -155,6 +162,89 @@ def _offset(token: str) -> int | None:
         return int(text[2:]) if text.startswith("o:") else None
     except ValueError:
         return None
+
+
+def _position_token(position: int) -> str:
+    return base64.urlsafe_b64encode(f"m:{position}".encode()).decode().rstrip("=")
+
+
+def _position(token: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        return int(text[2:]) if text.startswith("m:") else None
+    except ValueError:
+        return None
+
+
+def _page_size(raw: str | None, most: int) -> int:
+    """``page_size``: required, 1 to ``most`` (else 40006, HTTP 400)."""
+    try:
+        size = int(raw or "")
+    except ValueError:
+        size = 0
+    if not 1 <= size <= most:
+        raise TiktokError(
+            INVALID_PARAMETER,
+            f"Invalid request parameters. `page_size` must be between 1 and {most}.",
+            400,
+        )
+    return size
+
+
+def _cs_message(account: Account, chat: Conversation, message: Message) -> dict[str, Any]:
+    """One customer-service message (§4.9): a 19-digit string id, the content JSON in a
+    string, ``create_time`` in seconds; ``index`` a sortable string (its send time in ms,
+    so two messages of one millisecond share it: not strictly increasing)."""
+    sender = chat.user_id if message.from_customer else account.account_id
+    return {
+        "id": message.message_id,
+        "type": "TEXT",
+        "content": json.dumps({"content": message.text}, ensure_ascii=False),
+        "create_time": seconds(message.time),
+        "is_visible": True,
+        "sender": {
+            "im_user_id": sender,
+            "role": "BUYER" if message.from_customer else "SHOP",
+            "nickname": chat.user_name if message.from_customer else account.name,
+            "avatar": "",
+        },
+        "index": str(milliseconds(message.time)),
+    }
+
+
+def _conversation(account: Account, chat: Conversation) -> dict[str, Any]:
+    """One conversation as the list serves it (§4.9). The buyer's ``im_user_id`` is their
+    ``user_id`` (the id the orders name them by; the type-14 webhook says the same), the
+    shop's its shop id."""
+    unread = 0
+    for message in reversed(chat.messages):
+        if not message.from_customer:
+            break
+        unread += 1
+    return {
+        "id": chat.conversation_id,
+        "participant_count": 2,
+        "can_send_message": True,
+        "unread_count": unread,
+        "create_time": seconds(chat.messages[0].time),
+        "participants": [
+            {
+                "im_user_id": chat.user_id,
+                "user_id": chat.user_id,
+                "role": "BUYER",
+                "nickname": chat.user_name,
+                "avatar": "",
+            },
+            {
+                "im_user_id": account.account_id,
+                "user_id": account.account_id,
+                "role": "SHOP",
+                "nickname": account.name,
+                "avatar": "",
+            },
+        ],
+        "latest_message": _cs_message(account, chat, chat.messages[-1]),
+    }
 
 
 def _order_item(order: Order) -> dict[str, Any]:
@@ -399,6 +489,80 @@ class TiktokApp:
             return self.error(rid, exc)
         return self.respond(rid, {"orders": [_order_item(o) for o in found if o is not None]})
 
+    async def conversations(self, request: Request) -> Response:
+        """GET /customer_service/202309/conversations?page_size=(1–20)&page_token=: the
+        shop's conversations by their latest message, newest first (§4.9)."""
+        rid = self.state.new_request_id()
+        try:
+            _, account, _ = await self.check(request, shop_scoped=True)
+            q = request.query_params
+            size = _page_size(q.get("page_size"), MAX_CONVERSATIONS_PAGE)
+            token = q.get("page_token", "")
+            offset = _offset(token) if token else 0
+            if offset is None:
+                raise TiktokError(
+                    INVALID_PARAMETER, "Invalid request parameters. Invalid `page_token`.", 400
+                )
+        except TiktokError as exc:
+            return self.error(rid, exc)
+        chats = account.chats  # a list the state swaps, never changes
+        page = chats[offset : offset + size]
+        more = offset + size < len(chats)
+        return self.respond(
+            rid,
+            {
+                "conversations": [_conversation(account, c) for c in page],
+                "next_page_token": _page_token(offset + size) if more else "",
+            },
+        )
+
+    async def messages(self, request: Request) -> Response:
+        """GET /customer_service/202309/conversations/{id}/messages?page_size=(1–10)
+        &page_token=&sort_field=create_time|index&sort_order=DESC|ASC (§4.9)."""
+        rid = self.state.new_request_id()
+        try:
+            _, account, _ = await self.check(request, shop_scoped=True)
+            q = request.query_params
+            size = _page_size(q.get("page_size"), MAX_MESSAGES_PAGE)
+            if q.get("sort_field", "create_time") not in ("create_time", "index"):
+                raise TiktokError(INVALID_PARAMETER, "Invalid `sort_field`.", 400)
+            sort_order = q.get("sort_order", "DESC")
+            if sort_order not in ("ASC", "DESC"):
+                raise TiktokError(INVALID_PARAMETER, "Invalid `sort_order`.", 400)
+            conversation_id = request.path_params["conversation_id"]
+            chat = next((c for c in account.chats if c.conversation_id == conversation_id), None)
+            if chat is None:
+                raise TiktokError(
+                    INVALID_PARAMETER,
+                    "Invalid request parameters. The conversation does not exist.",
+                    400,
+                )
+            token = q.get("page_token", "")
+            after = _position(token) if token else None
+            if token and after is None:
+                raise TiktokError(
+                    INVALID_PARAMETER, "Invalid request parameters. Invalid `page_token`.", 400
+                )
+        except TiktokError as exc:
+            return self.error(rid, exc)
+        # Messages are kept in sending order (time, then index): the token is the position of
+        # the last one served, so messages sent meanwhile move no page.
+        numbered = list(enumerate(chat.messages))  # a list the state swaps, never changes
+        if sort_order == "DESC":
+            numbered.reverse()
+            rest = [(i, m) for i, m in numbered if after is None or i < after]
+        else:
+            rest = [(i, m) for i, m in numbered if after is None or i > after]
+        page = rest[:size]
+        more = len(rest) > size
+        return self.respond(
+            rid,
+            {
+                "messages": [_cs_message(account, chat, m) for _, m in page],
+                "next_page_token": _position_token(page[-1][0]) if more else "",
+            },
+        )
+
     async def webhooks(self, request: Request) -> Response:
         """GET /event/202309/webhooks?shop_cipher=…: the shop's webhooks, one per event type
         (the fault plan's ``registrations:`` overrides the address and the types)."""
@@ -601,6 +765,12 @@ def build_tiktok_app(state: SimulatorState) -> Starlette:
             Route("/order/202309/orders/search", app.orders_search, methods=["POST"]),
             Route("/order/202309/orders", app.orders_detail, methods=["GET"]),
             Route("/event/202309/webhooks", app.webhooks, methods=["GET"]),
+            Route("/customer_service/202309/conversations", app.conversations, methods=["GET"]),
+            Route(
+                "/customer_service/202309/conversations/{conversation_id}/messages",
+                app.messages,
+                methods=["GET"],
+            ),
         ]
     )
 
@@ -682,6 +852,15 @@ def _new_buyer_id(rng: random.Random) -> str:
     return "7" + digits(rng, 18)
 
 
+def _conversation_id(shop_id: str, buyer_id: str) -> str:
+    # the same id the type-14 webhook of the emitter derives for this buyer and shop
+    return stable_digits(f"{NAME}/{shop_id}/{buyer_id}", 19)
+
+
+def _new_cs_message_id(rng: random.Random) -> str:
+    return rng.choice("123456789") + digits(rng, 18)  # 19 digits (§4.9)
+
+
 def _payload(order: Order) -> dict[str, Any]:
     """The order as orders/search lists it (and Get Order Detail returns it)."""
     return _order_item(order)
@@ -742,8 +921,7 @@ def _message_event(
     payload = tiktok_new_message(
         shop_id=shop,
         notification_id=rng.choice("123456789") + digits(rng, 18),
-        conversation_id=source.conversation_id
-        or stable_digits(f"{NAME}/{shop}/{source.user_id}", 19),
+        conversation_id=source.conversation_id or _conversation_id(shop, source.user_id),
         message_id=message_id,
         sender_id=source.user_id,
         text=source.text,
@@ -872,6 +1050,7 @@ TIKTOK: SimPlatform[TiktokSettings] = SimPlatform(
         new_buyer_id=_new_buyer_id,
         payload=_payload,
     ),
+    market_chat=MarketChatSpec(conversation_id=_conversation_id, new_message_id=_new_cs_message_id),
     secrets=_secrets,
     config_section=_config_section,
     verify_webhook=_verify_webhook,

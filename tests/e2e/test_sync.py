@@ -568,3 +568,29 @@ def test_a_shop_another_run_is_syncing_is_left_to_it(sim: SyncSim) -> None:
     )
     assert sim.orders("lazada", shop) == {}
     db.close()
+
+
+@pytest.mark.parametrize("platform", ["lazada", "tiktok"])
+def test_marketplace_chat_is_synced_once(tmp_path: Path, platform: str) -> None:
+    sim = start(tmp_path, shops=1, orders=10)
+    sim.configure(sync={"message_settle": "0s", "rate_limits": {platform: 200}})
+    shop = sim.accounts(platform)[0]
+    try:
+        truth = {m["message_id"] for m in _truth_messages(sim, platform, shop)}
+        assert truth
+        report = sim.run(platform=platform, since="40d", stream="messages")
+        (result,) = [r for r in report.results if r.id == f"sync.{platform}.messages"]
+        assert result.status is Status.OK, (result.summary, result.details)
+        held = _messages(sim, platform, shop)
+        assert set(held) == truth and all(c == 1 for c in held.values())
+        # The buyer who chats is the buyer who orders: one CRM customer per platform user.
+        assert sim.crm(
+            "SELECT COUNT(*) FROM (SELECT external_user_id FROM customer_identities "
+            "WHERE channel = ? GROUP BY external_user_id HAVING COUNT(*) > 1)",
+            (platform,),
+        ) == [(0,)]
+        again = sim.run(platform=platform, since="40d", stream="messages")
+        (result,) = [r for r in again.results if r.id == f"sync.{platform}.messages"]
+        assert {m.name: m.value for m in result.metrics}["inserted"] == 0
+    finally:
+        sim.started.stop()
