@@ -54,6 +54,7 @@ from nfdoctor.platforms.sync import (
     SyncedOrder,
     SyncSpec,
     Window,
+    object_list,
     parse_amount,
 )
 from nfdoctor.platforms.webhook import (
@@ -856,17 +857,6 @@ def _im_data(body: JsonObject, path: str) -> JsonObject:
     return data
 
 
-def _im_list(data: JsonObject, key: str, path: str) -> list[JsonObject]:
-    items = data.get(key)
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise UnexpectedResponseError(
-            f"{path}: data.{key} is not a list of objects", platform=PLATFORM, field=key
-        )
-    return items
-
-
 def _im_id(value: object, *, field: str) -> str:
     """An IM id (opaque string; numbers kept as their exact text)."""
     if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
@@ -977,7 +967,7 @@ async def _session_messages(
         body, _, _ = await client._fetch("GET", client.base_url + IM_MESSAGES_PATH, params=params)
         data = _im_data(body, IM_MESSAGES_PATH)
         older = False
-        for item in _im_list(data, "message_list", IM_MESSAGES_PATH):
+        for item in object_list(data, "message_list", where=IM_MESSAGES_PATH, platform=PLATFORM):
             sent_at = _ms_time(item.get("send_time"), field="send_time")
             if sent_at >= window.end:
                 continue
@@ -1041,7 +1031,7 @@ async def message_page(
     data = _im_data(body, SESSIONS_PATH)
     current: list[JsonObject] = []
     past_the_window = False
-    for session in _im_list(data, "session_list", SESSIONS_PATH):
+    for session in object_list(data, "session_list", where=SESSIONS_PATH, platform=PLATFORM):
         latest = _ms_time(session.get("last_message_time"), field="last_message_time")
         if latest < window.start:
             past_the_window = True  # nothing in it; the sessions after it are older still

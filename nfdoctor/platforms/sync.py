@@ -39,6 +39,7 @@ __all__ = [
     "SyncedMessage",
     "SyncedOrder",
     "Window",
+    "object_list",
     "parse_amount",
     "split_windows",
 ]
@@ -207,3 +208,18 @@ def parse_amount(value: object, *, platform: str, record: str, field: str) -> De
             f"{record}: {field} is not an amount", platform=platform, field=field
         )
     return amount
+
+
+def object_list(
+    data: Mapping[str, Any], key: str, *, where: str, platform: str
+) -> list[dict[str, Any]]:
+    """``data[key]`` as a list of JSON objects (absent: none); anything else is the
+    platform's unexpected response, naming where and the field."""
+    items = data.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UnexpectedResponseError(
+            f"{where}: data.{key} is not a list of objects", platform=platform, field=key
+        )
+    return items

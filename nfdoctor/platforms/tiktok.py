@@ -54,6 +54,7 @@ from nfdoctor.platforms.sync import (
     SyncedOrder,
     SyncSpec,
     Window,
+    object_list,
     parse_amount,
 )
 from nfdoctor.platforms.webhook import (
@@ -825,17 +826,6 @@ def _cs_data(body: JsonObject, path: str) -> JsonObject:
     return data
 
 
-def _cs_list(data: JsonObject, key: str, path: str) -> list[JsonObject]:
-    items = data.get(key)
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise UnexpectedResponseError(
-            f"{path}: data.{key} is not a list of objects", platform=PLATFORM, field=key
-        )
-    return items
-
-
 def _cs_id(value: object, *, field: str) -> str:
     if isinstance(value, str) and value:
         return value
@@ -970,7 +960,7 @@ async def _conversation_messages(
         body, _, _ = await client._fetch("GET", client.base_url + path, params=params)
         data = _cs_data(body, path)
         older = False
-        for item in _cs_list(data, "messages", path):
+        for item in object_list(data, "messages", where=path, platform=PLATFORM):
             sent_at = abs_time(item.get("create_time"), platform=PLATFORM, field="create_time")
             if sent_at >= window.end:
                 continue
@@ -1002,7 +992,9 @@ async def message_page(
     body, _, _ = await client._fetch("GET", client.base_url + CONVERSATIONS_PATH, params=params)
     data = _cs_data(body, CONVERSATIONS_PATH)
     current = [
-        c for c in _cs_list(data, "conversations", CONVERSATIONS_PATH) if not _outside(c, window)
+        c
+        for c in object_list(data, "conversations", where=CONVERSATIONS_PATH, platform=PLATFORM)
+        if not _outside(c, window)
     ]
     read = await asyncio.gather(
         *(_conversation_messages(client, c, window, cipher) for c in current)
