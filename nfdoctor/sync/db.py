@@ -620,7 +620,13 @@ class SyncDatabase:
                     conn, channel, [o.buyer for o in records if o.buyer is not None], now, counts
                 )
                 for order in records:
-                    customer = buyers.get(order.buyer.external_user_id) if order.buyer else None
+                    current = existing.get(order.external_id)
+                    if order.buyer is not None:
+                        customer = buyers.get(order.buyer.external_user_id)
+                    else:
+                        # The platform names no buyer (Lazada's orders): the CRM's own link
+                        # stays; sync never unlinks what it cannot see.
+                        customer = None if current is None else _customer_of(current)
                     if link_only:
                         continue
                     values = (
@@ -633,7 +639,6 @@ class SyncDatabase:
                         customer,
                         self._json(dict(order.raw)),
                     )
-                    current = existing.get(order.external_id)
                     if current is None:
                         conn.execute(
                             self._sql(
@@ -886,13 +891,11 @@ class SyncDatabase:
         return found
 
     def _order_differs(self, row: Sequence[Any], order: SyncedOrder, customer: int | None) -> bool:
+        """Whether the CRM's order differs from the platform's in what the CRM uses: status,
+        platform status, amount, currency, times, customer. ``raw`` alone does not count:
+        it is the payload as whoever stored it fetched it (the CRM may ask for other
+        optional fields), and is rewritten with the rest when the order really changed."""
         current = self._crm_order(row)
-        raw = row[8]
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                raw = None
         created, updated = row[6], row[7]
         if not isinstance(created, datetime):
             created = _parse_iso(str(created))
@@ -906,7 +909,6 @@ class SyncDatabase:
             or current.customer_id != customer
             or created != order.created_at
             or updated != order.updated_at
-            or raw != json.loads(json.dumps(dict(order.raw), default=str))
         )
 
     def _present_messages(self, conn: Any, shop_id: int, ids: Sequence[str]) -> set[str]:
@@ -1060,6 +1062,11 @@ class _Rollback(Exception):
     def __init__(self, counts: PageCounts) -> None:
         super().__init__("dry run")
         self.counts = counts
+
+
+def _customer_of(row: Sequence[Any]) -> int | None:
+    """The customer of an order row read by ``_crm_orders`` (its fifth column)."""
+    return None if row[4] is None else int(row[4])
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

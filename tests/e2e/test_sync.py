@@ -594,3 +594,23 @@ def test_marketplace_chat_is_synced_once(tmp_path: Path, platform: str) -> None:
         assert {m.name: m.value for m in result.metrics}["inserted"] == 0
     finally:
         sim.started.stop()
+
+
+def test_a_healthy_crm_is_left_as_it_is(tmp_path: Path) -> None:
+    """The demo CRM, built from what the platforms hold: nothing to insert or update, and
+    the CRM's own links (Lazada's orders name no buyer) stay."""
+    sim = start(tmp_path, shops=1, orders=80, empty_crm=False)
+    try:
+        before = sim.crm("SELECT external_id, customer_id, raw FROM orders ORDER BY external_id")
+        report = sim.run(platform=",".join(MARKETPLACES), since="40d")
+        assert report.worst is Status.OK, [(r.id, r.summary) for r in report.results]
+        for result in report.results:
+            counts = {m.name: m.value for m in result.metrics}
+            if "inserted" in counts:
+                assert (counts["inserted"], counts["updated"]) == (0, 0), result.summary
+        assert (
+            sim.crm("SELECT external_id, customer_id, raw FROM orders ORDER BY external_id")
+            == before
+        )
+    finally:
+        sim.started.stop()
