@@ -195,8 +195,8 @@ def judge_delivery(check: _WebhookCheck, probe: ReceiverProbe) -> CheckResult:
     metrics: list[Metric] = []
     first = probe.answers[0] if probe.answers else None
     next_command = check.recheck()
-    if target.name == "shopee":
-        next_command = "nfdoctor webhook lost shopee"
+    if webhook.lost_push_api:
+        next_command = f"nfdoctor webhook lost {target.name}"
     if first is None or not first.answered:
         error = first.error if first is not None else "nothing was sent"
         if first is not None and first.error_kind == "tls":
@@ -421,7 +421,7 @@ class WebhookSubscriptionCheck(_WebhookCheck):
             return [found]
         session = ctx.session()
         accounts = session.accounts_of(self.platform)
-        if self.platform == "shopee":
+        if found.webhook.registration_per_app:
             accounts = accounts[:1]
         return list(await asyncio.gather(*(self._ask(ctx, found, a) for a in accounts)))
 
@@ -476,7 +476,9 @@ class WebhookSubscriptionCheck(_WebhookCheck):
             findings,
             details=[f"{webhook.registration_api}:", *registration.details],
             subject=account.label,
-            next_command="nfdoctor webhook lost shopee" if self.platform == "shopee" else None,
+            next_command=f"nfdoctor webhook lost {self.platform}"
+            if webhook.lost_push_api
+            else None,
         )
 
 

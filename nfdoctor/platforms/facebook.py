@@ -975,6 +975,11 @@ SPEC = PlatformSpec(
         messages=True,
         introspection=True,
         webhook_signature="X-Hub-Signature-256: sha256=HMAC-SHA256(app_secret, raw body)",
+        no_refresh_token=(
+            "a Page token made from a long-lived User token does not expire, and one that "
+            "died (password change, role removed, app inactive) comes back only by "
+            "authorising the Page again"
+        ),
     ),
     build_client=_build,
     api_base=_api_base,

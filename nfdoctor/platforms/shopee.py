@@ -776,6 +776,8 @@ WEBHOOK = WebhookSpec(
     keys=_keys,
     registration_api="GET /api/v2/push/get_app_push_config",
     registration=_registration,
+    registration_per_app=True,  # get_app_push_config is the partner app's (§2.8)
+    lost_push_api=True,  # get_lost_push_message: 3 days of pushes (§2.8)
 )
 
 

@@ -71,6 +71,8 @@ class Capabilities:
     introspection: bool
     #: how the platform signs webhook deliveries, in words (platforms.md §x.8)
     webhook_signature: str
+    #: without refresh tokens: why, and what keeps access alive instead (for the operator)
+    no_refresh_token: str | None = None
 
 
 S = TypeVar("S", bound=PlatformSection)

@@ -225,6 +225,10 @@ class WebhookSpec:
     registration_api: str | None = None
     #: asks it, through the account's client
     registration: Callable[[Any], Awaitable[WebhookRegistration]] | None = None
+    #: the registration is the app's, the same for every account: asking one is enough
+    registration_per_app: bool = False
+    #: the platform keeps the pushes it gave up on, for ``nfdoctor webhook lost`` to fetch
+    lost_push_api: bool = False
 
     def event(self, name: str) -> EventType:
         """The event type ``name`` (KeyError if the platform has none)."""

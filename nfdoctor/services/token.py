@@ -160,12 +160,11 @@ def refresh_tokens(
     if request.wait.total_seconds() < 0:
         raise UsageError("--wait: must not be negative")
     name = request.platform.strip().lower()
-    if name == "facebook":
+    if name != "all" and not platform_spec(name).capabilities.refresh_tokens:
+        spec = platform_spec(name)
         raise UsageError(
-            "Facebook has no refresh token: a Page token made from a long-lived User token "
-            "does not expire, and one that died (password change, role removed, app "
-            "inactive) comes back only by authorising the Page again: nfdoctor token "
-            "authorize facebook"
+            f"{spec.title} has no refresh token: {spec.capabilities.no_refresh_token}: "
+            f"nfdoctor token authorize {name}"
         )
     prepared = prepare(env, request.config_path, observer)
     accounts = _scope(prepared, request.platform, request.shop)
@@ -230,13 +229,13 @@ def refresh_tokens(
 
 
 async def _skipped(account: Account) -> CheckResult:
+    spec = platform_spec(account.platform)
     return CheckResult(
         id="token.refresh",
-        title=f"{platform_spec(account.platform).title}: token refresh",
+        title=f"{spec.title}: token refresh",
         status=Status.SKIPPED,
-        summary="no refresh token on this platform: a Page token made from a long-lived "
-        "User token does not expire; if it dies, nfdoctor token authorize "
-        f"{account.platform} --shop {account.account_id}",
+        summary=f"no refresh token on this platform: {spec.capabilities.no_refresh_token}: "
+        f"nfdoctor token authorize {account.platform} --shop {account.account_id}",
         subject=account.label,
     )
 
