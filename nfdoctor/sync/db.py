@@ -771,13 +771,6 @@ class SyncDatabase:
             pass  # the dry run's comparison, undone
         return counts
 
-    def mark_window(
-        self, run_id: str, window: Window, next_cursor: str | None, total: int | None, now: datetime
-    ) -> None:
-        """Move a window's checkpoint without records (an empty page)."""
-        with self._transaction() as conn:
-            self._checkpoint(conn, run_id, window, next_cursor, 0, total, now)
-
     # -- validation ----------------------------------------------------------------------------
 
     def seen(self, run_id: str) -> dict[str, tuple[str | None, str | None, str | None]]:
@@ -829,33 +822,6 @@ class SyncDatabase:
                     when = updated if isinstance(updated, datetime) else _parse_iso(str(updated))
                     found[str(external_id)] = when
         return found
-
-    def crm_message_ids(self, shop_id: int, ids: Iterable[str]) -> dict[str, int]:
-        """How many copies the CRM holds of each of these message ids."""
-        wanted = list(ids)
-        found: dict[str, int] = {}
-        with self._transaction() as conn:
-            for chunk in _chunks(wanted, 500):
-                rows = conn.execute(
-                    self._sql(
-                        "SELECT external_id, COUNT(*) FROM messages WHERE shop_id = ? AND "
-                        f"external_id IN ({', '.join('?' for _ in chunk)}) GROUP BY external_id"
-                    ),
-                    (shop_id, *chunk),
-                ).fetchall()
-                found.update({str(r[0]): int(r[1]) for r in rows})
-        return found
-
-    def newest_order(self, shop_id: int) -> datetime | None:
-        """When the shop's newest order in the CRM was created."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                self._sql("SELECT MAX(created_at) FROM orders WHERE shop_id = ?"), (shop_id,)
-            ).fetchone()
-        if row is None or row[0] is None:
-            return None
-        value = row[0]
-        return value if isinstance(value, datetime) else _parse_iso(str(value))
 
     # -- helpers ---------------------------------------------------------------------------------
 

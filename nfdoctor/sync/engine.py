@@ -336,7 +336,7 @@ class SyncEngine:
             outcome.status = "failed"
             outcome.message = _failure_text(outcome.error, outcome.failed_windows, len(todo))
         if run_id is None and job.stream.name == "orders" and outcome.status == "ok":
-            outcome.validation = await _thread(lambda: self._validate_dry(job, since, until, seen))
+            outcome.validation = await _thread(lambda: self._compare(job, since, until, seen))
 
     async def _window(
         self,
@@ -428,15 +428,6 @@ class SyncEngine:
         seen = self.db.seen(run_id)
         listed = {k: (v[0] or "", _decimal(v[1]), v[2]) for k, v in seen.items()}
         return self._compare(job, since, until, listed)
-
-    def _validate_dry(
-        self,
-        job: Job,
-        since: datetime,
-        until: datetime,
-        seen: dict[str, Listed],
-    ) -> Validation:
-        return self._compare(job, since, until, seen)
 
     def _compare(
         self, job: Job, since: datetime, until: datetime, listed: dict[str, Listed]
